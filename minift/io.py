@@ -1,0 +1,58 @@
+"""Writing files so that a crash never leaves a half-written one behind.
+
+A training run can be killed at any moment (Ctrl-C, ``kill -9``, a laptop lid). If it dies while
+``torch.save`` is halfway through ``model.pt``, the previous good checkpoint is gone and the new
+one is garbage. The cure is the classic *write-then-rename*: write the whole content to a
+temporary file in the same folder, flush it to disk (``fsync``), then ``os.replace`` it over the
+target. On POSIX and Windows ``os.replace`` within one file system is atomic: a reader sees either
+the old file or the new one, never a mix.
+
+Every checkpoint, report, chart and summary in minift goes through these helpers.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # Leave no temp file behind, whatever went wrong (KeyboardInterrupt included).
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write UTF-8 ``text`` to ``path`` atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON (with a final newline) atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def atomic_torch_save(path: str | os.PathLike, obj: Any) -> None:
+    """``torch.save`` to memory first, then write the bytes atomically."""
+    import torch  # local import: the rest of this module needs no torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
