@@ -1,0 +1,387 @@
+"""A GPT written out by hand: embeddings, causal self-attention, MLP, blocks, generation.
+
+The idea
+--------
+A GPT reads a sequence of token ids and, at every position, predicts the next token. It does so
+with a stack of identical *blocks*. Each block lets every position look at the positions before it
+(self-attention) and then think on its own (an MLP). Both steps are added to a running "residual
+stream", so that information can pass through the stack unchanged when a block has nothing to add.
+
+Shapes used throughout (nanoGPT's letters):
+    B batch size, T sequence length, C = n_embd width, nh = n_head heads, hs = C // nh head size,
+    V vocabulary size.
+
+    x = wte[idx] + wpe[pos]                          (B, T, C)  token + learned position embeddings
+    for each block:
+        x = x + attn(ln_1(x))                        pre-LayerNorm, residual ("shortcut") connection
+        x = x + mlp(ln_2(x))
+    logits = ln_f(x) @ wte.T                         (B, T, V)  the head is tied to wte
+
+Self-attention, one head, written as the formula:
+    q, k, v = x Wq, x Wk, x Wv                       each (B, T, hs)
+    att = softmax(q kᵀ / √hs + M)                    (B, T, T), M = −∞ above the diagonal (causal)
+    y = att v                                        (B, T, hs)
+The nh heads run side by side as one (B, nh, T, hs) tensor, and their outputs are concatenated
+back to (B, T, C) and mixed by c_proj.
+
+Two attention paths live side by side. ``attn_impl="manual"`` computes the formula line by line:
+this is the one to read and step through. ``attn_impl="sdpa"`` (the default) calls PyTorch's fused
+``scaled_dot_product_attention``, which computes the same numbers faster and with less memory;
+``tests/test_model.py`` proves the two equal, and equal to a naive per-position loop.
+
+Names copy GPT-2's (``transformer.wte``, ``transformer.h.0.attn.c_attn``, ...), so that real GPT-2
+weights can be loaded by key (``minift/pretrained.py``).
+
+The model knows nothing about fine-tuning strategies. Freezing (``freezing.py``) and soft prompts
+(``prompt_tuning.py``) act on it from outside, through two general doors it offers:
+``forward_embeds`` (feed input embeddings instead of ids) and the ``prefix_embeds`` argument of
+``generate``.
+
+Generation and the KV cache
+---------------------------
+Without a cache, generating each new token re-runs the whole sequence: O(T²) work for T tokens.
+Keys and values of past positions never change (attention is causal), so ``KVCache`` keeps them and
+each step feeds only the newest token. ``generate(..., use_cache=True)`` gives exactly the tokens
+that ``use_cache=False`` gives (tested), just faster (``minift bench`` measures how much).
+
+Tutorials 02 (self-attention) and 03 (the block and the GPT) step through this file.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from minift.errors import MiniftError
+
+ATTN_IMPLS = ("manual", "sdpa")
+
+
+@dataclass
+class GPTConfig:
+    """The shape of a GPT. Every field is checked by ``validate`` with a message naming it."""
+
+    vocab_size: int = 1026
+    """Number of token ids the embedding table holds (tokenizer size, specials included)."""
+    block_size: int = 256
+    """Longest sequence the model can read: the number of learned position embeddings."""
+    n_layer: int = 4
+    """Number of Transformer blocks."""
+    n_head: int = 4
+    """Attention heads per block; must divide n_embd."""
+    n_embd: int = 128
+    """Width C of the residual stream."""
+    dropout: float = 0.0
+    """Dropout rate on embeddings, attention weights and residual branches (0 = off)."""
+    bias: bool = True
+    """Whether Linear and LayerNorm layers have biases (GPT-2 has them)."""
+    attn_impl: str = "sdpa"
+    """'manual' (the formula, written out) or 'sdpa' (PyTorch's fused kernel, same numbers)."""
+
+    def validate(self) -> "GPTConfig":
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise MiniftError(f"model config: {name} must be an integer >= 1, got {value!r}")
+        if self.n_embd % self.n_head != 0:
+            raise MiniftError(
+                f"model config: n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})"
+            )
+        if not (0.0 <= float(self.dropout) < 1.0):
+            raise MiniftError(f"model config: dropout must be in [0, 1), got {self.dropout!r}")
+        if self.attn_impl not in ATTN_IMPLS:
+            raise MiniftError(
+                f"model config: attn_impl must be one of {', '.join(ATTN_IMPLS)}, got {self.attn_impl!r}"
+            )
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class KVCache:
+    """Keys and values of the positions seen so far, one preallocated buffer per layer.
+
+    k[layer], v[layer]: (B, nh, max_len, hs). ``length`` is how many positions are filled.
+    Preallocating avoids re-copying the whole cache at every step (``torch.cat`` would).
+    """
+
+    def __init__(self, config: GPTConfig, batch_size: int, max_len: int, device, dtype):
+        hs = config.n_embd // config.n_head
+        shape = (batch_size, config.n_head, max_len, hs)
+        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+        self.length = 0
+        self.max_len = max_len
+
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor):
+        """Store k, v (B, nh, T_new, hs) after the filled part; return all keys and values so far."""
+        start, end = self.length, self.length + k.size(2)
+        self.k[layer][:, :, start:end] = k
+        self.v[layer][:, :, start:end] = v
+        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.n_head = config.n_head
+        self.n_embd = config.n_embd
+        self.attn_impl = config.attn_impl
+        self.dropout = config.dropout
+        # One matrix makes q, k and v at once: (C) -> (3C). GPT-2 stores it this way too.
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.attn_dropout = nn.Dropout(config.dropout)
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x, mask=None, cache: KVCache | None = None, layer: int = 0):
+        """x (B, T, C) -> (B, T, C). ``mask`` (B or 1, 1, T, S) is True where a query may look.
+
+        With ``mask=None`` the plain causal mask is used; S = T (no cache) or past + T (cache).
+        """
+        B, T, C = x.size()
+        hs = C // self.n_head
+        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # each (B, T, C)
+        # Split C into nh heads of size hs and move heads next to the batch: (B, nh, T, hs).
+        q = q.view(B, T, self.n_head, hs).transpose(1, 2)
+        k = k.view(B, T, self.n_head, hs).transpose(1, 2)
+        v = v.view(B, T, self.n_head, hs).transpose(1, 2)
+        past = 0
+        if cache is not None:
+            past = cache.length
+            k, v = cache.append(layer, k, v)  # (B, nh, past + T, hs)
+        S = k.size(2)
+        if mask is None:
+            # Query i (at absolute position past + i) may look at keys 0 .. past + i.
+            mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=past)
+            mask = mask.view(1, 1, T, S)
+
+        if self.attn_impl == "manual":
+            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hs))  # (B, nh, T, S)
+            att = att.masked_fill(~mask, float("-inf"))  # a masked score gets weight exactly 0
+            att = F.softmax(att, dim=-1)
+            att = self.attn_dropout(att)
+            y = att @ v  # (B, nh, T, S) @ (B, nh, S, hs) -> (B, nh, T, hs)
+        else:
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
+            )
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side again: (B, T, C)
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    """Position-wise feed-forward: C -> 4C -> GELU -> C."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.gelu = nn.GELU(approximate="tanh")  # GPT-2's GELU uses the tanh approximation
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x):
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    """One Transformer block, pre-LayerNorm: normalise, transform, add back (the residual)."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x, mask=None, cache=None, layer=0):
+        x = x + self.attn(self.ln_1(x), mask=mask, cache=cache, layer=layer)  # talk to other positions
+        x = x + self.mlp(self.ln_2(x))  # think about what was heard
+        return x
+
+
+class GPT(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config.validate()
+        self.transformer = nn.ModuleDict(
+            dict(
+                wte=nn.Embedding(config.vocab_size, config.n_embd),
+                wpe=nn.Embedding(config.block_size, config.n_embd),
+                drop=nn.Dropout(config.dropout),
+                h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+                ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
+            )
+        )
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        # Weight tying: the head that turns a vector into token scores is the same matrix that turns
+        # a token into a vector. Fewer parameters, and in fine-tuning a consequence worth knowing:
+        # freezing the embedding also freezes the head.
+        self.lm_head.weight = self.transformer.wte.weight
+        self.apply(self._init_weights)
+        # GPT-2's scaled init: each residual branch's output projection gets std 0.02/√(2·n_layer),
+        # so that the sum of 2·n_layer branches does not grow with depth.
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module):
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def num_parameters(self) -> int:
+        """Parameters counted once each (the tied head is the embedding, not a second matrix)."""
+        return sum(p.numel() for p in self.parameters())
+
+    # --- the two doors: ids in, or embeddings in -------------------------------------------------
+    def embed(self, idx: torch.Tensor) -> torch.Tensor:
+        """Token embeddings only, (B, T) -> (B, T, C); positions are added in forward_embeds."""
+        return self.transformer.wte(idx)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """idx (B, T) LongTensor -> logits (B, T, V)."""
+        return self.forward_embeds(self.embed(idx))
+
+    def forward_embeds(self, x, positions=None, key_padding_mask=None, cache: KVCache | None = None):
+        """Input embeddings x (B, T, C) -> logits (B, T, V).
+
+        positions: (B, T) or (T,) absolute positions; default past .. past + T − 1.
+        key_padding_mask: (B, S) bool, True for real tokens, False for padding, over all S positions
+            seen so far (cached + new). Lets one batch hold prompts of different lengths (left-padded).
+        cache: a KVCache to read past keys/values from and append the new ones to.
+        """
+        B, T, _ = x.size()
+        past = cache.length if cache is not None else 0
+        if positions is None:
+            positions = torch.arange(past, past + T, device=x.device)
+        if int(positions.max()) >= self.config.block_size:
+            raise ValueError(
+                f"position {int(positions.max())} is beyond block_size {self.config.block_size}"
+            )
+        x = self.transformer.drop(x + self.transformer.wpe(positions))
+        mask = None
+        if key_padding_mask is not None:
+            S = past + T
+            causal = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=past)
+            # Each query also sees itself, so a padding row never has all its scores masked
+            # (softmax of all −∞ is NaN); real rows never look at padding.
+            own = torch.zeros(T, S, dtype=torch.bool, device=x.device)
+            own[torch.arange(T), past + torch.arange(T)] = True
+            mask = (causal & key_padding_mask[:, None, None, :S]) | own  # (B, 1, T, S)
+        for i, block in enumerate(self.transformer.h):
+            x = block(x, mask=mask, cache=cache, layer=i)
+        if cache is not None:
+            cache.length += T
+        return self.lm_head(self.transformer.ln_f(x))
+
+    # --- generation ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        use_cache: bool = True,
+        eos_id: int | None = None,
+        prefix_embeds: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Continue idx (B, T) by up to max_new_tokens tokens; returns (B, T + new).
+
+        temperature=0.0 is greedy decoding (argmax). top_k keeps the k most likely tokens.
+        eos_id: a row that produced it keeps producing it, and generation stops when all rows have.
+        prefix_embeds: (B or 1, P, C) vectors placed before the tokens (a soft prompt).
+        attention_mask: (B, T) bool/0-1, False on left padding, so prompts of different lengths batch.
+        """
+        B, T0 = idx.shape
+        P = 0 if prefix_embeds is None else prefix_embeds.size(1)
+        if prefix_embeds is not None and prefix_embeds.size(0) == 1 and B > 1:
+            prefix_embeds = prefix_embeds.expand(B, -1, -1)
+        pad = None
+        if attention_mask is not None:
+            pad = attention_mask.to(torch.bool)
+            if P:
+                pad = torch.cat([torch.ones(B, P, dtype=torch.bool, device=idx.device), pad], 1)
+        done = torch.zeros(B, dtype=torch.bool, device=idx.device)
+        cache = None
+        for _ in range(max_new_tokens):
+            total = P + idx.size(1)
+            if use_cache and total <= self.config.block_size:
+                if cache is None:  # first step: run the whole prompt once, filling the cache
+                    cache = KVCache(self.config, B, self.config.block_size, idx.device,
+                                    self.transformer.wte.weight.dtype)
+                    logits = self._forward_window(idx, prefix_embeds, pad, cache=cache)
+                else:  # later steps: only the newest token goes through the model
+                    new_pos = self._positions(pad, total)[:, -1:]
+                    logits = self.forward_embeds(self.embed(idx[:, -1:]), positions=new_pos,
+                                                 key_padding_mask=pad, cache=cache)
+            else:
+                # No cache, or the sequence has outgrown the block: re-run the last block_size
+                # positions. Learned absolute positions cannot slide, so a cache cannot be reused.
+                logits = self._forward_window(idx, prefix_embeds, pad, cache=None)
+            next_id = self._pick(logits[:, -1, :], temperature, top_k, generator)  # (B,)
+            if eos_id is not None:
+                next_id = torch.where(done, torch.full_like(next_id, eos_id), next_id)
+                done |= next_id == eos_id
+            idx = torch.cat([idx, next_id[:, None]], dim=1)
+            if pad is not None:
+                pad = torch.cat([pad, torch.ones(B, 1, dtype=torch.bool, device=idx.device)], 1)
+            if eos_id is not None and bool(done.all()):
+                break
+        return idx
+
+    def _positions(self, pad, total):
+        """Absolute positions (B, total): with left padding, the first real token is position 0."""
+        if pad is None:
+            return torch.arange(total, device=self.transformer.wte.weight.device).expand(1, total)
+        return (pad.long().cumsum(1) - 1).clamp(min=0)
+
+    def _forward_window(self, idx, prefix_embeds, pad, cache):
+        """Forward the prefix + tokens, cropped from the left to the block if needed."""
+        P = 0 if prefix_embeds is None else prefix_embeds.size(1)
+        keep = self.config.block_size - P
+        if keep < 1:
+            raise ValueError(f"prefix of {P} vectors leaves no room in block_size {self.config.block_size}")
+        tokens = idx[:, -keep:]
+        x = self.embed(tokens)
+        window_pad = None
+        if pad is not None:
+            window_pad = torch.cat([pad[:, :P], pad[:, P:][:, -keep:]], 1)
+        if P:
+            x = torch.cat([prefix_embeds.to(x.dtype), x], dim=1)
+        positions = self._positions(window_pad, x.size(1))
+        return self.forward_embeds(x, positions=positions, key_padding_mask=window_pad, cache=cache)
+
+    @staticmethod
+    def _pick(logits, temperature, top_k, generator):
+        """logits (B, V) -> next token ids (B,)."""
+        if temperature == 0.0:
+            return logits.argmax(dim=-1)
+        logits = logits / temperature
+        if top_k is not None:
+            kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        probs = F.softmax(logits.float(), dim=-1)
+        return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+
+def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over positions whose target is not -100.
+
+    logits (B, T, V), targets (B, T). Positions marked -100 (the prompt part of a fine-tuning
+    example, padding) contribute nothing: the model is graded only on what it should write.
+    """
+    return F.cross_entropy(
+        logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-100
+    )
