@@ -1,0 +1,159 @@
+"""The ``minift`` command line: parse, validate, call the library, print.
+
+No logic lives only here: every subcommand is a few lines that call a library function, so what
+the CLI does, a tutorial or a test can do by calling the same function.
+
+Conventions (Unix): ``--help`` on every subcommand; results on stdout, progress on stderr;
+exit 0 on success, 2 on bad input (a one-line ``minift: error: ...``, no traceback), 130 on Ctrl-C.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from minift.errors import MiniftError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and still exit code 2)."""
+
+    def error(self, message):
+        raise MiniftError(f"{message} (see '{self.prog} --help')")
+
+
+def add_device(p):
+    p.add_argument("--device", default="auto",
+                   help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps (default: auto)")
+
+
+def add_quiet(p):
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def print_table(rows: list[dict], columns: list[str], file=sys.stdout):
+    """A plain aligned text table."""
+    def fmt(v):
+        if isinstance(v, float):
+            return f"{v:.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
+        if isinstance(v, int) and not isinstance(v, bool):
+            return f"{v:,}"
+        return "" if v is None else str(v)
+
+    cells = [[fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)), file=file)
+    print("  ".join("-" * w for w in widths), file=file)
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)), file=file)
+
+
+# --- subcommands ---------------------------------------------------------------------------------
+def cmd_pretrain(args):
+    from minift.device import resolve_device
+    from minift.pretrain import pretrain
+
+    summary = pretrain(args.out, preset=args.preset, text_file=args.text, tokenizer_path=args.tokenizer,
+                       max_steps=args.max_steps, seed=args.seed, device=resolve_device(args.device),
+                       compile=args.compile, quiet=args.quiet, vocab=args.vocab)
+    print(json.dumps(summary, indent=2))
+    print(f"wrote {args.out}/model.pt, tokenizer.json, log.jsonl, loss.svg, summary.json", file=sys.stderr)
+
+
+def cmd_tokenizer(args):
+    import time
+
+    from minift.pretrain import read_text_file
+    from minift.tokenizer import Tokenizer
+
+    text = read_text_file(args.text)
+    t0 = time.time()
+    tok = Tokenizer.train(text, args.vocab)
+    tok.save(args.out)
+    ids = tok.encode(text)
+    print(json.dumps({"out": args.out, "vocab_size": tok.vocab_size, "characters": len(text),
+                      "tokens": len(ids), "characters_per_token": round(len(text) / max(1, len(ids)), 3),
+                      "seconds": round(time.time() - t0, 2)}, indent=2))
+
+
+def cmd_bench(args):
+    from minift.bench import run_bench
+
+    run_bench(args)
+
+
+def cmd_plot(args):
+    from minift.plot import plot_run
+
+    print(plot_run(args.run_dir, args.out))
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="minift", description="Fine-tuning language models, built by hand in plain PyTorch.")
+    from minift import __version__
+
+    parser.add_argument("--version", action="version", version=f"minift {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    p = sub.add_parser("pretrain", help="train a base model from scratch (generated world or your own text)",
+                       description="Pretrain a GPT from scratch on the generated English/French world, "
+                                   "or on your own UTF-8 text with --text.")
+    p.add_argument("--out", default="runs/pretrain", help="run folder to write (default: runs/pretrain)")
+    p.add_argument("--preset", default="base", help="model size and schedule: tiny or base (default: base)")
+    p.add_argument("--text", help="train on this UTF-8 text file instead of the generated world")
+    p.add_argument("--tokenizer", help="use this tokenizer.json instead of training one")
+    p.add_argument("--vocab", type=int, help="BPE vocabulary when training a tokenizer (default: the preset's)")
+    p.add_argument("--max-steps", type=int, help="override the preset's number of steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (helps on GPUs)")
+    add_device(p)
+    add_quiet(p)
+    p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("tokenizer", help="train a byte-level BPE tokenizer on a text file",
+                       description="Train a byte-level BPE tokenizer on a UTF-8 text file and save it as JSON.")
+    p.add_argument("--text", required=True, help="UTF-8 text file to learn merges from")
+    p.add_argument("--vocab", type=int, default=1024, help="vocabulary size: 256 bytes + merges (default: 1024)")
+    p.add_argument("--out", default="tokenizer.json", help="where to write (default: tokenizer.json)")
+    p.set_defaults(func=cmd_tokenizer)
+
+    p = sub.add_parser("bench", help="measure training and generation throughput (tokens/s)",
+                       description="Benchmarks: training-step throughput against the machine's matmul rate, "
+                                   "generation with and without the KV cache, and per-strategy step cost.")
+    p.add_argument("--only", help="comma list of sections: train, generate, strategies (default: all)")
+    p.add_argument("--steps", type=int, default=10, help="timed steps per measurement (default: 10)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--json", help="also write the results to this JSON file")
+    p.add_argument("--compile", action="store_true")
+    add_device(p)
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("plot", help="draw a run's loss curves as SVG",
+                       description="Read RUN_DIR/log.jsonl and write an SVG chart of train and validation loss.")
+    p.add_argument("run_dir")
+    p.add_argument("--out", help="SVG path (default: RUN_DIR/loss.svg)")
+    p.set_defaults(func=cmd_plot)
+
+    from minift import cli_tasks  # the task, fine-tuning and course subcommands
+
+    cli_tasks.register(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if not getattr(args, "command", None):
+            parser.print_help()
+            return 2
+        args.func(args)
+        return 0
+    except MiniftError as exc:
+        print(f"minift: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("minift: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `minift ... | head` closed the pipe: not an error
+        return 0

@@ -1,0 +1,311 @@
+"""Optimization: AdamW with decoupled weight decay, L2, learning-rate schedules, clipping.
+
+The idea. Adam keeps two running averages per weight: ``m``, the mean of recent gradients (which
+way to go), and ``v``, the mean of recent squared gradients (how noisy that direction is). Each
+weight then moves by about ``lr`` in the direction of ``m``, divided by ``sqrt(v)`` so that every
+weight takes steps of similar size, whatever the scale of its gradient. Weight decay pulls every
+weight a little towards zero each step. *AdamW* (Loshchilov & Hutter, "Decoupled Weight Decay
+Regularization") does that pull directly on the weight instead of through the gradient, and the
+two are not the same under Adam; see ``l2_penalty`` for why.
+
+One step, for a parameter ``p`` and its gradient ``g`` (both of the parameter's shape, say (C, 4C)),
+step count ``t`` = 1, 2, ..., all operations elementwise::
+
+    p  = p * (1 - lr * wd)                  # decoupled decay: shrink first, gradient plays no part
+    m  = b1 * m + (1 - b1) * g              # first moment,  same shape as p
+    v  = b2 * v + (1 - b2) * g**2           # second moment, same shape as p
+    m_hat = m / (1 - b1**t)                 # bias corrections: m and v start at zero, so early
+    v_hat = v / (1 - b2**t)                 #   averages are too small; this undoes it exactly
+    p  = p - lr * m_hat / (sqrt(v_hat) + eps)   # eps after the root: it only guards v_hat = 0
+
+The optimizer state is therefore two tensors of ``p``'s shape, plus the step count:
+``optimizer_state_bytes`` measures it (twice the model, in float32).
+
+Two paths, one meaning. ``AdamW._step_loop`` walks the parameters one by one and is the one to
+read. ``AdamW._step_foreach`` does the same arithmetic on whole lists with ``torch._foreach_*``,
+which launches a handful of GPU kernels per step instead of a handful per parameter. The tests
+prove the two equal, and both equal ``torch.optim.AdamW``.
+
+Around the optimizer: ``param_groups`` (which weights decay, per-weight learning-rate multipliers),
+``set_lr`` and ``lr_at`` (warmup + cosine schedule), ``clip_grad_norm``.
+
+Used by tutorial 04 (optimization: AdamW versus Adam + L2, dropout, learning-rate schedules) and
+tutorial 07 (discriminative learning rates: each block lower learns at rate / 2.6).
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+from torch import nn
+
+from minift.errors import MiniftError
+
+
+def _check_finite(name: str, value, lowest: float, allow_equal: bool) -> None:
+    """Raise MiniftError unless ``value`` is a finite number above ``lowest`` (or equal, if allowed)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value >= lowest if allow_equal else value > lowest)
+    if not ok:
+        bound = f">= {lowest}" if allow_equal else f"> {lowest}"
+        raise MiniftError(f"{name} must be a finite number {bound}, got {value!r}")
+
+
+class AdamW(torch.optim.Optimizer):
+    """Adam with decoupled weight decay. Groups may carry their own ``lr``, ``weight_decay`` and
+    ``lr_scale`` (a multiplier of the base rate, see ``set_lr``); extra keys such as ``names`` are kept.
+
+    ``foreach=None`` picks the multi-tensor path when all of a group's parameters are on CUDA.
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, foreach: bool | None = None):
+        params = list(params)
+        if not params:
+            raise MiniftError("AdamW got no parameters to optimize (is everything frozen?)")
+        self._base_lr = lr  # lets a group that gives only "lr_scale" start at lr * lr_scale
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=foreach)
+        self._check_hyperparameters(defaults, where="AdamW")
+        super().__init__(params, defaults)
+
+    @staticmethod
+    def _check_hyperparameters(group: dict, where: str) -> None:
+        _check_finite(f"{where}: lr", group["lr"], 0.0, allow_equal=False)
+        _check_finite(f"{where}: eps", group["eps"], 0.0, allow_equal=True)
+        _check_finite(f"{where}: weight_decay", group["weight_decay"], 0.0, allow_equal=True)
+        betas = group["betas"]
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2
+                and all(isinstance(b, (int, float)) and 0.0 <= b < 1.0 for b in betas)):
+            raise MiniftError(f"{where}: betas must be two numbers in [0, 1), got {betas!r}")
+        if group["foreach"] not in (None, True, False):
+            raise MiniftError(f"{where}: foreach must be None, True or False, got {group['foreach']!r}")
+        if "lr_scale" in group:
+            _check_finite(f"{where}: lr_scale", group["lr_scale"], 0.0, allow_equal=False)
+
+    def add_param_group(self, param_group: dict) -> None:
+        # A group from param_groups(..., lr=None, lr_scales=...) names a scale but no rate: give it
+        # lr * lr_scale now, the same rule set_lr applies later, so the scale is never silently ignored.
+        if "lr_scale" in param_group and "lr" not in param_group:
+            param_group = dict(param_group, lr=self._base_lr * param_group["lr_scale"])
+        # Check before adding, so a rejected group never ends up half-registered.
+        self._check_hyperparameters({**self.defaults, **param_group},
+                                    where=f"AdamW param group {len(self.param_groups)}")
+        super().add_param_group(param_group)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]  # frozen or unused: skip
+            if not params:
+                continue
+            for p in params:
+                if p.grad.is_sparse:
+                    raise MiniftError("AdamW does not support sparse gradients (build nn.Embedding with sparse=False)")
+                if not self.state[p]:  # first step for this parameter: m = v = 0
+                    self.state[p]["step"] = 0
+                    self.state[p]["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    self.state[p]["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            use_foreach = group["foreach"]
+            if use_foreach is None:
+                use_foreach = all(p.is_cuda for p in params)
+            (self._step_foreach if use_foreach else self._step_loop)(group, params)
+        return loss
+
+    def _step_loop(self, group: dict, params: list[torch.Tensor]) -> None:
+        """The readable path: the six lines of the module docstring, once per parameter."""
+        lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
+        beta1, beta2 = group["betas"]
+        for p in params:
+            state = self.state[p]
+            state["step"] += 1
+            t = state["step"]
+            g, m, v = p.grad, state["exp_avg"], state["exp_avg_sq"]
+            p.mul_(1 - lr * wd)
+            m.mul_(beta1).add_(g, alpha=1 - beta1)
+            v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+            bias1 = 1 - beta1 ** t
+            bias2 = 1 - beta2 ** t
+            # sqrt(v_hat) = sqrt(v) / sqrt(1 - b2^t); the lr / (1 - b1^t) factor folds m_hat in.
+            denom = v.sqrt().div_(math.sqrt(bias2)).add_(eps)
+            p.addcdiv_(m, denom, value=-lr / bias1)
+
+    def _step_foreach(self, group: dict, params: list[torch.Tensor]) -> None:
+        """The fast path: the same arithmetic, each line applied to all parameters at once."""
+        lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
+        beta1, beta2 = group["betas"]
+        states = [self.state[p] for p in params]
+        grads = [p.grad for p in params]
+        ms = [s["exp_avg"] for s in states]
+        vs = [s["exp_avg_sq"] for s in states]
+        for s in states:
+            s["step"] += 1
+        # Step counts can differ within a group (a parameter that had no gradient for a while),
+        # so the bias corrections are per-parameter lists of numbers.
+        root_bias2 = [math.sqrt(1 - beta2 ** s["step"]) for s in states]
+        step_sizes = [-lr / (1 - beta1 ** s["step"]) for s in states]
+        torch._foreach_mul_(params, 1 - lr * wd)
+        torch._foreach_mul_(ms, beta1)
+        torch._foreach_add_(ms, grads, alpha=1 - beta1)
+        torch._foreach_mul_(vs, beta2)
+        torch._foreach_addcmul_(vs, grads, grads, value=1 - beta2)
+        denoms = torch._foreach_sqrt(vs)
+        torch._foreach_div_(denoms, root_bias2)
+        torch._foreach_add_(denoms, eps)
+        torch._foreach_addcdiv_(params, ms, denoms, step_sizes)
+
+
+def _unique_trainable(params) -> list[torch.Tensor]:
+    """The parameters that require grad, each once (tied weights appear twice in a plain list)."""
+    if isinstance(params, nn.Module):
+        params = params.parameters()
+    elif isinstance(params, torch.Tensor):
+        params = [params]
+    seen, out = set(), []
+    for p in params:
+        if p.requires_grad and id(p) not in seen:
+            seen.add(id(p))
+            out.append(p)
+    return out
+
+
+def l2_penalty(params, weight: float) -> torch.Tensor:
+    """``0.5 * weight * sum ||p||^2`` over the trainable ``params`` (a module or an iterable of tensors).
+
+    Add it to the loss and its gradient, ``weight * p``, joins the data gradient: this is the
+    *coupled* L2 that ``torch.optim.Adam(weight_decay=weight)`` applies. Under plain SGD that is the
+    same as shrinking the weights, but Adam divides the whole gradient by ``sqrt(v_hat)``::
+
+        Adam + L2:  p -= lr * adam(g + weight * p)      # the pull is rescaled per weight
+        AdamW:      p -= lr * adam(g) + lr * wd * p     # the pull is the same fraction for all
+
+    With L2, a weight whose gradients are large (large ``v``) is decayed *less*, one with small
+    gradients more: the regularizer ends up tangled with the gradient history. Decoupling restores
+    "every weight shrinks by the same fraction each step", which is why AdamW generalizes better
+    (Loshchilov & Hutter). Tutorial 04 measures the difference.
+    """
+    _check_finite("l2_penalty: weight", weight, 0.0, allow_equal=True)
+    params = _unique_trainable(params)
+    if not params:
+        return torch.zeros(())
+    return 0.5 * weight * sum(p.pow(2).sum() for p in params)
+
+
+def param_groups(model_or_named_params, weight_decay: float, lr: float | None = None,
+                 lr_scales: dict[str, float] | None = None) -> list[dict]:
+    """Split the trainable parameters into optimizer groups.
+
+    Parameters with ``p.dim() < 2`` (biases, LayerNorm gains and shifts, a scalar) get
+    ``weight_decay=0``: shrinking them towards zero has no regularizing effect worth having and
+    can hurt, while matrices (linear layers, embeddings, soft prompts) get ``weight_decay``.
+    ``lr_scales`` maps a parameter name to a multiplier of the base rate (discriminative rates,
+    tutorial 07); parameters with different multipliers land in different groups. Every group
+    records ``weight_decay``, ``lr_scale`` and ``names`` (the parameter names in it), and ``lr``
+    (= lr * lr_scale) when ``lr`` is given; otherwise ``AdamW`` derives it from its own ``lr``.
+    """
+    _check_finite("param_groups: weight_decay", weight_decay, 0.0, allow_equal=True)
+    if lr is not None:
+        _check_finite("param_groups: lr", lr, 0.0, allow_equal=False)
+    lr_scales = dict(lr_scales or {})
+    for name, scale in lr_scales.items():
+        _check_finite(f"param_groups: lr_scales[{name!r}]", scale, 0.0, allow_equal=False)
+    if isinstance(model_or_named_params, nn.Module):
+        named = list(model_or_named_params.named_parameters())  # tied weights already appear once
+    else:
+        named = list(model_or_named_params)
+    unknown = sorted(set(lr_scales) - {name for name, _ in named})
+    if unknown:
+        raise MiniftError(f"param_groups: lr_scales names unknown parameters {unknown}")
+
+    groups: dict[tuple[float, float], dict] = {}  # (weight_decay, lr_scale) -> group, in first-seen order
+    seen: set[int] = set()
+    for name, p in named:
+        if not p.requires_grad or id(p) in seen:
+            continue
+        seen.add(id(p))
+        decay = weight_decay if p.dim() >= 2 else 0.0
+        scale = float(lr_scales.get(name, 1.0))
+        if (decay, scale) not in groups:
+            group = {"params": [], "names": [], "weight_decay": decay, "lr_scale": scale}
+            if lr is not None:
+                group["lr"] = lr * scale
+            groups[(decay, scale)] = group
+        groups[(decay, scale)]["params"].append(p)
+        groups[(decay, scale)]["names"].append(name)
+    if not groups:
+        raise MiniftError("param_groups: no trainable parameters (every parameter has requires_grad=False)")
+    return list(groups.values())
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set every group's rate to ``lr * lr_scale`` (scale 1 when the group has none)."""
+    _check_finite("set_lr: lr", lr, 0.0, allow_equal=True)  # 0 is fine here: a schedule may end there
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group.get("lr_scale", 1.0)
+
+
+def lr_at(step: int, max_lr: float, warmup_steps: int, total_steps: int, min_lr_ratio: float = 0.1) -> float:
+    """Learning rate at optimizer step ``step`` (0-based): linear warmup, cosine decay, then flat.
+
+    - warmup, ``step < warmup_steps``:  ``max_lr * (step + 1) / warmup_steps``
+      (so the very first step already moves, and step ``warmup_steps - 1`` reaches ``max_lr``);
+    - decay, ``warmup_steps <= step < total_steps``, with ``q = (step - warmup_steps) / (total_steps - warmup_steps)``:
+      ``min_lr + 0.5 * (max_lr - min_lr) * (1 + cos(pi * q))`` where ``min_lr = min_lr_ratio * max_lr``;
+    - after, ``step >= total_steps``: ``min_lr``.
+
+    Worked values for ``max_lr=1e-3, warmup_steps=10, total_steps=110, min_lr_ratio=0.1``:
+    step 0 -> 1e-4, step 4 -> 5e-4, step 9 -> 1e-3, step 10 -> 1e-3 (cosine starts at its peak),
+    step 60 -> 5.5e-4 (halfway: the mean of 1e-3 and 1e-4), step 110 -> 1e-4, step 500 -> 1e-4.
+    """
+    if not isinstance(step, numbers.Integral) or step < 0:
+        raise MiniftError(f"lr_at: step must be an integer >= 0, got {step!r}")
+    _check_finite("lr_at: max_lr", max_lr, 0.0, allow_equal=False)
+    integers = isinstance(warmup_steps, numbers.Integral) and isinstance(total_steps, numbers.Integral)
+    if not (integers and 0 <= warmup_steps <= total_steps):
+        raise MiniftError(f"lr_at: need integers 0 <= warmup_steps <= total_steps, "
+                          f"got warmup_steps={warmup_steps!r}, total_steps={total_steps!r}")
+    if not (isinstance(min_lr_ratio, (int, float)) and 0.0 <= min_lr_ratio <= 1.0):
+        raise MiniftError(f"lr_at: min_lr_ratio must be in [0, 1], got {min_lr_ratio!r}")
+    min_lr = min_lr_ratio * max_lr
+    if step < warmup_steps:
+        return max_lr * (step + 1) / warmup_steps
+    if step >= total_steps:
+        return min_lr
+    progress = (step - warmup_steps) / (total_steps - warmup_steps)
+    return min_lr + 0.5 * (max_lr - min_lr) * (1.0 + math.cos(math.pi * progress))
+
+
+def clip_grad_norm(params, max_norm: float) -> float:
+    """Rescale gradients so that their global L2 norm is at most ``max_norm``; return the norm before.
+
+    ``norm = sqrt(sum over params of ||g||^2)``, as if all gradients were one long vector. If it
+    exceeds ``max_norm`` every gradient is multiplied by ``max_norm / (norm + 1e-6)``: the direction
+    of the step is kept, only its length is capped, so one bad batch cannot throw the weights far.
+    """
+    _check_finite("clip_grad_norm: max_norm", max_norm, 0.0, allow_equal=False)
+    if isinstance(params, torch.Tensor):
+        params = [params]
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return 0.0
+    device = grads[0].device
+    # Norm of the per-tensor norms = norm of everything concatenated, without building the concatenation.
+    per_tensor = torch.stack([torch.linalg.vector_norm(g, 2).to(device) for g in grads])
+    total = torch.linalg.vector_norm(per_tensor, 2)
+    if total > max_norm:
+        scale = max_norm / (total + 1e-6)  # a tensor: stays on the device, in the gradients' precision
+        for g in grads:
+            g.mul_(scale.to(g.device))
+    return total.item()
+
+
+def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
+    """Bytes held by the tensors in ``optimizer.state`` (for AdamW: m and v, the size of the model twice)."""
+    return sum(value.numel() * value.element_size()
+               for state in optimizer.state.values()
+               for value in state.values()
+               if isinstance(value, torch.Tensor))
