@@ -65,8 +65,9 @@ def resolve_model_path(path_or_name) -> Path:
 
 
 def model_state(model: GPT) -> dict:
-    """The state dict without the tied head (it is the token embedding, stored once)."""
-    return {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    """The state dict, with a tied head stored once (as the token embedding it is)."""
+    tied = model.config.tie_weights
+    return {k: v for k, v in model.state_dict().items() if not (tied and k == "lm_head.weight")}
 
 
 def save_checkpoint(path, model: GPT, tokenizer, meta: dict | None = None) -> None:
@@ -126,7 +127,7 @@ def load_weights(model: GPT, state: dict, source="checkpoint") -> None:
                 f"{source}: weights for another model: '{key}' has shape {tuple(state[key].shape)}, "
                 f"this model needs {tuple(value.shape)}"
             )
-    extra = sorted(set(state) - set(own) - {"lm_head.weight"})
+    extra = sorted(set(state) - set(own) - ({"lm_head.weight"} if model.config.tie_weights else set()))
     if extra:
         raise MiniftError(f"{source}: weights for another model: unexpected key '{extra[0]}'")
     with torch.no_grad():
@@ -156,7 +157,7 @@ class ModelBundle:
     def generate(self, text: str, max_new_tokens: int = 64, prompt_name: str | None = None,
                  temperature: float = 0.0, top_k: int | None = None) -> str:
         """Continue ``text`` and return only the new text (greedy by default), stopping at end-of-text."""
-        from minift.prompt_tuning import generate_text
+        from minift.evaluate import generate_text
 
         return generate_text(self, [text], max_new_tokens=max_new_tokens, prompt_names=[prompt_name],
                              temperature=temperature, top_k=top_k)[0]

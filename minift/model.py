@@ -80,6 +80,8 @@ class GPTConfig:
     """Whether Linear and LayerNorm layers have biases (GPT-2 has them)."""
     attn_impl: str = "sdpa"
     """'manual' (the formula, written out) or 'sdpa' (PyTorch's fused kernel, same numbers)."""
+    tie_weights: bool = True
+    """The LM head shares the token embedding matrix (GPT-2 does). freezing.untie_head splits them."""
 
     def validate(self) -> "GPTConfig":
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -218,11 +220,12 @@ class GPT(nn.Module):
             )
         )
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        # Weight tying: the head that turns a vector into token scores is the same matrix that turns
-        # a token into a vector. Fewer parameters, and in fine-tuning a consequence worth knowing:
-        # freezing the embedding also freezes the head.
-        self.lm_head.weight = self.transformer.wte.weight
         self.apply(self._init_weights)
+        if config.tie_weights:
+            # Weight tying: the head that turns a vector into token scores is the same matrix that
+            # turns a token into a vector. Fewer parameters, and in fine-tuning a consequence worth
+            # knowing: freezing the embedding also freezes the head.
+            self.lm_head.weight = self.transformer.wte.weight
         # GPT-2's scaled init: each residual branch's output projection gets std 0.02/√(2·n_layer),
         # so that the sum of 2·n_layer branches does not grow with depth.
         for name, p in self.named_parameters():
@@ -296,6 +299,7 @@ class GPT(nn.Module):
         prefix_embeds: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        prefix_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Continue idx (B, T) by up to max_new_tokens tokens; returns (B, T + new).
 
@@ -303,16 +307,20 @@ class GPT(nn.Module):
         eos_id: a row that produced it keeps producing it, and generation stops when all rows have.
         prefix_embeds: (B or 1, P, C) vectors placed before the tokens (a soft prompt).
         attention_mask: (B, T) bool/0-1, False on left padding, so prompts of different lengths batch.
+        prefix_mask: (B, P) bool, False on prefix slots a row does not use (rows whose soft prompts
+            are shorter, or that have none, are left-padded inside the prefix).
         """
         B, T0 = idx.shape
         P = 0 if prefix_embeds is None else prefix_embeds.size(1)
         if prefix_embeds is not None and prefix_embeds.size(0) == 1 and B > 1:
             prefix_embeds = prefix_embeds.expand(B, -1, -1)
-        pad = None
-        if attention_mask is not None:
-            pad = attention_mask.to(torch.bool)
-            if P:
-                pad = torch.cat([torch.ones(B, P, dtype=torch.bool, device=idx.device), pad], 1)
+        pad = None  # (B, P + T) True on real positions; None when nothing is padded
+        if attention_mask is not None or prefix_mask is not None:
+            tokens_real = (attention_mask.to(torch.bool) if attention_mask is not None
+                           else torch.ones(B, T0, dtype=torch.bool, device=idx.device))
+            prefix_real = (prefix_mask.to(torch.bool) if prefix_mask is not None
+                           else torch.ones(B, P, dtype=torch.bool, device=idx.device))
+            pad = torch.cat([prefix_real, tokens_real], 1)
         done = torch.zeros(B, dtype=torch.bool, device=idx.device)
         cache = None
         for _ in range(max_new_tokens):
@@ -323,7 +331,7 @@ class GPT(nn.Module):
                                     self.transformer.wte.weight.dtype)
                     logits = self._forward_window(idx, prefix_embeds, pad, cache=cache)
                 else:  # later steps: only the newest token goes through the model
-                    new_pos = self._positions(pad, total)[:, -1:]
+                    new_pos = positions_from_mask(pad, total, idx.device)[:, -1:]
                     logits = self.forward_embeds(self.embed(idx[:, -1:]), positions=new_pos,
                                                  key_padding_mask=pad, cache=cache)
             else:
@@ -341,12 +349,6 @@ class GPT(nn.Module):
                 break
         return idx
 
-    def _positions(self, pad, total):
-        """Absolute positions (B, total): with left padding, the first real token is position 0."""
-        if pad is None:
-            return torch.arange(total, device=self.transformer.wte.weight.device).expand(1, total)
-        return (pad.long().cumsum(1) - 1).clamp(min=0)
-
     def _forward_window(self, idx, prefix_embeds, pad, cache):
         """Forward the prefix + tokens, cropped from the left to the block if needed."""
         P = 0 if prefix_embeds is None else prefix_embeds.size(1)
@@ -360,7 +362,7 @@ class GPT(nn.Module):
             window_pad = torch.cat([pad[:, :P], pad[:, P:][:, -keep:]], 1)
         if P:
             x = torch.cat([prefix_embeds.to(x.dtype), x], dim=1)
-        positions = self._positions(window_pad, x.size(1))
+        positions = positions_from_mask(window_pad, x.size(1), x.device)
         return self.forward_embeds(x, positions=positions, key_padding_mask=window_pad, cache=cache)
 
     @staticmethod
@@ -374,6 +376,14 @@ class GPT(nn.Module):
             logits = logits.masked_fill(logits < kth, float("-inf"))
         probs = F.softmax(logits.float(), dim=-1)
         return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+
+def positions_from_mask(mask: torch.Tensor | None, total: int, device) -> torch.Tensor:
+    """Absolute positions (B or 1, total). With left padding (mask False), the first real position
+    of each row is 0, so a padded row reads exactly as it would alone."""
+    if mask is None:
+        return torch.arange(total, device=device).expand(1, total)
+    return (mask.long().cumsum(1) - 1).clamp(min=0)
 
 
 def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
