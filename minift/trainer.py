@@ -114,6 +114,7 @@ class TrainState:
     optimizer_state: dict | None = None
     model_weights: dict | None = None
     stopped: str = ""
+    skipped: int = 0
 
     def to_dict(self):
         return asdict(self)
@@ -273,6 +274,14 @@ def train_stage(
             loss, n_tokens = loss_fn(module, batch)
             if config.l2 > 0:
                 loss = loss + l2_penalty([p for p in trainable if p.requires_grad], config.l2)
+        if int(n_tokens) == 0:
+            # Every target in this batch is masked (-100): the mean loss would be 0/0 = NaN.
+            # Skip the update (the step still counts, so a run cannot loop forever on such data).
+            optimizer.zero_grad(set_to_none=True)
+            state.step += 1
+            state.skipped += 1
+            log.progress(f"[{stage}] warning: step {state.step}: every target in the batch is masked; skipped")
+            continue
         if not math.isfinite(float(loss)):
             state.stopped = f"non-finite loss ({float(loss)}) at step {step_offset + state.step}"
             if state.last_good_weights is not None:
