@@ -1,6 +1,192 @@
 """The task, fine-tuning and course subcommands of ``minift`` (see cli.py for the conventions)."""
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
+from minift.errors import MiniftError
+
+
+def positive(text: str) -> int:
+    """argparse type: an integer >= 1 (so --limit 0 or --examples -5 is refused at the edge)."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def check_task(task):
+    from minift.tasks import task_names
+
+    if task is not None and task not in task_names():
+        raise MiniftError(f"unknown task '{task}': choose one of {', '.join(task_names())}")
+
+
+# --- data -----------------------------------------------------------------------------------------
+def cmd_data(args):
+    from minift.tasks import load_examples, write_jsonl
+
+    check_task(args.task)
+    examples = load_examples(task=args.task, split=args.split, n=args.examples, seed=args.seed, subset=args.subset)
+    if args.out:
+        write_jsonl(args.out, examples)
+        print(f"wrote {len(examples)} {args.task} examples ({args.split}) to {args.out}", file=sys.stderr)
+    else:
+        for e in examples:
+            print(json.dumps(e.fields, ensure_ascii=False))
+
+
+# --- evaluate -------------------------------------------------------------------------------------
+def cmd_evaluate(args):
+    from minift.checkpoint import load_model
+    from minift.cli import print_table
+    from minift.device import resolve_device
+    from minift.evaluate import evaluate_examples
+    from minift.io import atomic_write_json
+    from minift.tasks import load_examples
+
+    if args.task is None and args.data is None:
+        raise MiniftError("give --task (translation, summarization, qa) or --data FILE.jsonl")
+    check_task(args.task)
+    bundle = load_model(args.model, device=resolve_device(args.device))
+    examples = load_examples(task=args.task, data=args.data, split=args.split, n=args.limit, seed=args.seed,
+                             subset=args.subset)
+    if args.limit:
+        examples = examples[: args.limit]
+    prompt = args.prompt_name if args.prompt_name else "auto"
+    report = evaluate_examples(bundle, examples, prompt_names=prompt, batch_size=args.batch_size)
+    report.update({"model": str(args.model), "split": args.split, "subset": args.subset})
+    print_table([{"task": report["task"], "examples": report["n"], **report["metrics"]}],
+                ["task", "examples", *report["metrics"]])
+    for s in report["samples"][:3]:
+        print(f"\n  reference:  {s['reference']}\n  prediction: {s['prediction']}")
+    out = args.out or str(Path(args.model if Path(str(args.model)).is_dir() else ".") / f"eval-{report['task']}-{args.split}.json")
+    atomic_write_json(out, report)
+    print(f"\nreport: {out}", file=sys.stderr)
+
+
+# --- finetune -------------------------------------------------------------------------------------
+def finetune_options(args):
+    from minift.device import resolve_device
+    from minift.finetune import RunOptions
+
+    return RunOptions(out=args.out, task=args.task, data=args.data, examples=args.examples,
+                      max_steps=args.max_steps, seed=args.seed, device=resolve_device(args.device),
+                      resume=args.resume, quiet=args.quiet, base=args.base)
+
+
+def print_stage_table(summary, file=sys.stdout):
+    from minift.cli import print_table
+
+    rows = [{"stage": "(before)", **summary["before"]}]
+    for s in summary["stages"]:
+        rows.append({"stage": s["name"], "strategy": s["strategy"], "trainable": s["trainable_params"],
+                     "of": s["total_params"], "opt state B": s["optimizer_state_bytes"], "steps": s["steps"],
+                     "seconds": s["seconds"], "val loss": s["best_val_loss"], **s["metrics"]})
+    metric_cols = list(summary["before"])
+    print_table(rows, ["stage", "strategy", "trainable", "of", "opt state B", "steps", "seconds", "val loss",
+                       *metric_cols], file=file)
+
+
+def cmd_finetune(args):
+    from minift.finetune import run_recipe
+    from minift.schedule import load_recipe
+
+    check_task(args.task)
+    recipe = load_recipe(args.recipe)
+    summary = run_recipe(recipe, finetune_options(args))
+    print_stage_table(summary)
+    print(f"\nrun folder: {args.out} (model.pt, summary.json, log.jsonl, loss.svg)")
+
+
+def cmd_generate(args):
+    from minift.checkpoint import load_model
+    from minift.device import resolve_device
+
+    bundle = load_model(args.model, device=resolve_device(args.device))
+    text = " ".join(args.text) if args.text else sys.stdin.read()
+    if not text:
+        raise MiniftError("give TEXT to continue (or pipe it on stdin)")
+    text = text.replace("\\n", "\n")
+    print(bundle.generate(text, max_new_tokens=args.max_new_tokens, prompt_name=args.prompt_name,
+                          temperature=args.temperature, top_k=args.top_k))
+
+
+def cmd_demo(args):
+    from minift.demo import run_demo
+
+    run_demo(args)
+
 
 def register(sub) -> None:
     """Add this module's subcommands to the ``minift`` parser."""
+    from minift.cli import add_device, add_quiet
+
+    p = sub.add_parser("data", help="write task examples (translation, summarization, qa) as JSONL",
+                       description="Generate examples of a task from the project's world, as JSONL.")
+    p.add_argument("task", help="translation, summarization or qa")
+    p.add_argument("--examples", type=positive, default=100, help="how many (default: 100)")
+    p.add_argument("--split", default="train", help="train, val or test (disjoint; default: train)")
+    p.add_argument("--subset", help="one sub-domain or style only (e.g. kitchen, headline)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="JSONL file to write (default: stdout)")
+    p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("evaluate", help="generate on a task's split and score it (BLEU, ROUGE, EM/F1)",
+                       description="Greedy decoding with the KV cache on a task split, then the task's metrics. "
+                                   "Prints a table and writes a JSON report with sample predictions.")
+    p.add_argument("--model", required=True, help="run folder, checkpoint file, or 'base'")
+    p.add_argument("--task", help="translation, summarization or qa")
+    p.add_argument("--data", help="a JSONL file instead of a generated task")
+    p.add_argument("--split", default="test", help="train, val or test (default: test)")
+    p.add_argument("--subset", help="one sub-domain or style only")
+    p.add_argument("--limit", type=positive, help="score only the first N examples (default: 200)")
+    p.add_argument("--prompt-name", help="use this soft prompt for every example (default: by subset)")
+    p.add_argument("--batch-size", type=positive, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="JSON report path (default: inside the model's folder)")
+    add_device(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("finetune", help="run a recipe: full, layers, prompt or a hybrid schedule",
+                       description="Fine-tune with a recipe (built-in name or TOML path). Writes OUT/model.pt, "
+                                   "summary.json, log.jsonl and loss.svg.")
+    p.add_argument("--recipe", default="hybrid", help="full, layers, prompt, hybrid, ... or a .toml path")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--task", help="override the recipe's task")
+    p.add_argument("--data", help="a JSONL file instead of a generated task")
+    p.add_argument("--base", help="override the recipe's base model ('base', a path, 'gpt2:PATH', 'scratch')")
+    p.add_argument("--examples", type=positive, help="training examples for every stage")
+    p.add_argument("--max-steps", type=positive, help="cap every stage at N steps (quick runs)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--resume", action="store_true", help="continue a run that was interrupted")
+    add_device(p)
+    add_quiet(p)
+    p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("generate", help="continue a text with a model (try it by hand)",
+                       description="Greedy (or sampled) continuation of TEXT; '\\n' in TEXT is a newline.")
+    p.add_argument("--model", default="base", help="run folder, checkpoint file, or 'base' (default)")
+    p.add_argument("--prompt-name", help="a soft prompt of the model to use")
+    p.add_argument("--max-new-tokens", type=positive, default=64)
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    p.add_argument("--top-k", type=positive)
+    p.add_argument("text", nargs="*", help="the text to continue (default: stdin)")
+    add_device(p)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("demo", help="the main job: the hybrid recipe on every task, before and after",
+                       description="Load the shipped base and run the hybrid recipe on translation, summarization "
+                                   "and question answering; print the metrics before and after each stage.")
+    p.add_argument("--out", default="runs/demo", help="folder for the runs (default: runs/demo)")
+    p.add_argument("--tasks", default="translation,summarization,qa")
+    p.add_argument("--seed", type=int, default=0)
+    add_device(p)
+    add_quiet(p)
+    p.set_defaults(func=cmd_demo)

@@ -1,0 +1,329 @@
+"""Running a recipe: each stage sets what trains, trains, evaluates, and hands on its best weights.
+
+For every stage of a recipe (``schedule.py``):
+
+    1. data      the stage's training examples and a validation set of the same kind;
+    2. strategy  full: every weight trains.  layers: freezing.py picks the blocks/parts (with
+                 discriminative rates or gradual unfreezing if asked).  prompt: the model is frozen
+                 and soft prompts (prompt_tuning.py) are the only weights;
+    3. optimizer a fresh AdamW over exactly the trainable weights;
+    4. train     trainer.train_stage, with early stopping and a resume point every eval;
+    5. after     the best weights are restored, the task metrics are measured on the validation
+                 split, and the stage's checkpoint is written to ``stages/N-NAME/``.
+
+The run folder then holds ``model.pt`` (+ ``prompts/``), which ``minift.load_model(DIR)`` reads,
+``summary.json`` (one entry per stage: what trained, how much it cost, what it reached),
+``log.jsonl`` and ``loss.svg``. ``--resume`` continues a killed run from its last resume point and
+ends with the same weights as a run that was never interrupted.
+
+Tutorials 06–09 run stages through ``run_recipe``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from minift.checkpoint import ModelBundle, load_model, save_checkpoint
+from minift.errors import MiniftError
+from minift.evaluate import evaluate_examples, teacher_forced_loss
+from minift.io import atomic_torch_save, atomic_write_json
+from minift.model import GPT, lm_loss
+from minift.optim import AdamW, optimizer_state_bytes, param_groups
+from minift.schedule import Recipe, Stage, check_against_model
+from minift.tasks import MAIN_METRIC, collate, encode_example, load_examples
+from minift.trainer import LOWER_IS_BETTER, RunLog, TrainConfig, TrainState, train_stage
+
+
+class Trainable(nn.Module):
+    """The GPT and its soft prompts as one module, so the trainer snapshots and restores both."""
+
+    def __init__(self, model: GPT, prompts: dict):
+        super().__init__()
+        self.gpt = model
+        self.prompts = nn.ModuleDict(prompts)
+
+
+def set_dropout(model: GPT, p: float) -> None:
+    """Change the dropout rate of every dropout layer (and the fused attention's) in place."""
+    model.config.dropout = p
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = p
+        if hasattr(module, "attn_impl") and hasattr(module, "dropout"):
+            module.dropout = p
+
+
+@dataclasses.dataclass
+class RunOptions:
+    """What the command line can override in a recipe."""
+
+    out: str
+    task: str | None = None
+    data: str | None = None
+    examples: int | None = None
+    max_steps: int | None = None
+    seed: int | None = None
+    device: str = "cpu"
+    resume: bool = False
+    quiet: bool = False
+    base: str | None = None
+    eval_limit: int | None = None  # validation examples for the after-stage metrics
+
+
+def start_bundle(base: str, device, seed: int) -> ModelBundle:
+    """Load the base; 'scratch' means the base's shape and tokenizer with fresh random weights."""
+    if base == "scratch":
+        bundle = load_model("base", device=device)
+        torch.manual_seed(seed)
+        bundle.model = GPT(dataclasses.replace(bundle.model.config)).to(device)
+        bundle.meta = {"kind": "scratch"}
+        return bundle
+    return load_model(base, device=device)
+
+
+def stage_examples(recipe: Recipe, stage: Stage, opts: RunOptions, split: str, n: int | None, seed: int):
+    """The examples a stage trains (split='train') or is checked (split='val') on."""
+    data_file = opts.data or recipe.data
+    if stage.data not in ("all",) and (stage.data.endswith(".jsonl") or Path(stage.data).is_file()):
+        data_file, subset = stage.data, None
+    else:
+        subset = None if stage.data == "all" else stage.data
+    task = opts.task or recipe.task
+    if data_file is not None:
+        examples = load_examples(task=None, data=data_file, subset=subset)
+        # A user's file has no splits: hold out the last tenth (at least one) for validation.
+        cut = max(1, len(examples) // 10)
+        if len(examples) < 2:
+            raise MiniftError(f"{data_file}: needs at least 2 examples (one is held out for validation)")
+        examples = examples[:-cut] if split == "train" else examples[-cut:]
+        return examples[:n] if n else examples
+    return load_examples(task=task, split=split, n=n, seed=seed, subset=subset)
+
+
+def prompt_names_for(stage: Stage, examples) -> list[str]:
+    if stage.prompts:
+        return list(stage.prompts)
+    subsets = sorted({e.subset for e in examples if e.subset})
+    return subsets or [examples[0].task]
+
+
+def setup_strategy(stage: Stage, bundle: ModelBundle, train_examples, log: RunLog, seed: int):
+    """Set requires_grad for the stage; returns (module, param groups, before_step, row prompt names)."""
+    from minift import freezing, prompt_tuning
+
+    model = bundle.model
+    before_step = None
+    row_prompts = [None] * len(train_examples)
+    if stage.strategy == "full":
+        freezing.set_trainable(model, [n for n, _ in model.named_parameters()])
+        groups = param_groups(model, stage.weight_decay)
+    elif stage.strategy == "layers":
+        if stage.untie_head:
+            freezing.untie_head(model)
+        top_k = stage.top_k
+        if stage.top_fraction is not None:
+            top_k = max(1, round(model.config.n_layer * stage.top_fraction))
+        names = freezing.select_parameters(model, blocks=stage.blocks, top_k=top_k, parts=stage.parts)
+        if stage.unfreeze_every:
+            unfreezer = freezing.GradualUnfreezer(model, every=stage.unfreeze_every, parts=stage.parts)
+            names = unfreezer.all_names()
+            before_step = unfreezer
+        freezing.set_trainable(model, names)
+        scales = freezing.discriminative_lr_scales(model, stage.discriminative, names) if stage.discriminative else None
+        groups = param_groups(model, stage.weight_decay, lr_scales=scales)
+        if before_step is not None:
+            before_step(0)
+    else:  # prompt
+        prompt_tuning.freeze_base(model)
+        prompt_tuning.check_budget(model, stage.prompt_tokens)
+        wanted = prompt_names_for(stage, train_examples)
+        for i, name in enumerate(wanted):
+            bundle.prompts[name] = prompt_tuning.SoftPrompt(
+                stage.prompt_tokens, model.config.n_embd, init=stage.prompt_init, model=model,
+                tokenizer=bundle.tokenizer, text=stage.prompt_text or None, seed=seed + i,
+            ).to(model.transformer.wte.weight.device)
+        for p in bundle.prompts.values():
+            p.weight.requires_grad_(False)
+        for name in wanted:
+            bundle.prompts[name].weight.requires_grad_(True)
+        if len(wanted) == 1:
+            row_prompts = [wanted[0]] * len(train_examples)
+        else:
+            row_prompts = [e.subset if e.subset in wanted else None for e in train_examples]
+            if not any(row_prompts):
+                raise MiniftError(f"stage '{stage.name}': no training example belongs to the prompts "
+                                  f"{', '.join(wanted)} (subsets present: "
+                                  f"{', '.join(sorted({str(e.subset) for e in train_examples}))})")
+        groups = param_groups([(f"prompts.{n}.weight", bundle.prompts[n].weight) for n in wanted],
+                              stage.weight_decay)
+    module = Trainable(model, dict(bundle.prompts))
+    return module, groups, before_step, row_prompts
+
+
+def stage_loss(batch, module: Trainable, device):
+    from minift.prompt_tuning import forward_with_prompts
+
+    batch = batch.to(device)
+    logits = forward_with_prompts(module.gpt, dict(module.prompts), batch.input_ids, batch.prompt_names)
+    n = int((batch.targets != -100).sum())
+    return lm_loss(logits, batch.targets), n
+
+
+def run_stage(i: int, stage: Stage, recipe: Recipe, opts: RunOptions, bundle: ModelBundle, log: RunLog,
+              step_offset: int, resume_state: dict | None, seed: int, out: Path, completed: list,
+              before_metrics: dict) -> dict:
+    device = opts.device
+    task = opts.task or recipe.task
+    n_train = stage.examples or opts.examples or recipe.examples or 1000
+    if opts.examples:  # --examples is the experiment's knob: it overrides every stage
+        n_train = opts.examples
+    train_examples = stage_examples(recipe, stage, opts, "train", n_train, seed)
+    val_examples = stage_examples(recipe, stage, opts, "val", stage.eval_examples, seed)
+    torch.manual_seed(seed * 1000 + i)  # dropout and prompt init of this stage
+    set_dropout(bundle.model, stage.dropout)
+    module, groups, before_step, row_prompts = setup_strategy(stage, bundle, train_examples, log, seed * 1000 + i)
+    optimizer = AdamW(groups, lr=stage.lr, weight_decay=stage.weight_decay)
+
+    tok, block = bundle.tokenizer, bundle.model.config.block_size
+    encoded, truncated, dropped = [], 0, 0
+    for e, name in zip(train_examples, row_prompts):
+        P = bundle.prompts[name].weight.size(0) if name else 0
+        enc = encode_example(tok, e.prompt, e.completion, block - P, prompt_name=name)
+        if enc is None:
+            dropped += 1
+            continue
+        truncated += enc.truncated
+        encoded.append(enc)
+    if not encoded:
+        raise MiniftError(f"stage '{stage.name}': no training example fits the block of {block} tokens")
+    if truncated or dropped:
+        log.progress(f"[{stage.name}] {truncated} prompts cut from the left to fit the block; "
+                     f"{dropped} examples whose answer alone does not fit were skipped")
+
+    max_steps = stage.max_steps
+    if stage.epochs is not None:
+        max_steps = max(1, round(stage.epochs * len(encoded) / stage.batch_size))
+    if opts.max_steps:
+        max_steps = min(max_steps, opts.max_steps)
+    config = TrainConfig(max_steps=max_steps, batch_size=stage.batch_size, lr=stage.lr,
+                         warmup_steps=stage.warmup_steps, min_lr_ratio=stage.min_lr_ratio,
+                         weight_decay=stage.weight_decay, l2=stage.l2, grad_clip=stage.grad_clip,
+                         eval_every=min(stage.eval_every, max_steps), log_every=max(1, min(10, max_steps)),
+                         patience=stage.patience, min_delta=stage.min_delta, monitor=stage.monitor,
+                         restore_best=stage.restore_best)
+    pin = torch.device(device).type == "cuda"
+
+    def batches(generator):
+        rows = torch.randint(0, len(encoded), (stage.batch_size,), generator=generator).tolist()
+        batch = collate([encoded[r] for r in rows], tok.pad_id)
+        return batch.pin_memory() if pin else batch
+
+    def evaluate(m: Trainable):
+        result = {"val_loss": teacher_forced_loss(bundle, val_examples)}
+        if stage.monitor not in LOWER_IS_BETTER:
+            result.update(evaluate_examples(bundle, val_examples)["metrics"])
+        return result
+
+    trainable_names = sorted({n for g in groups for n in g["names"]})
+    total_params = sum(p.numel() for p in module.parameters())
+    n_trainable = sum(p.numel() for g in groups for p in g["params"])
+    log.progress(f"[{stage.name}] {stage.strategy}: {n_trainable:,} of {total_params:,} parameters train "
+                 f"({100 * n_trainable / total_params:.2f}%), {len(encoded)} examples, {max_steps} steps")
+
+    def save_state(state: TrainState):
+        atomic_torch_save(out / "resume.pt", {"stage_index": i, "step_offset": step_offset, "completed": completed,
+                                              "before": before_metrics, "train_state": state.to_dict()})
+
+    state = TrainState.from_dict(resume_state) if resume_state else None
+    state = train_stage(module, optimizer, batches, lambda m, b: stage_loss(b, m, device), config,
+                        evaluate=evaluate, stage=stage.name, seed=seed * 1000 + i, log=log,
+                        step_offset=step_offset, state=state, save_state=save_state, before_step=before_step,
+                        device=device)
+    if state.stopped:
+        log.progress(f"[{stage.name}] {state.stopped}")
+    bundle.model.eval()
+    report = evaluate_examples(bundle, stage_examples(recipe, stage, opts, "val", opts.eval_limit or 100, seed))
+    stage_dir = out / "stages" / f"{i}-{stage.name}"
+    save_bundle(stage_dir, bundle, {"stage": stage.name, "recipe": recipe.name})
+    return {
+        "name": stage.name, "strategy": stage.strategy, "data": stage.data,
+        "examples": len(encoded), "trainable_params": n_trainable, "total_params": total_params,
+        "trainable_names": trainable_names, "optimizer_state_bytes": optimizer_state_bytes(optimizer),
+        "steps": state.step, "seconds": round(state.elapsed, 2), "tokens": state.tokens,
+        "best_val_loss": state.best_value if config.monitor == "val_loss" else state.last_eval.get("val_loss"),
+        "best_step": state.best_step, "monitor": config.monitor, "stopped": state.stopped or "completed",
+        "truncated_prompts": truncated, "skipped_examples": dropped,
+        "metrics": report["metrics"], "main_metric": report["main_metric"], "samples": report["samples"][:3],
+        "checkpoint": str(stage_dir / "model.pt"),
+    }
+
+
+def save_bundle(folder: Path, bundle: ModelBundle, meta: dict) -> None:
+    from minift.prompt_tuning import save_prompt
+
+    save_checkpoint(folder / "model.pt", bundle.model, bundle.tokenizer, meta={**bundle.meta, **meta})
+    for name, prompt in bundle.prompts.items():
+        save_prompt(folder / "prompts" / f"{name}.pt", prompt, bundle.model, name)
+
+
+def run_recipe(recipe: Recipe, opts: RunOptions) -> dict:
+    """Run every stage of ``recipe``; returns the summary (also written to OUT/summary.json)."""
+    from minift.plot import plot_run
+
+    out = Path(opts.out)
+    seed = opts.seed if opts.seed is not None else recipe.seed
+    base = opts.base or recipe.base
+    task = opts.task or recipe.task
+    resume = None
+    if opts.resume and (out / "resume.pt").exists():
+        resume = torch.load(out / "resume.pt", map_location="cpu", weights_only=True)
+    elif not opts.resume and (out / "summary.json").exists():
+        raise MiniftError(f"{out} already holds a run: use --resume to continue it, or another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    log = RunLog(out / "log.jsonl", quiet=opts.quiet)
+    if resume is None and (out / "log.jsonl").exists():
+        log.truncate_after(-1)
+
+    completed = list(resume["completed"]) if resume else []
+    start = resume["stage_index"] if resume else 0
+    if completed:  # continue from the last finished stage's weights
+        bundle = load_model(out / "stages" / f"{len(completed) - 1}-{completed[-1]['name']}", device=opts.device)
+    else:
+        bundle = start_bundle(base, opts.device, seed)
+    check_against_model(recipe, bundle.model.config.n_layer, bundle.model.config.block_size)
+    summary = {"base": base, "recipe": recipe.name, "recipe_source": recipe.source, "task": task,
+               "data": opts.data or recipe.data, "seed": seed, "device": str(opts.device),
+               "examples": opts.examples or recipe.examples}
+    if resume:
+        before = resume["before"]
+    else:
+        val = stage_examples(recipe, recipe.stages[0], dataclasses.replace(opts), "val", opts.eval_limit or 100, seed)
+        bundle.model.eval()
+        before = evaluate_examples(bundle, val)["metrics"]
+        log.progress(f"before: {', '.join(f'{k} {v:.2f}' for k, v in before.items())}")
+    summary["before"] = before
+    t0 = time.time()
+    for i in range(start, len(recipe.stages)):
+        stage = recipe.stages[i]
+        step_offset = sum(s["steps"] for s in completed)
+        state = resume["train_state"] if (resume and i == start) else None
+        if resume and i == start:
+            step_offset = resume["step_offset"]
+        result = run_stage(i, stage, recipe, opts, bundle, log, step_offset, state, seed, out, completed, before)
+        completed.append(result)
+        atomic_torch_save(out / "resume.pt", {"stage_index": i + 1, "step_offset": step_offset + result["steps"],
+                                              "completed": completed, "before": before, "train_state": None})
+        shown = ", ".join(f"{k} {v:.2f}" for k, v in result["metrics"].items())
+        log.progress(f"[{stage.name}] done in {result['seconds']:.1f} s: {shown}")
+    save_bundle(out, bundle, {"recipe": recipe.name, "seed": seed, "task": task})
+    summary["stages"] = completed
+    summary["seconds"] = round(sum(s["seconds"] for s in completed), 2)
+    summary["wall_seconds_this_call"] = round(time.time() - t0, 2)
+    summary["main_metric"] = MAIN_METRIC.get(task, "f1")
+    atomic_write_json(out / "summary.json", summary)
+    plot_run(out)
+    return summary

@@ -1,0 +1,307 @@
+"""Choosing what trains: freezing blocks, gradual unfreezing, discriminative rates, weight tying.
+
+Why freeze
+----------
+A pretrained GPT's lower blocks hold general knowledge (spelling, word classes, agreement) and its
+upper blocks the more task-like features (Yosinski et al. 2014 measured this layer by layer for
+images). With little data, updating everything can overwrite that knowledge ("catastrophic
+forgetting"); freezing the lower blocks keeps it, and is cheaper: a frozen parameter gets no
+gradient and no AdamW moments m and v (``optim.AdamW`` creates them lazily, for parameters that
+get a gradient), so optimizer memory shrinks to the trained part.
+
+Freezing is one flag: ``p.requires_grad = False``. Everything here sets that flag by *name*
+(``transformer.h.3.mlp.c_fc.weight``, ...), so what trains can be printed, tested and stored in a
+recipe: ``select_parameters`` turns a specification (blocks, top k, named parts) into names and
+``set_trainable`` applies it.
+
+Why backward stops below the lowest trainable block
+---------------------------------------------------
+Autograd records an operation only when one of its inputs requires grad. If the embeddings and
+blocks 0 .. k-1 are frozen, their outputs are plain tensors: the graph *begins* at block k. So
+``loss.backward()`` walks down only to block k, and the activations below are not kept for it:
+the saving grows with the frozen depth. The converse surprises: train *only* the token embedding
+(or a tied head, see below) and backward must walk through every block to reach it.
+
+ULMFiT (Howard & Ruder 2018): two gentler ways than all-or-nothing
+------------------------------------------------------------------
+* **Gradual unfreezing**: start with the top block trainable, unfreeze one more block below
+  every ``every`` steps. The top adapts first, while the layers under it still hold still.
+  ``GradualUnfreezer`` does this from the trainer's ``before_step`` hook.
+* **Discriminative learning rates**: lower blocks learn more slowly, block l gets
+  ``lr_l = lr_(l+1) / 2.6``, so block i of L gets ``lr * 2.6 ** -(L-1-i)``.
+  ``discriminative_lr_scales`` gives these multipliers to ``optim.param_groups(lr_scales=...)``.
+
+Weight tying: the head IS the embedding
+---------------------------------------
+With ``GPTConfig.tie_weights=True`` (GPT-2's choice) ``lm_head.weight`` and
+``transformer.wte.weight`` are one Parameter: freezing the embedding freezes the head, and training
+the "head" trains the embedding, with backward through every block. FINDINGS.md: training only the
+top 2 blocks (embedding frozen, so the head too) scored 51.5 BLEU, below training from scratch,
+because no new word mapping could be learned. ``describe`` says so whenever the weights are tied;
+``untie_head`` gives the head its own copy, for a linear probe ("head only") that leaves the
+input embedding alone.
+
+Tutorial 07 (specific-layer fine-tuning) uses every function here.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+from torch import nn
+
+from minift.errors import MiniftError
+from minift.model import GPT
+
+PARTS = ("embeddings", "wte", "wpe", "ln_f", "head")
+"""Named parts besides the blocks. "embeddings" = wte + wpe. With tied weights "head" IS wte."""
+
+
+def _find_gpt(model: nn.Module) -> tuple[str, GPT]:
+    """The GPT inside ``model`` and the name prefix of its parameters ("" when model is the GPT).
+
+    A wrapper (say, a GPT plus a soft prompt) works too: names then read "gpt.transformer.h.0...".
+    """
+    for name, module in model.named_modules():
+        if isinstance(module, GPT):
+            return (name + "." if name else ""), module
+    raise MiniftError(f"freezing: expected a minift GPT (or a module containing one), got {type(model).__name__}")
+
+
+def _is_tied(gpt: GPT) -> bool:
+    # Ask the tensors, not the config: identity is what decides whether training one moves the other.
+    return gpt.lm_head.weight is gpt.transformer.wte.weight
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) numbers of parameters, each tensor counted once (a tied head is wte)."""
+    unique = {id(p): p for p in model.parameters()}.values()
+    return sum(p.numel() for p in unique if p.requires_grad), sum(p.numel() for p in unique)
+
+
+def trainable_names(model: nn.Module) -> list[str]:
+    """Names of the parameters that require grad, each tensor once, in model order."""
+    return [name for name, p in model.named_parameters() if p.requires_grad]
+
+
+def resolve_blocks(model: nn.Module, blocks) -> list[int]:
+    """Block indices (negative ones count from the top, -1 = the last) -> sorted distinct indices."""
+    L = len(_find_gpt(model)[1].transformer.h)
+    if isinstance(blocks, numbers.Integral):
+        blocks = [blocks]
+    out = set()
+    for b in blocks:
+        if not isinstance(b, numbers.Integral) or isinstance(b, bool):
+            raise MiniftError(f"block index must be an integer, got {b!r}")
+        if not -L <= b < L:
+            raise MiniftError(f"block index {b} is outside the model: it has {L} blocks "
+                              f"(0..{L - 1}, or -{L}..-1)")
+        out.add(int(b) % L)
+    return sorted(out)
+
+
+def _part_names(model: nn.Module, part: str) -> list[str]:
+    prefix, gpt = _find_gpt(model)
+    if part == "embeddings":
+        return _part_names(model, "wte") + _part_names(model, "wpe")
+    if part in ("wte", "wpe"):
+        return [f"{prefix}transformer.{part}.weight"]
+    if part == "ln_f":
+        return [f"{prefix}transformer.ln_f.{n}" for n, _ in gpt.transformer.ln_f.named_parameters()]
+    if part == "head":
+        if _is_tied(gpt):  # the head's matrix is the embedding's: name it by its one (first) name
+            return [f"{prefix}transformer.wte.weight"]
+        return [f"{prefix}lm_head.{n}" for n, _ in gpt.lm_head.named_parameters()]
+    raise MiniftError(f"unknown part {part!r}: parts are {', '.join(PARTS)}")
+
+
+def _block_names(model: nn.Module, i: int) -> list[str]:
+    prefix, gpt = _find_gpt(model)
+    return [f"{prefix}transformer.h.{i}.{n}" for n, _ in gpt.transformer.h[i].named_parameters()]
+
+
+def select_parameters(model: nn.Module, blocks=(), top_k: int | None = None, parts=()) -> list[str]:
+    """The parameter names a specification trains, in model order.
+
+    blocks: indices (negative from the top); top_k=k adds the top k blocks; parts: names from PARTS.
+    WITH TIED WEIGHTS, "head" SELECTS transformer.wte.weight: the head and the token embedding are
+    one matrix, so training the head trains the embedding (and "wte" trains the head).
+    """
+    prefix, gpt = _find_gpt(model)
+    L = len(gpt.transformer.h)
+    chosen = set(resolve_blocks(model, blocks))
+    if top_k is not None:
+        if not isinstance(top_k, numbers.Integral) or isinstance(top_k, bool) or not 0 <= top_k <= L:
+            raise MiniftError(f"top_k must be an integer 0..{L} (the model has {L} blocks), got {top_k!r}")
+        chosen.update(range(L - top_k, L))
+    if isinstance(parts, str):  # "ln_f" alone, not the letters l, n, _, f
+        parts = [parts]
+    wanted = {n for part in parts for n in _part_names(model, part)}
+    wanted.update(n for i in chosen for n in _block_names(model, i))
+    return [name for name, _ in model.named_parameters() if name in wanted]
+
+
+def set_trainable(model: nn.Module, names) -> None:
+    """requires_grad=True exactly for ``names``, False for every other parameter."""
+    # remove_duplicate=False also knows the alias "lm_head.weight" of a tied head (same tensor).
+    every = dict(model.named_parameters(remove_duplicate=False))
+    names = [names] if isinstance(names, str) else list(names)
+    for name in names:
+        if name not in every:
+            raise MiniftError(f"unknown parameter name {name!r}: names come from model.named_parameters(), "
+                              f"e.g. {next(iter(every))!r}")
+    # Decide per tensor, not per name: a tied tensor has two names and one flag.
+    keep = {id(every[name]) for name in names}
+    for p in every.values():
+        p.requires_grad_(id(p) in keep)
+
+
+def freeze_blocks(model: nn.Module, keep=(-1,), parts=()) -> list[str]:
+    """Train only the blocks in ``keep`` (plus ``parts``), freeze the rest; returns the trained names."""
+    names = select_parameters(model, blocks=keep, parts=parts)
+    set_trainable(model, names)
+    return names
+
+
+def untie_head(model: nn.Module) -> None:
+    """Give lm_head its own Parameter, a copy of wte, and set config.tie_weights = False.
+
+    Afterwards "head" and "wte" are separate choices: a linear probe can train the output layer and
+    leave the input embedding bit-identical. Build the optimizer *after* untying (an old one still
+    holds only the shared tensor). No-op if already untied.
+    """
+    _, gpt = _find_gpt(model)
+    if _is_tied(gpt):
+        wte = gpt.transformer.wte.weight
+        gpt.lm_head.weight = nn.Parameter(wte.detach().clone(), requires_grad=wte.requires_grad)
+    gpt.config.tie_weights = False  # checkpoints then store (and reload) the head as its own matrix
+
+
+def discriminative_lr_scales(model: nn.Module, factor: float = 2.6, names=None) -> dict[str, float]:
+    """ULMFiT's per-layer rate multipliers: block i of L gets ``factor ** -(L-1-i)`` (top block 1).
+
+    Parts above the blocks (ln_f, an untied head) get 1; wte and wpe, below block 0, get
+    ``factor ** -L``. Parameters outside the GPT (a soft prompt) get 1: they are new, there is no
+    pretrained knowledge in them to protect. Only ``names`` if given, else the trainable ones.
+    """
+    if (not isinstance(factor, numbers.Real) or isinstance(factor, bool)
+            or not math.isfinite(factor) or factor <= 0):
+        raise MiniftError(f"factor must be a finite number > 0, got {factor!r}")
+    prefix, gpt = _find_gpt(model)
+    L = len(gpt.transformer.h)
+    known = dict(model.named_parameters())
+    names = trainable_names(model) if names is None else list(names)
+    scales = {}
+    for name in names:
+        if name not in known:
+            raise MiniftError(f"unknown parameter name {name!r}: names come from model.named_parameters()")
+        local = name[len(prefix):] if name.startswith(prefix) else None
+        if local is not None and local.startswith("transformer.h."):
+            i = int(local.split(".")[2])
+            scales[name] = factor ** -(L - 1 - i)
+        elif local == "transformer.wte.weight" and _is_tied(gpt):
+            # A tied wte is also the head, the very top of the model. Its slow rate as an embedding
+            # would also slow the output layer, the part a new task most needs to move: give it 1.
+            scales[name] = 1.0
+        elif local in ("transformer.wte.weight", "transformer.wpe.weight"):
+            scales[name] = factor ** -L
+        else:  # ln_f, an untied head, or a parameter outside the GPT
+            scales[name] = 1.0
+    return scales
+
+
+class GradualUnfreezer:
+    """ULMFiT gradual unfreezing: at step s the top ``min(L, start + s // every)`` blocks train.
+
+    ``parts`` (from PARTS) train from step 0. Pass it as the trainer's ``before_step`` hook; it sets
+    requires_grad before each step. The optimizer must hold every parameter that will *ever* train
+    (``all_names()``; ``param_groups`` below builds the groups for you). AdamW skips parameters whose
+    grad is None, so the still-frozen ones neither move nor decay until their turn.
+
+        unfreezer = GradualUnfreezer(model, every=50)
+        optimizer = AdamW(unfreezer.param_groups(weight_decay=0.1), lr=1e-3)
+        train_stage(model, optimizer, ..., before_step=unfreezer)
+    """
+
+    def __init__(self, model: nn.Module, every: int, parts=(), start: int = 1):
+        self.model = model
+        self.L = len(_find_gpt(model)[1].transformer.h)
+        if not isinstance(every, numbers.Integral) or isinstance(every, bool) or every < 1:
+            raise MiniftError(f"every must be an integer >= 1 (steps between unfreezings), got {every!r}")
+        if not isinstance(start, numbers.Integral) or isinstance(start, bool) or not 0 <= start <= self.L:
+            raise MiniftError(f"start must be an integer 0..{self.L} (blocks trainable at step 0), got {start!r}")
+        self.parts = [parts] if isinstance(parts, str) else list(parts)
+        if start == 0 and not self.parts:
+            raise MiniftError("start=0 with no parts would train nothing at step 0: give start >= 1 or parts")
+        self.every, self.start = int(every), int(start)
+        select_parameters(model, parts=self.parts)  # reject an unknown part now, not at step 0
+        self(0)
+
+    def n_blocks(self, step: int) -> int:
+        """How many top blocks train at ``step``."""
+        return min(self.L, self.start + step // self.every)
+
+    def current_names(self, step: int) -> list[str]:
+        return select_parameters(self.model, top_k=self.n_blocks(step), parts=self.parts)
+
+    def all_names(self) -> list[str]:
+        """Every parameter that trains at some step: what the optimizer must be built over."""
+        return select_parameters(self.model, top_k=self.L, parts=self.parts)
+
+    def __call__(self, step: int) -> None:
+        set_trainable(self.model, self.current_names(step))
+
+    def param_groups(self, weight_decay: float, lr: float | None = None, lr_scales=None) -> list[dict]:
+        """``optim.param_groups`` over ``all_names()`` (it only takes requires_grad parameters, so
+        they are switched on for the call), then back to step 0's selection."""
+        from minift.optim import param_groups
+
+        set_trainable(self.model, self.all_names())
+        try:
+            return param_groups(self.model, weight_decay, lr=lr, lr_scales=lr_scales)
+        finally:
+            self(0)
+
+    def schedule(self) -> list[tuple[int, int]]:
+        """[(step, blocks trainable from that step on)], one entry per change, for printing."""
+        return [(k * self.every, self.start + k) for k in range(self.L - self.start + 1)]
+
+
+def _backward_floor(model: nn.Module) -> str:
+    """Where loss.backward() stops going down, as a sentence."""
+    _, gpt = _find_gpt(model)
+    if gpt.transformer.wte.weight.requires_grad or gpt.transformer.wpe.weight.requires_grad:
+        return "backward goes down to the embeddings: every block is backpropagated through"
+    for i in range(len(gpt.transformer.h)):
+        if any(p.requires_grad for p in gpt.transformer.h[i].parameters()):
+            return f"backward stops at block {i}" + (f": blocks 0..{i - 1} run forward only" if i else "")
+    return "backward stops above the blocks: every block runs forward only"
+
+
+def describe(model: nn.Module) -> str:
+    """A table of what trains: one row per part and per block, with parameter counts."""
+    prefix, gpt = _find_gpt(model)
+    tied = _is_tied(gpt)
+    named = dict(model.named_parameters())
+    rows = [("wte" + " = head (tied)" * tied, _part_names(model, "wte")), ("wpe", _part_names(model, "wpe"))]
+    rows += [(f"block {i}", _block_names(model, i)) for i in range(len(gpt.transformer.h))]
+    rows += [("ln_f", _part_names(model, "ln_f"))]
+    if not tied:
+        rows.append(("head", _part_names(model, "head")))
+    listed = {n for _, names in rows for n in names}
+    others = [n for n in named if n not in listed]
+    if others:  # e.g. a soft prompt in a wrapper
+        rows.append(("other", others))
+    lines = [f"{'part':<18}{'state':>10}{'trainable':>12}{'total':>12}"]
+    for label, names in rows:
+        total = sum(named[n].numel() for n in names)
+        train = sum(named[n].numel() for n in names if named[n].requires_grad)
+        state = "trainable" if train == total else "frozen" if train == 0 else "partial"
+        lines.append(f"{label:<18}{state:>10}{train:>12,}{total:>12,}")
+    trainable, total = count_parameters(model)
+    lines.append(f"{'all':<18}{'':>10}{trainable:>12,}{total:>12,}  ({100 * trainable / total:.1f}% trainable)")
+    if tied:
+        lines.append("note: the head is tied to the embedding (lm_head.weight IS transformer.wte.weight): "
+                     "freezing one freezes the other; untie_head() splits them")
+    lines.append(_backward_floor(model))
+    return "\n".join(lines)

@@ -1,0 +1,296 @@
+"""Hybrid schedules declared as recipes: a base model, a task, and a list of stages.
+
+No single strategy fits every task and data size, so minift chains them. A *recipe* is a TOML file
+(read with the standard library's ``tomllib``) that says which base to start from, which data to
+use, and what each stage does. The order of the seed idea, ``recipes/hybrid.toml``:
+
+    [[stages]]  full      every weight trains, on the broad data
+    [[stages]]  layers    only the top blocks (+ final LayerNorm) train, on narrower data
+    [[stages]]  prompt    the model is frozen; one soft prompt per sub-domain or style
+
+Each stage starts from the best weights of the one before, with a fresh optimizer (moments
+learned for one set of trainable weights mean nothing for another), and leaves a checkpoint.
+
+Every field, with its meaning and default, is in ``STAGE_FIELDS`` / ``RECIPE_FIELDS`` below and
+in ``minift/recipes/README.md``. A recipe is validated completely before any training starts: an
+unknown or misspelled key, a wrong type, a block index outside the model, a prompt longer than the
+block, a learning rate <= 0, an empty stage list: each is one line naming the file and the field.
+
+Tutorial 09 (the hybrid schedule) builds one recipe by hand and runs it.
+"""
+from __future__ import annotations
+
+import difflib
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from minift.errors import MiniftError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: tomllib arrived in 3.11; tomli is the same parser under its old name
+    try:
+        import tomli as tomllib
+    except ImportError:  # pragma: no cover
+        tomllib = None
+
+STRATEGIES = ("full", "layers", "prompt")
+RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
+
+
+@dataclass
+class Stage:
+    """One stage of a schedule. Fields left out of a recipe take these defaults."""
+
+    name: str = ""
+    """A short name, used in logs, charts and checkpoint file names (default: the strategy)."""
+    strategy: str = "full"
+    """full | layers | prompt."""
+    data: str = "all"
+    """Which examples: 'all' (the task's mix), a subset name (e.g. 'kitchen', 'headline'), or a JSONL path."""
+    examples: int | None = None
+    """Training examples to use (default: the run's --examples, else 1000)."""
+    max_steps: int = 300
+    """Optimizer steps (an upper bound with early stopping). --max-steps caps it."""
+    epochs: float | None = None
+    """Alternative to max_steps: passes over the data (steps = epochs * examples / batch_size)."""
+    batch_size: int = 16
+    lr: float = 1e-3
+    """Peak learning rate (prompt tuning wants 1e-2 to 3e-1, see prompt_tuning.py)."""
+    warmup_steps: int = 20
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.1
+    """Decoupled (AdamW) weight decay on matrices. 0 for soft prompts by default."""
+    l2: float = 0.0
+    """Coupled L2 penalty weight (added to the loss)."""
+    dropout: float = 0.0
+    """Dropout in the model during this stage."""
+    grad_clip: float = 1.0
+    eval_every: int = 50
+    eval_examples: int = 64
+    """Validation examples for the loss and for generated-text metrics during the stage."""
+    monitor: str = "val_loss"
+    """What early stopping watches: val_loss, or the task metric (bleu, rougeL, f1, exact_match ...)."""
+    patience: int | None = None
+    """Evaluations without improvement before stopping (omit: never stop early)."""
+    min_delta: float = 0.0
+    restore_best: bool = True
+    # --- layers ---
+    blocks: list = field(default_factory=list)
+    """Block indices that train; negative counts from the top (-1 = top block)."""
+    top_k: int | None = None
+    """Train the top k blocks (alternative to blocks)."""
+    top_fraction: float | None = None
+    """Train the top fraction of blocks, at least one (0.25 = the top quarter)."""
+    parts: list = field(default_factory=list)
+    """Named parts that also train: embeddings, wte, wpe, ln_f, head."""
+    untie_head: bool = False
+    """Give the head its own weights first (a linear probe can then train the head alone)."""
+    discriminative: float | None = None
+    """ULMFiT rates: each block down learns at the rate of the block above / this factor (2.6)."""
+    unfreeze_every: int | None = None
+    """ULMFiT gradual unfreezing: start with the top block, unfreeze one more every this many steps."""
+    # --- prompt ---
+    prompt_tokens: int = 16
+    """P, the number of soft-prompt vectors."""
+    prompt_init: str = "vocab"
+    """vocab (sampled token embeddings) | text (embeddings of prompt_text) | random."""
+    prompt_text: str = ""
+    prompts: list = field(default_factory=list)
+    """One soft prompt per name, each trained on that subset's examples; empty = one per subset
+    present in the data (or a single prompt named after the task when there are no subsets)."""
+
+
+RECIPE_FIELDS = {
+    "name": "the recipe's name",
+    "description": "one line on what it does",
+    "base": "the model to start from: 'base' (shipped), a checkpoint or run folder, 'gpt2:PATH', or 'scratch'",
+    "task": "translation | summarization | qa (default: translation); --task overrides",
+    "data": "a JSONL file to use instead of a generated task; --data overrides",
+    "examples": "training examples per stage unless a stage says otherwise; --examples overrides",
+    "seed": "random seed (default 0); --seed overrides",
+    "defaults": "a table of stage fields shared by every stage",
+    "stages": "the list of [[stages]]",
+}
+STAGE_FIELDS = {f.name: f for f in fields(Stage)}
+TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "list": (list,)}
+
+
+@dataclass
+class Recipe:
+    name: str
+    stages: list[Stage]
+    base: str = "base"
+    task: str = "translation"
+    data: str | None = None
+    examples: int | None = None
+    seed: int = 0
+    description: str = ""
+    source: str = "<recipe>"
+
+
+def _expected(f) -> tuple[str, bool]:
+    """(type name, optional) from a dataclass field's annotation string."""
+    text = str(f.type)
+    optional = "None" in text
+    for name in ("bool", "int", "float", "str", "list"):
+        if text.startswith(name):
+            return name, optional
+    return "str", optional
+
+
+def _check_value(source, where, key, value):
+    f = STAGE_FIELDS[key]
+    kind, optional = _expected(f)
+    ok = isinstance(value, TYPES[kind]) and not (kind in ("int", "float") and isinstance(value, bool))
+    if not ok:
+        extra = " (or leave it out)" if optional else ""
+        raise MiniftError(f"{source}: {where}.{key} must be {'an' if kind == 'int' else 'a'} {kind}{extra}, "
+                          f"got {type(value).__name__} {value!r}")
+
+
+def _unknown(source, where, key, allowed):
+    close = difflib.get_close_matches(key, allowed, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    raise MiniftError(f"{source}: unknown field {where}.{key}{hint}; allowed: {', '.join(allowed)}")
+
+
+def parse_stage(source, index, table: dict, defaults: dict) -> Stage:
+    where = f"stages[{index}]"
+    merged = dict(defaults)
+    merged.update(table)
+    if merged.get("strategy") == "prompt":
+        # Prompt tuning's own defaults (prompt_tuning.py explains them): a high rate, no decay.
+        merged.setdefault("lr", 0.1)
+        merged.setdefault("weight_decay", 0.0)
+    for key, value in merged.items():
+        if key not in STAGE_FIELDS:
+            _unknown(source, where, key, list(STAGE_FIELDS))
+        _check_value(source, where, key, value)
+    stage = Stage(**{k: (float(v) if _expected(STAGE_FIELDS[k])[0] == "float" else v) for k, v in merged.items()})
+    stage.name = stage.name or stage.strategy
+    _check_stage(source, where, stage)
+    return stage
+
+
+def _check_stage(source, where, s: Stage):
+    def bad(key, allowed):
+        raise MiniftError(f"{source}: {where}.{key} = {getattr(s, key)!r}: {allowed}")
+
+    if s.strategy not in STRATEGIES:
+        bad("strategy", f"unknown strategy; allowed: {', '.join(STRATEGIES)}")
+    if s.lr <= 0:
+        bad("lr", "the learning rate must be > 0")
+    for key in ("max_steps", "batch_size", "eval_every", "eval_examples", "prompt_tokens"):
+        if getattr(s, key) < 1:
+            bad(key, "must be >= 1")
+    for key in ("examples", "top_k", "patience", "unfreeze_every"):
+        if getattr(s, key) is not None and getattr(s, key) < (0 if key == "patience" else 1):
+            bad(key, "must be >= 1" if key != "patience" else "must be >= 0")
+    for key in ("warmup_steps",):
+        if getattr(s, key) < 0:
+            bad(key, "must be >= 0")
+    for key in ("weight_decay", "l2", "min_delta", "grad_clip", "min_lr_ratio"):
+        if getattr(s, key) < 0:
+            bad(key, "must be >= 0")
+    if not 0 <= s.dropout < 1:
+        bad("dropout", "must be in [0, 1)")
+    if s.epochs is not None and s.epochs <= 0:
+        bad("epochs", "must be > 0")
+    if s.top_fraction is not None and not 0 < s.top_fraction <= 1:
+        bad("top_fraction", "must be in (0, 1]")
+    if s.discriminative is not None and s.discriminative <= 0:
+        bad("discriminative", "the factor must be > 0 (ULMFiT uses 2.6)")
+    if s.prompt_init not in ("vocab", "text", "random"):
+        bad("prompt_init", "allowed: vocab, text, random")
+    if s.prompt_init == "text" and not s.prompt_text:
+        bad("prompt_text", "prompt_init = 'text' needs a prompt_text")
+    from minift.freezing import PARTS
+
+    for part in s.parts:
+        if part not in PARTS:
+            raise MiniftError(f"{source}: {where}.parts: unknown part {part!r}; allowed: {', '.join(PARTS)}")
+    for b in s.blocks:
+        if not isinstance(b, int) or isinstance(b, bool):
+            raise MiniftError(f"{source}: {where}.blocks: {b!r} is not a block index (an integer)")
+    if s.strategy == "layers" and not (s.blocks or s.top_k or s.top_fraction or s.parts):
+        raise MiniftError(f"{source}: {where}: a 'layers' stage must say what trains: blocks, top_k, "
+                          f"top_fraction or parts")
+    if s.strategy != "layers":
+        for key in ("blocks", "top_k", "top_fraction", "parts", "discriminative", "unfreeze_every"):
+            if getattr(s, key) not in (None, [], False):
+                bad(key, f"only a 'layers' stage uses it (this stage is '{s.strategy}')")
+    if s.strategy != "prompt" and s.prompts:
+        bad("prompts", f"only a 'prompt' stage uses it (this stage is '{s.strategy}')")
+
+
+def parse_recipe(doc: dict, source: str) -> Recipe:
+    for key in doc:
+        if key not in RECIPE_FIELDS:
+            _unknown(source, "recipe", key, list(RECIPE_FIELDS))
+    defaults = doc.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise MiniftError(f"{source}: 'defaults' must be a table of stage fields")
+    for key in defaults:
+        if key not in STAGE_FIELDS:
+            _unknown(source, "defaults", key, list(STAGE_FIELDS))
+    tables = doc.get("stages")
+    if not isinstance(tables, list) or not tables:
+        raise MiniftError(f"{source}: 'stages' must be a non-empty list of [[stages]] tables")
+    stages = []
+    for i, table in enumerate(tables):
+        if not isinstance(table, dict):
+            raise MiniftError(f"{source}: stages[{i}] must be a table")
+        stages.append(parse_stage(source, i, table, defaults))
+    names = [s.name for s in stages]
+    for name in names:
+        if names.count(name) > 1:
+            raise MiniftError(f"{source}: two stages are named '{name}'; give each a distinct name")
+    for key, kind in (("name", str), ("description", str), ("base", str), ("task", str), ("data", str),
+                      ("examples", int), ("seed", int)):
+        if key in doc and (not isinstance(doc[key], kind) or isinstance(doc[key], bool)):
+            raise MiniftError(f"{source}: recipe.{key} must be a {kind.__name__}, got {doc[key]!r}")
+    if doc.get("examples") is not None and doc["examples"] < 1:
+        raise MiniftError(f"{source}: recipe.examples must be >= 1")
+    return Recipe(name=doc.get("name", Path(source).stem), stages=stages, base=doc.get("base", "base"),
+                  task=doc.get("task", "translation"), data=doc.get("data"), examples=doc.get("examples"),
+                  seed=doc.get("seed", 0), description=doc.get("description", ""), source=source)
+
+
+def builtin_recipes() -> list[str]:
+    return sorted(p.stem for p in RECIPE_DIR.glob("*.toml"))
+
+
+def load_recipe(name_or_path) -> Recipe:
+    """A built-in recipe by name (``hybrid``) or a TOML file by path."""
+    text = str(name_or_path)
+    path = Path(text)
+    if not path.suffix and not path.exists():
+        path = RECIPE_DIR / f"{text}.toml"
+        if not path.exists():
+            raise MiniftError(f"unknown recipe '{text}': built-in recipes are {', '.join(builtin_recipes())}, "
+                              f"or give a path to a .toml file")
+    if not path.is_file():
+        raise MiniftError(f"{path}: no such recipe file")
+    if tomllib is None:  # pragma: no cover
+        raise MiniftError("reading TOML recipes on Python 3.10 needs the 'tomli' package (pip install tomli)")
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise MiniftError(f"{path}: not valid TOML ({exc})") from None
+    return parse_recipe(doc, str(path))
+
+
+def check_against_model(recipe: Recipe, n_layer: int, block_size: int) -> None:
+    """The checks that need the model: block indices in range, prompts that fit the block."""
+    for i, s in enumerate(recipe.stages):
+        for b in s.blocks:
+            if not -n_layer <= b < n_layer:
+                raise MiniftError(f"{recipe.source}: stages[{i}].blocks: block {b} is outside the model: it has "
+                                  f"{n_layer} blocks (0..{n_layer - 1}, or -{n_layer}..-1)")
+        if s.top_k is not None and s.top_k > n_layer:
+            raise MiniftError(f"{recipe.source}: stages[{i}].top_k = {s.top_k}: the model has {n_layer} blocks")
+        if s.strategy == "prompt" and s.prompt_tokens >= block_size:
+            raise MiniftError(f"{recipe.source}: stages[{i}].prompt_tokens = {s.prompt_tokens}: a prompt must be "
+                              f"shorter than the block ({block_size}) to leave room for text")
