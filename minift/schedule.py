@@ -150,8 +150,14 @@ def _check_value(source, where, key, value):
                           f"got {type(value).__name__} {value!r}")
 
 
+# Names people reach for from other libraries, and the field minift calls them.
+SYNONYMS = {"learning_rate": "lr", "steps": "max_steps", "num_steps": "max_steps", "wd": "weight_decay",
+            "batch": "batch_size", "type": "strategy", "method": "strategy", "layers": "blocks",
+            "num_virtual_tokens": "prompt_tokens", "n_prompt_tokens": "prompt_tokens", "early_stopping": "patience"}
+
+
 def _unknown(source, where, key, allowed):
-    close = difflib.get_close_matches(key, allowed, n=1)
+    close = [SYNONYMS[key]] if SYNONYMS.get(key) in allowed else difflib.get_close_matches(key, allowed, n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     raise MiniftError(f"{source}: unknown field {where}.{key}{hint}; allowed: {', '.join(allowed)}")
 

@@ -1,0 +1,67 @@
+"""Recipes: the built-in ones parse; every kind of bad recipe is refused before training, naming the field."""
+import pytest
+
+from minift.errors import MiniftError
+from minift.schedule import builtin_recipes, check_against_model, load_recipe
+
+
+def test_builtin_recipes_parse_and_hybrid_is_full_then_layers_then_prompt():
+    assert {"full", "layers", "prompt", "hybrid"} <= set(builtin_recipes())
+    for name in builtin_recipes():
+        recipe = load_recipe(name)
+        assert recipe.stages, name
+    hybrid = load_recipe("hybrid")
+    assert [s.strategy for s in hybrid.stages] == ["full", "layers", "prompt"]
+    # [defaults] reach every stage unless a stage says otherwise.
+    assert all(s.batch_size == 16 and s.eval_every == 50 for s in hybrid.stages)
+
+
+def test_prompt_stages_default_to_a_high_rate_and_no_decay(tmp_path):
+    path = tmp_path / "r.toml"
+    path.write_text('[[stages]]\nstrategy = "prompt"\n')
+    stage = load_recipe(path).stages[0]
+    assert stage.lr == 0.1 and stage.weight_decay == 0.0 and stage.name == "prompt"
+
+
+BAD = [
+    ('[[stages]]\nstrategy = "lora"\n', r"stages\[0\]\.strategy = 'lora': unknown strategy; allowed: full, layers, prompt"),
+    ('[[stages]]\nstrategy = "full"\nlearning_rate = 0.1\n', r"unknown field stages\[0\]\.learning_rate \(did you mean 'lr'\?\)"),
+    ('[[stages]]\nstrategy = "full"\nlr = "fast"\n', r"stages\[0\]\.lr must be a float"),
+    ('[[stages]]\nstrategy = "full"\nlr = 0\n', r"stages\[0\]\.lr = 0.0: the learning rate must be > 0"),
+    ('[[stages]]\nstrategy = "full"\nlr = -1e-3\n', r"the learning rate must be > 0"),
+    ('stages = []\n', r"'stages' must be a non-empty list"),
+    ('name = "x"\n', r"'stages' must be a non-empty list"),
+    ('[[stages]]\nstrategy = "layers"\n', r"a 'layers' stage must say what trains"),
+    ('[[stages]]\nstrategy = "layers"\nparts = ["brain"]\n', r"unknown part 'brain'"),
+    ('[[stages]]\nstrategy = "full"\nblocks = [1]\n', r"only a 'layers' stage uses it"),
+    ('[[stages]]\nstrategy = "full"\nmax_steps = 2.5\n', r"max_steps must be an int"),
+    ('[[stages]]\nstrategy = "full"\ndropout = 1.0\n', r"dropout = 1.0: must be in \[0, 1\)"),
+    ('bsae = "base"\n[[stages]]\nstrategy = "full"\n', r"unknown field recipe\.bsae \(did you mean 'base'\?\)"),
+    ('[[stages]]\nstrategy = "full"\n[[stages]]\nstrategy = "full"\n', r"two stages are named 'full'"),
+    ('[[stages]\nstrategy = "full"\n', r"not valid TOML"),
+    ('[defaults]\nlrr = 1\n[[stages]]\nstrategy = "full"\n', r"unknown field defaults\.lrr"),
+]
+
+
+@pytest.mark.parametrize("text, message", BAD)
+def test_bad_recipe_is_refused_naming_the_file_and_field(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(MiniftError, match=message) as info:
+        load_recipe(path)
+    assert str(path) in str(info.value)
+
+
+def test_block_index_outside_the_model_and_too_long_prompt_are_refused(tmp_path):
+    path = tmp_path / "r.toml"
+    path.write_text('[[stages]]\nstrategy = "layers"\nblocks = [-5]\n')
+    with pytest.raises(MiniftError, match=r"block -5 is outside the model: it has 4 blocks \(0\.\.3, or -4\.\.-1\)"):
+        check_against_model(load_recipe(path), n_layer=4, block_size=64)
+    path.write_text('[[stages]]\nstrategy = "prompt"\nprompt_tokens = 64\n')
+    with pytest.raises(MiniftError, match=r"prompt_tokens = 64: a prompt must be shorter than the block \(64\)"):
+        check_against_model(load_recipe(path), n_layer=4, block_size=64)
+
+
+def test_unknown_recipe_name_lists_the_builtin_ones():
+    with pytest.raises(MiniftError, match=r"unknown recipe 'hybird': built-in recipes are .*hybrid"):
+        load_recipe("hybird")
