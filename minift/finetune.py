@@ -118,6 +118,11 @@ def setup_strategy(stage: Stage, bundle: ModelBundle, train_examples, log: RunLo
     model = bundle.model
     before_step = None
     row_prompts = [None] * len(train_examples)
+    if stage.strategy != "prompt" and bundle.prompts:
+        # A soft prompt is tuned to the exact base weights below it; once they train, it is stale.
+        log.progress(f"[{stage.name}] dropping soft prompts {', '.join(bundle.prompts)}: this stage changes "
+                     f"the weights they were tuned on")
+        bundle.prompts.clear()
     if stage.strategy == "full":
         freezing.set_trainable(model, [n for n, _ in model.named_parameters()])
         groups = param_groups(model, stage.weight_decay)

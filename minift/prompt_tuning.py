@@ -203,7 +203,7 @@ def forward_with_prompts(model, prompts: dict, input_ids: torch.Tensor, prompt_n
         real = torch.cat([prefix_mask if prefix_mask is not None else ones, tokens], 1)
     # Each row counts positions from its own first real slot: a row without a prompt starts at 0.
     positions = positions_from_mask(real, P + T, x.device)
-    logits = model.forward_embeds(x, positions=positions)
+    logits = model.forward_embeds(x, positions=positions, key_padding_mask=real)
     return logits[:, P:]  # the prompt's own outputs predict nothing: drop them
 
 

@@ -282,8 +282,8 @@ def train_stage(
             state.skipped += 1
             log.progress(f"[{stage}] warning: step {state.step}: every target in the batch is masked; skipped")
             continue
-        if not math.isfinite(float(loss)):
-            state.stopped = f"non-finite loss ({float(loss)}) at step {step_offset + state.step}"
+        if not math.isfinite(float(loss.detach())):
+            state.stopped = f"non-finite loss ({float(loss.detach())}) at step {step_offset + state.step}"
             if state.last_good_weights is not None:
                 restore(model, state.last_good_weights)
             log.write({"event": "fault", "stage": stage, "step": step_offset + state.step,
@@ -298,7 +298,7 @@ def train_stage(
         state.step += 1
         state.tokens += int(n_tokens)
         window_tokens += int(n_tokens)
-        window_loss += float(loss)
+        window_loss += float(loss.detach())
         window_n += 1
 
         if state.step % config.log_every == 0 or state.step == config.max_steps:
