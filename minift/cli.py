@@ -55,7 +55,9 @@ def cmd_pretrain(args):
 
     summary = pretrain(args.out, preset=args.preset, text_file=args.text, tokenizer_path=args.tokenizer,
                        max_steps=args.max_steps, seed=args.seed, device=resolve_device(args.device),
-                       compile=args.compile, quiet=args.quiet, vocab=args.vocab)
+                       compile=args.compile, quiet=args.quiet, vocab=args.vocab,
+                       shape={k: getattr(args, k) for k in ("n_layer", "n_head", "n_embd", "block_size")
+                              if getattr(args, k) is not None})
     print(json.dumps(summary, indent=2))
     print(f"wrote {args.out}/model.pt, tokenizer.json, log.jsonl, loss.svg, summary.json", file=sys.stderr)
 
@@ -104,6 +106,8 @@ def build_parser() -> Parser:
     p.add_argument("--tokenizer", help="use this tokenizer.json instead of training one")
     p.add_argument("--vocab", type=int, help="BPE vocabulary when training a tokenizer (default: the preset's)")
     p.add_argument("--max-steps", type=int, help="override the preset's number of steps")
+    for name in ("n-layer", "n-head", "n-embd", "block-size"):
+        p.add_argument(f"--{name}", type=int, help=f"override the preset's {name.replace('-', '_')}")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--compile", action="store_true", help="torch.compile the model (helps on GPUs)")
     add_device(p)

@@ -152,7 +152,7 @@ def corpus_texts(preset: PretrainPreset, seed: int, text_file=None) -> tuple[lis
 
 def pretrain(out_dir, preset: str = "base", text_file=None, tokenizer_path=None, max_steps=None,
              seed: int = 0, device: str = "cpu", compile: bool = False, quiet: bool = False,
-             vocab: int | None = None) -> dict:
+             vocab: int | None = None, shape: dict | None = None) -> dict:
     """Train a base model; writes model.pt, tokenizer.json, log.jsonl, loss.svg, summary.json."""
     from minift.plot import plot_run
     from minift.tokenizer import Tokenizer
@@ -160,6 +160,9 @@ def pretrain(out_dir, preset: str = "base", text_file=None, tokenizer_path=None,
     if preset not in PRESETS:
         raise MiniftError(f"unknown preset '{preset}': choose one of {', '.join(PRESETS)}")
     spec = PRESETS[preset]
+    replace(spec.model, **(shape or {})).validate()  # a shape that does not fit fails before any work
+    if max_steps is not None and max_steps < 1:
+        raise MiniftError(f"--max-steps must be >= 1, got {max_steps}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
@@ -178,7 +181,7 @@ def pretrain(out_dir, preset: str = "base", text_file=None, tokenizer_path=None,
     train_stream = encode_stream(tokenizer, train_texts)
     val_stream = encode_stream(tokenizer, val_texts)
 
-    config = replace(spec.model, vocab_size=tokenizer.vocab_size)
+    config = replace(spec.model, vocab_size=tokenizer.vocab_size, **(shape or {}))
     model = GPT(config).to(device)
     log.progress(f"model: {model.num_parameters():,} parameters; train {len(train_stream):,} tokens, "
                  f"val {len(val_stream):,} tokens")
