@@ -73,12 +73,15 @@ def cmd_evaluate(args):
 
 # --- finetune -------------------------------------------------------------------------------------
 def finetune_options(args):
+    from minift import distributed
     from minift.device import resolve_device
     from minift.finetune import RunOptions
 
+    # Under torchrun (WORLD_SIZE > 1) join the process group; each rank gets its own GPU.
+    ctx, device = distributed.init_from_env(resolve_device(args.device))
     return RunOptions(out=args.out, task=args.task, data=args.data, examples=args.examples,
-                      max_steps=args.max_steps, seed=args.seed, device=resolve_device(args.device),
-                      resume=args.resume, quiet=args.quiet, base=args.base)
+                      max_steps=args.max_steps, seed=args.seed, device=device,
+                      resume=args.resume, quiet=args.quiet, base=args.base, dist=ctx)
 
 
 def print_stage_table(summary, file=sys.stdout):
@@ -100,9 +103,16 @@ def cmd_finetune(args):
 
     check_task(args.task)
     recipe = load_recipe(args.recipe)
-    summary = run_recipe(recipe, finetune_options(args))
-    print_stage_table(summary)
-    print(f"\nrun folder: {args.out} (model.pt, summary.json, log.jsonl, loss.svg)")
+    opts = finetune_options(args)
+    try:
+        summary = run_recipe(recipe, opts)
+    finally:
+        from minift.distributed import shutdown
+
+        shutdown(opts.dist)
+    if opts.dist.is_main:
+        print_stage_table(summary)
+        print(f"\nrun folder: {args.out} (model.pt, summary.json, log.jsonl, loss.svg)")
 
 
 def cmd_generate(args):

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from minift import distributed
 from minift.checkpoint import ModelBundle, load_model, save_checkpoint
 from minift.errors import MiniftError
 from minift.evaluate import evaluate_examples, teacher_forced_loss
@@ -45,6 +46,12 @@ class Trainable(nn.Module):
         super().__init__()
         self.gpt = model
         self.prompts = nn.ModuleDict(prompts)
+
+    def forward(self, input_ids, prompt_names):
+        """Logits (B, T, V) for the token positions (a DDP wrapper calls this)."""
+        from minift.prompt_tuning import forward_with_prompts
+
+        return forward_with_prompts(self.gpt, dict(self.prompts), input_ids, prompt_names)
 
 
 def set_dropout(model: GPT, p: float) -> None:
@@ -72,6 +79,7 @@ class RunOptions:
     quiet: bool = False
     base: str | None = None
     eval_limit: int | None = None  # validation examples for the after-stage metrics
+    dist: distributed.DistContext = dataclasses.field(default_factory=distributed.DistContext)
 
 
 def start_bundle(base: str, device, seed: int) -> ModelBundle:
@@ -169,13 +177,16 @@ def setup_strategy(stage: Stage, bundle: ModelBundle, train_examples, log: RunLo
     return module, groups, before_step, row_prompts
 
 
-def stage_loss(batch, module: Trainable, device):
-    from minift.prompt_tuning import forward_with_prompts
-
+def stage_loss(batch, train_module, device, ctx: distributed.DistContext):
+    """Mean loss over the graded tokens of the *global* batch (see distributed.py), and their count."""
     batch = batch.to(device)
-    logits = forward_with_prompts(module.gpt, dict(module.prompts), batch.input_ids, batch.prompt_names)
-    n = int((batch.targets != -100).sum())
-    return lm_loss(logits, batch.targets), n
+    logits = train_module(batch.input_ids, batch.prompt_names)
+    n_local = int((batch.targets != -100).sum())
+    if not ctx.enabled:
+        return lm_loss(logits, batch.targets), n_local
+    n_total = distributed.all_reduce_sum(n_local, ctx, device)
+    token_sum = lm_loss(logits, batch.targets) * n_local if n_local else logits.sum() * 0.0
+    return token_sum * ctx.world_size / max(n_total, 1.0), int(n_total)
 
 
 def run_stage(i: int, stage: Stage, recipe: Recipe, opts: RunOptions, bundle: ModelBundle, log: RunLog,
@@ -222,8 +233,11 @@ def run_stage(i: int, stage: Stage, recipe: Recipe, opts: RunOptions, bundle: Mo
                          restore_best=stage.restore_best)
     pin = torch.device(device).type == "cuda"
 
+    ctx = opts.dist
+
     def batches(generator):
         rows = torch.randint(0, len(encoded), (stage.batch_size,), generator=generator).tolist()
+        rows = distributed.shard_rows(rows, ctx)  # every rank draws the same rows, keeps its share
         batch = collate([encoded[r] for r in rows], tok.pad_id)
         return batch.pin_memory() if pin else batch
 
@@ -240,20 +254,25 @@ def run_stage(i: int, stage: Stage, recipe: Recipe, opts: RunOptions, bundle: Mo
                  f"({100 * n_trainable / total_params:.2f}%), {len(encoded)} examples, {max_steps} steps")
 
     def save_state(state: TrainState):
+        if not ctx.is_main:
+            return
         atomic_torch_save(out / "resume.pt", {"stage_index": i, "step_offset": step_offset, "completed": completed,
                                               "before": before_metrics, "train_state": state.to_dict()})
 
     state = TrainState.from_dict(resume_state) if resume_state else None
-    state = train_stage(module, optimizer, batches, lambda m, b: stage_loss(b, m, device), config,
+    train_module = distributed.wrap(module, ctx, device, find_unused=stage.strategy == "prompt")
+    state = train_stage(module, optimizer, batches, lambda m, b: stage_loss(b, m, device, ctx), config,
                         evaluate=evaluate, stage=stage.name, seed=seed * 1000 + i, log=log,
                         step_offset=step_offset, state=state, save_state=save_state, before_step=before_step,
-                        device=device)
+                        device=device, train_module=train_module)
     if state.stopped:
         log.progress(f"[{stage.name}] {state.stopped}")
     bundle.model.eval()
     report = evaluate_examples(bundle, stage_examples(recipe, stage, opts, "val", opts.eval_limit or 100, seed))
     stage_dir = out / "stages" / f"{i}-{stage.name}"
-    save_bundle(stage_dir, bundle, {"stage": stage.name, "recipe": recipe.name})
+    if ctx.is_main:
+        save_bundle(stage_dir, bundle, {"stage": stage.name, "recipe": recipe.name})
+    distributed.barrier(ctx)
     return {
         "name": stage.name, "strategy": stage.strategy, "data": stage.data,
         "examples": len(encoded), "trainable_params": n_trainable, "total_params": total_params,
@@ -288,8 +307,9 @@ def run_recipe(recipe: Recipe, opts: RunOptions) -> dict:
         resume = torch.load(out / "resume.pt", map_location="cpu", weights_only=True)
     elif not opts.resume and (out / "summary.json").exists():
         raise MiniftError(f"{out} already holds a run: use --resume to continue it, or another --out")
+    ctx = opts.dist
     out.mkdir(parents=True, exist_ok=True)
-    log = RunLog(out / "log.jsonl", quiet=opts.quiet)
+    log = RunLog(out / "log.jsonl", quiet=opts.quiet, enabled=ctx.is_main)
     if resume is None and (out / "log.jsonl").exists():
         log.truncate_after(-1)
 
@@ -320,15 +340,19 @@ def run_recipe(recipe: Recipe, opts: RunOptions) -> dict:
             step_offset = resume["step_offset"]
         result = run_stage(i, stage, recipe, opts, bundle, log, step_offset, state, seed, out, completed, before)
         completed.append(result)
-        atomic_torch_save(out / "resume.pt", {"stage_index": i + 1, "step_offset": step_offset + result["steps"],
-                                              "completed": completed, "before": before, "train_state": None})
+        if ctx.is_main:
+            atomic_torch_save(out / "resume.pt", {"stage_index": i + 1, "step_offset": step_offset + result["steps"],
+                                                  "completed": completed, "before": before, "train_state": None})
         shown = ", ".join(f"{k} {v:.2f}" for k, v in result["metrics"].items())
         log.progress(f"[{stage.name}] done in {result['seconds']:.1f} s: {shown}")
-    save_bundle(out, bundle, {"recipe": recipe.name, "seed": seed, "task": task})
     summary["stages"] = completed
     summary["seconds"] = round(sum(s["seconds"] for s in completed), 2)
     summary["wall_seconds_this_call"] = round(time.time() - t0, 2)
     summary["main_metric"] = MAIN_METRIC.get(task, "f1")
-    atomic_write_json(out / "summary.json", summary)
-    plot_run(out)
+    summary["processes"] = ctx.world_size
+    if ctx.is_main:
+        save_bundle(out, bundle, {"recipe": recipe.name, "seed": seed, "task": task})
+        atomic_write_json(out / "summary.json", summary)
+        plot_run(out)
+    distributed.barrier(ctx)
     return summary
