@@ -158,6 +158,8 @@ class RunLog:
             return
         keep = [r for r in self.records
                 if r.get("step", 0) <= step and (drop_stage is None or r.get("stage") != drop_stage)]
+        if len(keep) == len(self.records):
+            return  # nothing to forget: leave the file alone
         self.records = keep
         if self.path is not None:
             atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in keep))

@@ -1,0 +1,156 @@
+"""A run killed at any moment resumes with --resume and ends with the same weights as one never killed."""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import minift.finetune
+import minift.io
+from pathlib import Path
+from minift.checkpoint import load_model
+from minift.finetune import RunOptions, run_recipe
+from minift.pretrain import pretrain
+from minift.schedule import load_recipe
+
+RECIPE = """
+name = "mini-hybrid"
+[defaults]
+batch_size = 8
+eval_every = 4
+eval_examples = 8
+warmup_steps = 2
+[[stages]]
+strategy = "full"
+max_steps = 12
+dropout = 0.1
+[[stages]]
+strategy = "layers"
+top_k = 1
+parts = ["ln_f"]
+discriminative = 2.6
+max_steps = 8
+dropout = 0.1
+[[stages]]
+strategy = "prompt"
+prompt_tokens = 4
+max_steps = 8
+"""
+
+WORDS = {"cat": "chat", "dog": "chien", "bird": "oiseau", "fish": "poisson", "tree": "arbre", "book": "livre"}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("resume")
+    rng = random.Random(0)
+    lines = []
+    for _ in range(200):
+        a, b = rng.sample(sorted(WORDS), 2)
+        lines.append(f"the {a} sees the {b}. le {WORDS[a]} voit le {WORDS[b]}.")
+    (root / "book.txt").write_text("\n\n".join(lines))
+    pretrain(root / "base", preset="tiny", text_file=root / "book.txt", max_steps=20, quiet=True, vocab=280)
+    with open(root / "pairs.jsonl", "w") as f:
+        for i in range(80):
+            a, b = rng.sample(sorted(WORDS), 2)
+            f.write(json.dumps({"source": f"the {a} sees the {b}.", "target": f"le {WORDS[a]} voit le {WORDS[b]}.",
+                                "subset": "x" if i % 2 else "y"}) + "\n")
+    (root / "recipe.toml").write_text(RECIPE)
+    return root
+
+
+def options(root, out, resume=False):
+    return RunOptions(out=str(out), data=str(root / "pairs.jsonl"), base=str(root / "base"), seed=3,
+                      resume=resume, quiet=True, eval_limit=8)
+
+
+def final_weights(out):
+    bundle = load_model(out)
+    weights = {k: v.clone() for k, v in bundle.model.state_dict().items()}
+    weights.update({f"prompt.{n}": p.weight.detach().clone() for n, p in bundle.prompts.items()})
+    return weights
+
+
+@pytest.fixture(scope="module")
+def reference(setup):
+    run_recipe(load_recipe(setup / "recipe.toml"), options(setup, setup / "straight"))
+    return final_weights(setup / "straight")
+
+
+def assert_same(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+class Killed(BaseException):
+    """Stands for the process dying: nothing after it runs."""
+
+
+@pytest.mark.parametrize("die_at", [2, 5, 9])
+def test_death_while_writing_a_checkpoint_resumes_to_the_same_weights(setup, reference, die_at, monkeypatch):
+    out = setup / f"killed-{die_at}"
+    real = minift.io.atomic_write_bytes
+    calls = {"n": 0}
+
+    def dying_write(path, data):
+        path = Path(path)
+        calls["n"] += 1
+        if calls["n"] == die_at:  # half a file in the temp name, then death: the rename never happens
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(str(path) + ".partial.tmp", "wb") as f:
+                f.write(data[: len(data) // 2])
+            raise Killed()
+        real(path, data)
+
+    monkeypatch.setattr(minift.io, "atomic_write_bytes", dying_write)
+    with pytest.raises(Killed):
+        run_recipe(load_recipe(setup / "recipe.toml"), options(setup, out))
+    monkeypatch.setattr(minift.io, "atomic_write_bytes", real)
+    starts = []  # (stage, step it resumed at): proves the run continued rather than started over
+    real_train_stage = minift.finetune.train_stage
+
+    def spy(*args, **kwargs):
+        starts.append((kwargs["stage"], kwargs["state"].step if kwargs["state"] else 0))
+        return real_train_stage(*args, **kwargs)
+
+    monkeypatch.setattr(minift.finetune, "train_stage", spy)
+    run_recipe(load_recipe(setup / "recipe.toml"), options(setup, out, resume=True))
+    assert starts[0] != ("full", 0), starts
+    assert_same(final_weights(out), reference)
+    summary = json.loads((out / "summary.json").read_text())
+    assert [s["name"] for s in summary["stages"]] == ["full", "layers", "prompt"]
+
+
+def test_kill_9_at_a_random_moment_resumes_to_the_same_weights(setup, reference):
+    out = setup / "kill9"
+    cmd = [sys.executable, "-m", "minift", "finetune", "--recipe", str(setup / "recipe.toml"), "--out", str(out),
+           "--data", str(setup / "pairs.jsonl"), "--base", str(setup / "base"), "--seed", "3", "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not (out / "resume.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    time.sleep(random.Random(os.getpid()).uniform(0.0, 0.3))  # somewhere in the middle of training
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    log_before = (out / "log.jsonl").read_text() if (out / "log.jsonl").exists() else ""
+    result = subprocess.run(cmd + ["--resume"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    steps = [(r["stage"], r["step"]) for r in map(json.loads, (out / "log.jsonl").read_text().splitlines())
+             if r["event"] == "train"]
+    assert len(steps) == len(set(steps)), "a resumed run must not log the same step twice"
+    assert log_before, "the kill came before anything was logged: the test did not test resuming"
+    assert_same(final_weights(out), reference)
+
+
+def test_a_finished_run_folder_is_not_overwritten_without_resume(setup, reference):
+    from minift.errors import MiniftError
+
+    with pytest.raises(MiniftError, match="already holds a run"):
+        run_recipe(load_recipe(setup / "recipe.toml"), options(setup, setup / "straight"))
