@@ -15,7 +15,6 @@ import minift.io
 from pathlib import Path
 from minift.checkpoint import load_model
 from minift.finetune import RunOptions, run_recipe
-from minift.pretrain import pretrain
 from minift.schedule import load_recipe
 
 RECIPE = """
@@ -42,26 +41,10 @@ prompt_tokens = 4
 max_steps = 8
 """
 
-WORDS = {"cat": "chat", "dog": "chien", "bird": "oiseau", "fish": "poisson", "tree": "arbre", "book": "livre"}
-
-
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("resume")
-    rng = random.Random(0)
-    lines = []
-    for _ in range(200):
-        a, b = rng.sample(sorted(WORDS), 2)
-        lines.append(f"the {a} sees the {b}. le {WORDS[a]} voit le {WORDS[b]}.")
-    (root / "book.txt").write_text("\n\n".join(lines))
-    pretrain(root / "base", preset="tiny", text_file=root / "book.txt", max_steps=20, quiet=True, vocab=280)
-    with open(root / "pairs.jsonl", "w") as f:
-        for i in range(80):
-            a, b = rng.sample(sorted(WORDS), 2)
-            f.write(json.dumps({"source": f"the {a} sees the {b}.", "target": f"le {WORDS[a]} voit le {WORDS[b]}.",
-                                "subset": "x" if i % 2 else "y"}) + "\n")
-    (root / "recipe.toml").write_text(RECIPE)
-    return root
+def setup(tiny_setup):
+    (tiny_setup / "recipe.toml").write_text(RECIPE)
+    return tiny_setup
 
 
 def options(root, out, resume=False):

@@ -1,0 +1,32 @@
+"""Shared fixtures: a tiny base model pretrained on a toy bilingual text, and pairs to fine-tune on.
+
+Built once per test session in about two seconds, so fine-tuning tests need neither the shipped
+base nor the world generator.
+"""
+import json
+import random
+
+import pytest
+
+WORDS = {"cat": "chat", "dog": "chien", "bird": "oiseau", "fish": "poisson", "tree": "arbre", "book": "livre"}
+
+
+@pytest.fixture(scope="session")
+def tiny_setup(tmp_path_factory):
+    """A folder with base/ (tiny pretrained model) and pairs.jsonl (80 translation pairs, subsets x/y)."""
+    from minift.pretrain import pretrain
+
+    root = tmp_path_factory.mktemp("tiny")
+    rng = random.Random(0)
+    lines = []
+    for _ in range(200):
+        a, b = rng.sample(sorted(WORDS), 2)
+        lines.append(f"the {a} sees the {b}. le {WORDS[a]} voit le {WORDS[b]}.")
+    (root / "book.txt").write_text("\n\n".join(lines))
+    pretrain(root / "base", preset="tiny", text_file=root / "book.txt", max_steps=20, quiet=True, vocab=280)
+    with open(root / "pairs.jsonl", "w") as f:
+        for i in range(80):
+            a, b = rng.sample(sorted(WORDS), 2)
+            f.write(json.dumps({"source": f"the {a} sees the {b}.", "target": f"le {WORDS[a]} voit le {WORDS[b]}.",
+                                "subset": "x" if i % 2 else "y"}) + "\n")
+    return root
