@@ -19,3 +19,10 @@ def load_model(path_or_name, device="cpu"):
     from minift.checkpoint import load_model as _load
 
     return _load(path_or_name, device=device)
+
+
+def load_gpt2(path, dropout=0.0, attn_impl="sdpa"):
+    """A Hugging Face GPT-2 folder as minift's GPT (see ``minift.pretrained.load_gpt2``)."""
+    from minift.pretrained import load_gpt2 as _load
+
+    return _load(path, dropout=dropout, attn_impl=attn_impl)

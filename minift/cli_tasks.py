@@ -151,7 +151,7 @@ def register(sub) -> None:
     p = sub.add_parser("evaluate", help="generate on a task's split and score it (BLEU, ROUGE, EM/F1)",
                        description="Greedy decoding with the KV cache on a task split, then the task's metrics. "
                                    "Prints a table and writes a JSON report with sample predictions.")
-    p.add_argument("--model", required=True, help="run folder, checkpoint file, or 'base'")
+    p.add_argument("--model", required=True, help="run folder, checkpoint file, 'base' or gpt2:PATH")
     p.add_argument("--task", help="translation, summarization or qa")
     p.add_argument("--data", help="a JSONL file instead of a generated task")
     p.add_argument("--split", default="test", help="train, val or test (default: test)")
@@ -182,7 +182,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("generate", help="continue a text with a model (try it by hand)",
                        description="Greedy (or sampled) continuation of TEXT; '\\n' in TEXT is a newline.")
-    p.add_argument("--model", default="base", help="run folder, checkpoint file, or 'base' (default)")
+    p.add_argument("--model", default="base", help="run folder, checkpoint file, 'base' (default) or gpt2:PATH")
     p.add_argument("--prompt-name", help="a soft prompt of the model to use")
     p.add_argument("--max-new-tokens", type=positive, default=64)
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
