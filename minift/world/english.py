@@ -22,7 +22,10 @@ play", except with "be" ("the cat is not small") and "can" ("Tom cannot swim"). 
 
 **Pronouns** change with their role: he/him, she/her, they/them, I/me, we/us; things are "it".
 Possessives: my, your, his, her, its, our, their. "Tom's dog", "the farmer's dog",
-"the children's ball", "the cats' bowl" (only a plural ending in -s takes the bare apostrophe).
+"the children's ball", "the cats' ball" (only a plural ending in -s takes the bare apostrophe).
+
+**Adverbs**: "often" goes before the verb ("Tom often plays") but after "be" ("Tom is often
+in the garden"); manner adverbs follow the object ("Stir the sauce gently").
 
 Negative "there is" uses "no": "There are no apples on the table."
 Used by tutorials 05, 06, 09, 10 through ``minift.world``.
@@ -30,7 +33,7 @@ Used by tutorials 05, 06, 09, 10 through ``minift.world``.
 from __future__ import annotations
 
 from minift.world.grammar import NP, Clause, Sentence, features
-from minift.world.lexicon import NUMBERS_EN, PREPOSITIONS, TIMES, Noun, Person
+from minift.world.lexicon import BIG_NUMBERS, NUMBERS_EN, PREPOSITIONS, TIMES, Noun
 
 AN_WORDS = ("hour", "honest", "heir")                          # silent h: an hour
 A_WORDS = ("one", "uniform", "unicorn", "university", "useful")  # "you" sound: a uniform
@@ -219,7 +222,6 @@ def clause_text(c: Clause) -> str:
 
 
 def _number(n: int) -> str:
-    from minift.world.kitchen import BIG_NUMBERS   # 15, 20, 30 exist only in recipes
     return NUMBERS_EN[n] if n < len(NUMBERS_EN) else BIG_NUMBERS[n][0]
 
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from minift.world.lexicon import ADJ, NAME, NOUN, VERB, Adjective, Noun, Person, Verb
+from minift.world.lexicon import ADJ, ADVERBS, NAME, NOUN, VERB, Adjective, Noun, Person, Verb
 
 
 @dataclass(slots=True)
@@ -63,7 +63,7 @@ class Clause:
     adjs: tuple[Adjective, ...] = ()     # after "be": "The cat is small and black."
     modal: str | None = None             # "can" | "want" | "like"
     negative: bool = False
-    adverb: str | None = None            # a key of ADVERBS (or of the kitchen's adverbs)
+    adverb: tuple[str, str, str] | None = None   # (English, French, French position), see ADVERBS
     time: str | None = None              # a key of TIMES, fronted: "In the morning, ..."
     minutes: int | None = None           # "for five minutes" (recipes)
     drop_subject: bool = False           # second half of "X and Y" with a shared subject
@@ -77,7 +77,7 @@ class Sentence:
 
 def features(np: NP) -> tuple[int, bool, str, bool]:
     """(person, plural, gender, human) of a noun phrase, the facts that agreement needs."""
-    if np.det == "and":
+    if np.parts:                         # "Tom and Anna", or "they" standing for them
         gender = "f" if all(features(p)[2] == "f" for p in np.parts) else "m"
         return min(features(p)[0] for p in np.parts), True, gender, any(features(p)[3] for p in np.parts)
     head = np.head
@@ -155,8 +155,25 @@ def clause(subject: NP | None, verb: Verb | str, obj: NP | None = None, **kw) ->
         verb = VERB[verb]
     if "adjs" in kw:
         kw["adjs"] = _adjs(kw["adjs"])
+    if isinstance(kw.get("adverb"), str):
+        kw["adverb"] = ADVERBS[kw["adverb"]]
     return Clause(subject, verb, obj, **kw)
 
 
 def verb_key(c: Clause) -> str:
     return c.verb if isinstance(c.verb, str) else c.verb.en
+
+
+def noun_phrases(np: NP | None):
+    """Every noun phrase inside ``np``, itself included (owners and coordinated members too)."""
+    if np is None:
+        return
+    yield np
+    yield from noun_phrases(np.owner)
+    for part in np.parts:
+        yield from noun_phrases(part)
+
+
+def clause_noun_phrases(c: Clause):
+    for np in (c.subject, c.obj, c.to, c.place):
+        yield from noun_phrases(np)

@@ -22,6 +22,7 @@ Used by tutorials 05 (pretraining corpus), 06 (fine-tuning tasks), 09 and 10 thr
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 
@@ -65,7 +66,7 @@ class Verb:
     intransitive: bool = False  # may also be used without an object ("Anna reads.")
     recipient: bool = False     # takes "to someone" (give, show, bring)
     generic: bool = False       # like/love/prefer: "Tom likes cats" = "Tom aime les chats"
-    manner: bool = False        # accepts quickly/slowly/well
+    manner: tuple[str, ...] = ()  # the manner adverbs it accepts: one sings well, not quickly
 
 
 NAMES = tuple(Person(n, "m") for n in
@@ -74,7 +75,7 @@ NAMES = tuple(Person(n, "m") for n in
               "Anna Emma Lucy Nina Lisa Julie Clara Alice Eva Sophie Lena Mia".split())
 
 
-def _nouns(table: str) -> tuple[Noun, ...]:
+def noun_table(table: str) -> tuple[Noun, ...]:
     """Parse rows ``english[/plural] | french[/plural] | gender | tags and options``."""
     out = []
     for line in table.strip().splitlines():
@@ -96,7 +97,7 @@ def _nouns(table: str) -> tuple[Noun, ...]:
     return tuple(out)
 
 
-NOUNS = _nouns("""
+NOUNS = noun_table("""
 mother         | mère                  | f | person kin
 father         | père                  | m | person kin
 sister         | sœur                  | f | person kin
@@ -115,12 +116,13 @@ boy            | garçon                | m | person young
 girl           | fille                 | f | person young
 man/men        | homme                 | m | person
 woman/women    | femme                 | f | person
-cat            | chat                  | m | animal pet small colours=black,white,grey,brown
-dog            | chien                 | m | animal pet colours=black,white,brown
-rabbit         | lapin                 | m | animal pet small colours=white,grey,brown
+person/people  | personne              | f | person
+cat            | chat                  | m | animal pet furry small colours=black,white,grey,brown
+dog            | chien                 | m | animal pet furry colours=black,white,brown
+rabbit         | lapin                 | m | animal pet furry small colours=white,grey,brown
 bird           | oiseau                | m | animal pet small colours=blue,red,yellow,black
 fish/fish      | poisson               | m | animal pet small colours=red,yellow,blue
-mouse/mice     | souris                | f | animal pet small colours=grey,white
+mouse/mice     | souris                | f | animal pet furry small colours=grey,white
 horse          | cheval                | m | animal farm colours=white,black,brown
 cow            | vache                 | f | animal farm colours=brown,black,white
 sheep/sheep    | mouton                | m | animal farm colours=white,black
@@ -146,7 +148,7 @@ potato         | pomme de terre/pommes de terre | f | food vegetable colours=
 egg            | œuf                   | m | food colours=white
 cake           | gâteau                | m | food dish colours=
 pie            | tarte                 | f | food dish colours=
-sandwich       | sandwich/sandwichs    | m | food dish colours=
+sandwich       | sandwich              | m | food dish colours=
 cookie         | biscuit               | m | food dish colours=
 bread          | pain                  | m | food mass colours=
 cheese         | fromage               | m | food mass colours=
@@ -198,7 +200,7 @@ market         | marché                | m | place shop work at=at:à
 shop           | magasin               | m | place shop work
 bakery         | boulangerie           | f | place shop work at=at:à
 house          | maison                | f | place indoor home
-kitchen        | cuisine               | f | place indoor home kitchen
+kitchen        | cuisine               | f | place indoor kitchen
 school         | école                 | f | place indoor work at=at:à
 library        | bibliothèque          | f | place indoor work at=at:à
 hospital       | hôpital               | m | place indoor work at=at:à
@@ -228,7 +230,7 @@ fat       | gros/grosse                            | before | size    | pet farm
 young     | jeune                                  | before | age     | person animal
 old       | vieux/vieille/vieux/vieilles/vieil     | before | age     | person animal thing landmark place
 new       | nouveau/nouvelle/nouveaux/nouvelles/nouvel | before | age | thing landmark
-soft      | doux/douce                             | after  | quality | pet toy wearable
+soft      | doux/douce                             | after  | quality | furry toy wearable
 heavy     | lourd                                  | after  | quality | container vehicle landmark
 light     | léger/légère                           | after  | quality | container toy wearable
 clean     | propre                                 | after  | quality | container wearable landmark vehicle
@@ -260,8 +262,9 @@ def _verbs(table: str) -> tuple[Verb, ...]:
     for line in table.strip().splitlines():
         en, fr, objects, where, flags = (part.strip() for part in line.split("|"))
         flags = flags.split()
+        manner = next((f[7:].split(",") for f in flags if f.startswith("manner=")), ())
         out.append(Verb(en, fr, tuple(objects.split()), tuple(where.split()),
-                        "intrans" in flags, "to" in flags, "generic" in flags, "manner" in flags))
+                        "intrans" in flags, "to" in flags, "generic" in flags, tuple(manner)))
     return tuple(out)
 
 
@@ -283,7 +286,7 @@ look for  | chercher   | thing pet person              | indoor outdoor         
 like      | aimer      | animal food thing             |                        | generic
 love      | adorer     | animal food thing             |                        | generic
 prefer    | préférer   | animal food thing             |                        | generic
-draw      | dessiner   | animal thing landmark         | indoor outdoor         | intrans
+draw      | dessiner   | animal thing landmark         | indoor outdoor         | intrans manner=well
 paint     | peindre    | landmark container vehicle    | indoor outdoor         |
 read      | lire       | readable                      | indoor outdoor         | intrans
 write     | écrire     | letter                        | indoor                 | intrans
@@ -296,7 +299,7 @@ throw     | lancer     | throwable                     | outdoor                
 hide      | cacher     | thing                         | indoor outdoor         |
 hold      | tenir      | thing small                   |                        |
 make      | faire      | dish                          | kitchen                |
-feed      | nourrir    | animal                        | outdoor                |
+feed      | nourrir    | pet farm                      | outdoor                |
 call      | appeler    | person pet                    |                        |
 help      | aider      | person                        |                        |
 wait for  | attendre   | person                        | outdoor shop           |
@@ -306,12 +309,12 @@ show      | montrer    | thing pet                     |                        
 bring     | apporter   | thing food                    |                        | to
 sleep     | dormir     |                               | indoor outdoor         | intrans
 play      | jouer      |                               | indoor outdoor         | intrans
-run       | courir     |                               | outdoor                | intrans manner
-swim      | nager      |                               | water                  | intrans manner
-sing      | chanter    |                               | indoor outdoor         | intrans manner
-dance     | danser     |                               | indoor outdoor         | intrans manner
+run       | courir     |                               | outdoor                | intrans manner=quickly,slowly
+swim      | nager      |                               | water                  | intrans manner=quickly,slowly,well
+sing      | chanter    |                               | indoor outdoor         | intrans manner=well
+dance     | danser     |                               | indoor outdoor         | intrans manner=well
 work      | travailler |                               | work                   | intrans
-walk      | marcher    |                               | outdoor                | intrans manner
+walk      | marcher    |                               | outdoor                | intrans manner=quickly,slowly
 jump      | sauter     |                               | outdoor                | intrans
 live      | habiter    |                               | home                   | intrans
 go        | aller      |                               |                        | intrans
@@ -320,6 +323,7 @@ return    | revenir    |                               |                        
 
 NUMBERS_EN = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 NUMBERS_FR = ("zéro", "un", "deux", "trois", "quatre", "cinq", "six", "sept", "huit", "neuf", "dix")
+BIG_NUMBERS = {15: ("fifteen", "quinze"), 20: ("twenty", "vingt"), 30: ("thirty", "trente")}  # recipes only
 
 # Phrases put at the front of a clause, followed by a comma: "In the morning, Tom…" / "Le matin, Tom…".
 TIMES = {"today": ("Today", "Aujourd'hui"), "morning": ("In the morning", "Le matin"),
@@ -327,6 +331,7 @@ TIMES = {"today": ("Today", "Aujourd'hui"), "morning": ("In the morning", "Le ma
          "then": ("Then", "Ensuite"), "sunday": ("On Sunday", "Dimanche"),
          "after_school": ("After school", "Après l'école")}
 TIME_KEYS = tuple(TIMES)
+OPENERS = ("today", "morning", "evening", "sunday", "after_school")   # can start a story
 
 # Adverbs: English form, French form, and where French puts it.
 # "verb": right after the verb, before the object ("Remuez doucement la sauce").
@@ -339,13 +344,15 @@ ADVERBS = {"quickly": ("quickly", "vite", "verb"), "slowly": ("slowly", "lenteme
 PREPOSITIONS = {"to": ("to", "à"), "from": ("from", "de"), "near": ("near", "près de"),
                 "under": ("under", "sous"), "on": ("on", "sur"), "in": ("in", "dans"),
                 "into": ("into", "dans"), "behind": ("behind", "derrière"),
-                "with": ("with", "avec"), "for": ("for", "pour")}
+                "with": ("with", "avec"), "for": ("for", "pour"),
+                "to_in": ("to", "dans")}   # adding to a vessel: "to the bowl" / "dans le bol"
 # Where a thing can lie relative to each landmark ("under the tree", "on the table").
 LANDMARK_PREPS = {"tree": ("under", "near", "behind"), "bench": ("on", "under", "near"),
                   "table": ("on", "under"), "chair": ("on", "under"), "bed": ("on", "under"),
                   "door": ("near", "behind"), "window": ("near",)}
 
 
+@functools.lru_cache(maxsize=None)     # called for every object drawn: worth remembering
 def nouns_with(*tags: str, exclude: tuple[str, ...] = ()) -> tuple[Noun, ...]:
     """All nouns carrying at least one of ``tags`` and none of ``exclude``, in table order."""
     return tuple(n for n in NOUNS if any(t in n.tags for t in tags)
