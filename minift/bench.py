@@ -11,7 +11,9 @@ train        Tokens per second of a full training step (forward, cross-entropy, 
                + 12·L·T·C  (attention scores QKᵀ and the weighted sum AV, forward + backward)
 generate     Generated tokens per second with and without the KV cache (256 new tokens).
 strategies   Per fine-tuning strategy: step time, peak memory, trainable parameters and optimizer
-             state, each also as a ratio to full fine-tuning (added with the strategies).
+             state, each also as a ratio to full fine-tuning (strategy_bench.py).
+ddp          Two gloo processes with one thread each against one process with two threads, at the
+             same global batch: what the gradient all-reduce costs (ddp_bench.py).
 
 Tutorial 12 (running on a GPU) reads these numbers.
 """
@@ -141,7 +143,7 @@ def run_bench(args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    sections = (args.only or "train,generate,strategies").split(",")
+    sections = (args.only or "train,generate,strategies,ddp").split(",")
     results = {}
     if "train" in sections:
         r = bench_train(device, steps=args.steps, compile=args.compile)
@@ -165,6 +167,15 @@ def run_bench(args) -> dict:
             r = bench_strategies(device, steps=args.steps)
             results["strategies"] = r
             print_strategies(r)
+    if "ddp" in sections:
+        from minift.ddp_bench import bench_ddp
+
+        r = bench_ddp(steps=args.steps)
+        results["ddp"] = r
+        print(f"ddp         global batch {r['global_batch']}, {r['shape']}")
+        print(f"  1 process x 2 threads {r['one_process_2_threads_s'] * 1000:.1f} ms/step, "
+              f"2 processes (gloo) x 1 thread {r['two_processes_1_thread_s'] * 1000:.1f} ms/step: "
+              f"ratio {r['ratio']:.2f}")
     if args.json:
         from minift.io import atomic_write_json
 

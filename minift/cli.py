@@ -124,7 +124,7 @@ def build_parser() -> Parser:
     p = sub.add_parser("bench", help="measure training and generation throughput (tokens/s)",
                        description="Benchmarks: training-step throughput against the machine's matmul rate, "
                                    "generation with and without the KV cache, and per-strategy step cost.")
-    p.add_argument("--only", help="comma list of sections: train, generate, strategies (default: all)")
+    p.add_argument("--only", help="comma list of sections: train, generate, strategies, ddp (default: all)")
     p.add_argument("--steps", type=int, default=10, help="timed steps per measurement (default: 10)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--json", help="also write the results to this JSON file")
