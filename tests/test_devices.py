@@ -1,0 +1,54 @@
+"""The device logic and the benchmark arithmetic, checked on the CPU (no timing assertions)."""
+from contextlib import nullcontext
+
+import pytest
+import torch
+
+from minift.bench import flops_per_token
+from minift.device import resolve_device
+from minift.errors import MiniftError
+from minift.model import GPTConfig
+from minift.optim import AdamW
+from minift.trainer import autocast_for
+
+
+def test_auto_picks_cpu_here_and_cuda_is_refused_without_a_gpu():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert resolve_device("auto") == "cpu"
+    with pytest.raises(MiniftError, match="no CUDA GPU is available"):
+        resolve_device("cuda")
+    with pytest.raises(MiniftError, match="choose auto, cpu, cuda, cuda:N or mps"):
+        resolve_device("gpu0")
+
+
+def test_bf16_autocast_is_used_on_cuda_only():
+    ctx = autocast_for("cuda")
+    assert isinstance(ctx, torch.autocast) and ctx.fast_dtype == torch.bfloat16
+    assert isinstance(autocast_for("cpu"), nullcontext)
+
+
+def test_flops_per_token_counts_six_n_plus_attention_by_hand():
+    # C=768, L=12, T=1024, V=50304 (GPT-2 124M padded vocab): per block 12·C² weights.
+    c = GPTConfig(vocab_size=50304, block_size=1024, n_layer=12, n_head=12, n_embd=768)
+    n = 12 * 12 * 768 * 768 + 50304 * 768
+    assert flops_per_token(c) == 6 * n + 12 * 12 * 1024 * 768
+
+
+def test_foreach_adamw_path_equals_the_loop_on_this_device():
+    # On CUDA the optimizer defaults to the multi-tensor path; both paths must agree everywhere.
+    torch.manual_seed(0)
+    params = [torch.randn(4, 3, requires_grad=True), torch.randn(3, requires_grad=True)]
+    twins = [p.detach().clone().requires_grad_(True) for p in params]
+    loop, multi = AdamW(params, lr=1e-2, foreach=False), AdamW(twins, lr=1e-2, foreach=True)
+    for step in range(5):
+        for ps in (params, twins):
+            torch.manual_seed(step)
+            loss = sum((p * torch.randn_like(p)).sum() for p in ps)
+            loss.backward()
+        loop.step()
+        multi.step()
+        loop.zero_grad()
+        multi.zero_grad()
+    for a, b in zip(params, twins):
+        assert torch.equal(a, b)
