@@ -31,8 +31,9 @@ def add_quiet(p):
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
-def print_table(rows: list[dict], columns: list[str], file=sys.stdout):
-    """A plain aligned text table."""
+def print_table(rows: list[dict], columns: list[str], file=None):
+    """A plain aligned text table (on stdout unless ``file`` says otherwise)."""
+    file = file or sys.stdout
     def fmt(v):
         if isinstance(v, float):
             return f"{v:.4g}" if abs(v) < 1e4 else f"{v:,.0f}"

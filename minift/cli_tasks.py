@@ -84,7 +84,7 @@ def finetune_options(args):
                       resume=args.resume, quiet=args.quiet, base=args.base, dist=ctx)
 
 
-def print_stage_table(summary, file=sys.stdout):
+def print_stage_table(summary, file=None):
     from minift.cli import print_table
 
     rows = [{"stage": "(before)", **summary["before"]}]

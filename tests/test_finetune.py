@@ -1,0 +1,108 @@
+"""minift finetune end to end on the tiny fixture: summary.json, the run folder, evaluate and generate."""
+import json
+
+import pytest
+import torch
+
+import minift
+from minift.checkpoint import fingerprint
+from minift.cli import main
+
+RECIPE = """
+name = "tiny-hybrid"
+[defaults]
+batch_size = 8
+eval_every = 5
+eval_examples = 8
+warmup_steps = 1
+[[stages]]
+name = "all"
+strategy = "full"
+max_steps = 10
+[[stages]]
+name = "top"
+strategy = "layers"
+blocks = [-1]
+parts = ["ln_f"]
+max_steps = 6
+[[stages]]
+name = "styles"
+strategy = "prompt"
+prompt_tokens = 4
+max_steps = 6
+"""
+
+
+@pytest.fixture(scope="module")
+def run(tiny_setup, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ft")
+    (folder / "r.toml").write_text(RECIPE)
+    code = main(["finetune", "--recipe", str(folder / "r.toml"), "--out", str(folder / "run"), "--data",
+                 str(tiny_setup / "pairs.jsonl"), "--base", str(tiny_setup / "base"), "--seed", "2", "--quiet"])
+    assert code == 0
+    return folder / "run"
+
+
+def test_summary_names_base_recipe_seed_and_each_stage(run, tiny_setup):
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["base"] == str(tiny_setup / "base") and summary["recipe"] == "tiny-hybrid" and summary["seed"] == 2
+    names = [s["name"] for s in summary["stages"]]
+    assert names == ["all", "top", "styles"]
+    for s in summary["stages"]:
+        for key in ("strategy", "trainable_params", "total_params", "trainable_names", "optimizer_state_bytes",
+                    "steps", "seconds", "best_val_loss", "metrics"):
+            assert key in s, key
+        assert "bleu" in s["metrics"]
+    full, top, styles = summary["stages"]
+    assert full["trainable_params"] == full["total_params"] and full["steps"] == 10
+    # AdamW holds two float32 moments per trainable weight.
+    assert full["optimizer_state_bytes"] == 8 * full["trainable_params"]
+    assert all(n.startswith("transformer.h.1.") or n.startswith("transformer.ln_f") for n in top["trainable_names"])
+    assert styles["trainable_names"] == ["prompts.x.weight", "prompts.y.weight"]
+    assert styles["trainable_params"] == 2 * 4 * 32  # two prompts of 4 vectors of width 32
+    for name in ("model.pt", "log.jsonl", "loss.svg", "prompts/x.pt", "prompts/y.pt", "stages/0-all/model.pt"):
+        assert (run / name).exists(), name
+
+
+def test_load_model_returns_the_final_model_with_its_prompts(run):
+    bundle = minift.load_model(run)
+    assert sorted(bundle.prompts) == ["x", "y"]
+    stage1 = minift.load_model(run / "stages" / "1-top")
+    # The prompt stage froze the model: the final weights are those that left the layers stage.
+    assert fingerprint(bundle.model) == fingerprint(stage1.model)
+    text = bundle.generate("English: the cat sees the dog.\nFrench:", max_new_tokens=8, prompt_name="x")
+    assert isinstance(text, str) and text
+
+
+def test_the_loss_chart_marks_every_stage(run):
+    svg = (run / "loss.svg").read_text()
+    for name in ("all", "top", "styles"):
+        assert f">{name}<" in svg
+
+
+def test_evaluate_command_prints_a_table_and_writes_a_report(run, tiny_setup, capsys, tmp_path):
+    report_path = tmp_path / "report.json"
+    code = main(["evaluate", "--model", str(run), "--data", str(tiny_setup / "pairs.jsonl"), "--limit", "6",
+                 "--out", str(report_path)])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "bleu" in out and "reference:" in out and "prediction:" in out
+    report = json.loads(report_path.read_text())
+    assert report["n"] == 6 and "bleu" in report["metrics"] and len(report["samples"]) == 5
+    assert {"prompt", "reference", "prediction"} <= set(report["samples"][0])
+
+
+def test_generate_command_uses_a_named_prompt_and_refuses_an_unknown_one(run, capsys):
+    assert main(["generate", "--model", str(run), "--prompt-name", "y", "--max-new-tokens", "5",
+                 "English: the dog sees the cat.\\nFrench:"]) == 0
+    assert capsys.readouterr().out.strip() != ""
+    assert main(["generate", "--model", str(run), "--prompt-name", "z", "hi"]) == 2
+    assert "no soft prompt named 'z'" in capsys.readouterr().err
+
+
+def test_frozen_weights_of_the_layers_stage_are_bit_identical(run):
+    before = minift.load_model(run / "stages" / "0-all").model.state_dict()
+    after = minift.load_model(run / "stages" / "1-top").model.state_dict()
+    for key, value in before.items():
+        trained = key.startswith("transformer.h.1.") or key.startswith("transformer.ln_f")
+        assert torch.equal(value, after[key]) != trained, key
