@@ -200,3 +200,83 @@ def register(sub) -> None:
     add_device(p)
     add_quiet(p)
     p.set_defaults(func=cmd_demo)
+
+    register_study(sub)
+
+
+# --- the study: experiment and advise ------------------------------------------------------------
+def cmd_experiment(args):
+    from minift.device import resolve_device
+    from minift.experiment import STRATEGIES, parse_sizes, run_experiment
+
+    agg = run_experiment(tasks=args.tasks.split(",") if args.tasks else None, sizes=parse_sizes(args.examples),
+                         seeds=args.seeds, out=args.out, max_steps=args.max_steps, base=args.base, data=args.data,
+                         test_limit=args.test_limit, device=resolve_device(args.device), quiet=args.quiet,
+                         strategies=args.strategies.split(",") if args.strategies else STRATEGIES,
+                         keep_checkpoints=args.keep_checkpoints)
+    for line in agg["rule_of_thumb"].values():
+        print(line)
+    charts = ", ".join(f"{args.out}/{task}.svg" for task in agg["results"])
+    print(f"\ntables: {args.out}/results.md\ncharts: {charts}\nfor `minift advise`: {args.out}/results.json")
+
+
+def cmd_advise(args):
+    from minift.advise import advise, format_advice
+
+    check_task(args.task)
+    print(format_advice(advise(args.task, args.examples, params=args.params, memory_mb=args.memory,
+                               results_dir=args.results)))
+
+
+def cmd_notebooks(args):
+    from minift.course import write_notebooks
+
+    tutorials = Path(args.tutorials) if args.tutorials else Path(__file__).resolve().parent.parent / "tutorials"
+    if not tutorials.is_dir():
+        raise MiniftError(f"{tutorials}: no tutorials folder (pass --tutorials DIR)")
+    written = write_notebooks(tutorials, args.out)
+    for path in written:
+        print(path)
+    print(f"{len(written)} notebooks in {args.out}", file=sys.stderr)
+
+
+def register_study(sub) -> None:
+    """The experiment, advise and notebooks subcommands."""
+    from minift.cli import add_device, add_quiet
+
+    p = sub.add_parser("experiment", help="measure every strategy at several data sizes (tables + charts)",
+                       description="Run full, layers, prompt, hybrid and scratch at each training-set size, on each "
+                                   "task, for several seeds; score on the test split. Resumable: rerun to continue. "
+                                   "Writes OUT/results.md, OUT/TASK.svg and OUT/results.json.")
+    p.add_argument("which", choices=["strategies"], help="the experiment to run: strategies")
+    p.add_argument("--tasks", help="comma list (default: translation,summarization,qa; with --data: the data's task)")
+    p.add_argument("--examples", default="50,200,1000,5000",
+                   help="training-set sizes, comma list (default: 50,200,1000,5000)")
+    p.add_argument("--seeds", type=positive, default=3, help="seeds per cell: 0..N-1 (default: 3)")
+    p.add_argument("--strategies", help="comma list from full,layers,prompt,hybrid,scratch (default: all five)")
+    p.add_argument("--out", default="data/experiments/strategies", help="folder (default: data/experiments/strategies)")
+    p.add_argument("--max-steps", type=positive, help="cap every stage at N steps (quick runs)")
+    p.add_argument("--base", help="base model ('base', a path, 'gpt2:PATH'; default: the recipes' base)")
+    p.add_argument("--data", help="a JSONL file instead of a generated task (its held-out tail is the test set)")
+    p.add_argument("--test-limit", type=positive, default=200, help="test examples scored per run (default: 200)")
+    p.add_argument("--keep-checkpoints", action="store_true",
+                   help="keep every run's model.pt (default: summary and log only)")
+    add_device(p)
+    add_quiet(p)
+    p.set_defaults(func=cmd_experiment)
+
+    p = sub.add_parser("advise", help="recommend a strategy for your task, data size and memory",
+                       description="Predict each strategy's metric at N examples (interpolated in log N from the "
+                                   "experiment's results) and its training memory; recommend the best that fits.")
+    p.add_argument("--task", required=True, help="translation, summarization or qa")
+    p.add_argument("--examples", type=positive, required=True, help="how many training examples you have")
+    p.add_argument("--params", type=float, help="your model's parameters (default: the measured model's)")
+    p.add_argument("--memory", type=float, help="memory available for training, in MB (10^6 bytes)")
+    p.add_argument("--results", help="experiment folder holding results.json (default: data/experiments/strategies)")
+    p.set_defaults(func=cmd_advise)
+
+    p = sub.add_parser("notebooks", help="write a Jupyter notebook for every tutorial",
+                       description="Convert each tutorials/NN_*.py (# %% cells) and its solution to an .ipynb.")
+    p.add_argument("--out", required=True, help="folder to write the notebooks to")
+    p.add_argument("--tutorials", help="the tutorials folder (default: the one next to the package)")
+    p.set_defaults(func=cmd_notebooks)

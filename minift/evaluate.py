@@ -123,10 +123,12 @@ def teacher_forced_loss(bundle, examples, prompt_names="auto", batch_size: int =
         prompt_names = [choose_prompt(bundle, e) for e in examples]
     elif prompt_names is None or isinstance(prompt_names, str):
         prompt_names = [prompt_names] * len(examples)
+    # Every row gets room for the widest prompt in use: a batch that mixes rows with and without a
+    # prompt is left-padded to that width (prompt_tuning.build_prefix), whatever each row uses.
+    widest = max((bundle.prompts[n].weight.size(0) for n in prompt_names if n is not None), default=0)
     encoded = []
     for e, name in zip(examples, prompt_names):
-        P = bundle.prompts[name].weight.size(0) if name is not None else 0
-        enc = encode_example(tok, e.prompt, e.completion, model.config.block_size - P, prompt_name=name)
+        enc = encode_example(tok, e.prompt, e.completion, model.config.block_size - widest, prompt_name=name)
         if enc is not None:
             encoded.append(enc)
     total, count = 0.0, 0

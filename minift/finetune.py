@@ -206,9 +206,10 @@ def run_stage(i: int, stage: Stage, recipe: Recipe, opts: RunOptions, bundle: Mo
 
     tok, block = bundle.tokenizer, bundle.model.config.block_size
     encoded, truncated, dropped = [], 0, 0
+    # Room for the widest prompt in every row, since rows with different prompts share batches.
+    widest = max((bundle.prompts[n].weight.size(0) for n in row_prompts if n), default=0)
     for e, name in zip(train_examples, row_prompts):
-        P = bundle.prompts[name].weight.size(0) if name else 0
-        enc = encode_example(tok, e.prompt, e.completion, block - P, prompt_name=name)
+        enc = encode_example(tok, e.prompt, e.completion, block - widest, prompt_name=name)
         if enc is None:
             dropped += 1
             continue
