@@ -83,20 +83,30 @@ def save_checkpoint(path, model: GPT, tokenizer, meta: dict | None = None) -> No
     atomic_torch_save(path, payload)
 
 
-def read_checkpoint(path) -> dict:
-    """Load and check a checkpoint file; every failure is a one-line MiniftError naming the file."""
+def read_torch_file(path, kind: str, format: str, version: int) -> dict:
+    """Load a minift file of one ``kind`` (weights only) and check its format marker and version.
+
+    Every failure is a one-line MiniftError naming the file: missing, truncated, not a torch file,
+    holding pickled code, or a file of another kind.
+    """
     path = Path(path)
     if not path.exists():
-        raise MiniftError(f"{path}: no such checkpoint file")
+        raise MiniftError(f"{path}: no such {kind} file")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated, not a torch file, or holding pickled code
+    except Exception as exc:
         reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
-        raise MiniftError(f"{path}: not a readable minift checkpoint ({reason})") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise MiniftError(f"{path}: not a minift checkpoint (no '{FORMAT}' format marker)")
-    if payload.get("version") != VERSION:
-        raise MiniftError(f"{path}: checkpoint version {payload.get('version')!r}, this minift reads {VERSION}")
+        raise MiniftError(f"{path}: not a readable {kind} file ({reason})") from None
+    if not isinstance(payload, dict) or payload.get("format") != format:
+        raise MiniftError(f"{path}: not a {kind} file (no '{format}' format marker)")
+    if payload.get("version") != version:
+        raise MiniftError(f"{path}: {kind} version {payload.get('version')!r}, this minift reads {version}")
+    return payload
+
+
+def read_checkpoint(path) -> dict:
+    """Load and check a checkpoint file; every failure is a one-line MiniftError naming the file."""
+    payload = read_torch_file(path, "minift checkpoint", FORMAT, VERSION)
     for key in ("config", "model", "tokenizer"):
         if key not in payload:
             raise MiniftError(f"{path}: checkpoint lacks its '{key}' entry")

@@ -226,12 +226,9 @@ def run_stage(i: int, stage: Stage, recipe: Recipe, opts: RunOptions, bundle: Mo
         max_steps = max(1, round(stage.epochs * len(encoded) / stage.batch_size))
     if opts.max_steps:
         max_steps = min(max_steps, opts.max_steps)
-    config = TrainConfig(max_steps=max_steps, batch_size=stage.batch_size, lr=stage.lr,
-                         warmup_steps=stage.warmup_steps, min_lr_ratio=stage.min_lr_ratio,
-                         weight_decay=stage.weight_decay, l2=stage.l2, grad_clip=stage.grad_clip,
-                         eval_every=min(stage.eval_every, max_steps), log_every=max(1, min(10, max_steps)),
-                         patience=stage.patience, min_delta=stage.min_delta, monitor=stage.monitor,
-                         restore_best=stage.restore_best)
+    config = TrainConfig(**{k: getattr(stage, k) for k in TrainConfig.field_names()})
+    config.max_steps, config.eval_every = max_steps, min(stage.eval_every, max_steps)
+    config.log_every = min(config.log_every, max_steps)
     pin = torch.device(device).type == "cuda"
 
     ctx = opts.dist

@@ -48,7 +48,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from minift.checkpoint import fingerprint
+from minift.checkpoint import fingerprint, read_torch_file
 from minift.errors import MiniftError
 from minift.io import atomic_torch_save
 from minift.model import lm_loss, positions_from_mask
@@ -253,17 +253,7 @@ def save_prompt(path, prompt: SoftPrompt, model, name: str, meta: dict | None = 
 def load_prompt(path, model) -> SoftPrompt:
     """Read a prompt saved by ``save_prompt`` and check that ``model`` is the base it was trained on."""
     path = Path(path)
-    if not path.exists():
-        raise MiniftError(f"{path}: no such soft prompt file")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated, not a torch file, or holding pickled code
-        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
-        raise MiniftError(f"{path}: not a readable soft prompt file ({reason})") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise MiniftError(f"{path}: not a soft prompt file (no '{FORMAT}' format marker)")
-    if payload.get("version") != VERSION:
-        raise MiniftError(f"{path}: soft prompt version {payload.get('version')!r}, this minift reads {VERSION}")
+    payload = read_torch_file(path, "soft prompt", FORMAT, VERSION)
     weight = payload.get("weight")
     if not isinstance(weight, torch.Tensor) or weight.dim() != 2 or weight.size(0) < 1:
         raise MiniftError(f"{path}: soft prompt 'weight' must be a (P, C) tensor")

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from minift.errors import MiniftError
+from minift.trainer import TrainConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -40,9 +41,15 @@ RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
 
 
 @dataclass
-class Stage:
-    """One stage of a schedule. Fields left out of a recipe take these defaults."""
+class Stage(TrainConfig):
+    """One stage of a schedule. Fields left out of a recipe take these defaults.
 
+    The optimisation knobs (max_steps, batch_size, lr, warmup_steps, min_lr_ratio, weight_decay,
+    l2, grad_clip, eval_every, log_every, patience, min_delta, monitor, restore_best) are the
+    trainer's own ``TrainConfig`` fields, inherited; a stage adds what to train and on what.
+    """
+
+    max_steps: int = 300  # a fine-tuning stage is shorter than TrainConfig's default
     name: str = ""
     """A short name, used in logs, charts and checkpoint file names (default: the strategy)."""
     strategy: str = "full"
@@ -51,31 +58,12 @@ class Stage:
     """Which examples: 'all' (the task's mix), a subset name (e.g. 'kitchen', 'headline'), or a JSONL path."""
     examples: int | None = None
     """Training examples to use (default: the run's --examples, else 1000)."""
-    max_steps: int = 300
-    """Optimizer steps (an upper bound with early stopping). --max-steps caps it."""
     epochs: float | None = None
     """Alternative to max_steps: passes over the data (steps = epochs * examples / batch_size)."""
-    batch_size: int = 16
-    lr: float = 1e-3
-    """Peak learning rate (prompt tuning wants 1e-2 to 3e-1, see prompt_tuning.py)."""
-    warmup_steps: int = 20
-    min_lr_ratio: float = 0.1
-    weight_decay: float = 0.1
-    """Decoupled (AdamW) weight decay on matrices. 0 for soft prompts by default."""
-    l2: float = 0.0
-    """Coupled L2 penalty weight (added to the loss)."""
     dropout: float = 0.0
     """Dropout in the model during this stage."""
-    grad_clip: float = 1.0
-    eval_every: int = 50
     eval_examples: int = 64
     """Validation examples for the loss and for generated-text metrics during the stage."""
-    monitor: str = "val_loss"
-    """What early stopping watches: val_loss, or the task metric (bleu, rougeL, f1, exact_match ...)."""
-    patience: int | None = None
-    """Evaluations without improvement before stopping (omit: never stop early)."""
-    min_delta: float = 0.0
-    restore_best: bool = True
     # --- layers ---
     blocks: list = field(default_factory=list)
     """Block indices that train; negative counts from the top (-1 = top block)."""
@@ -188,7 +176,7 @@ def _check_stage(source, where, s: Stage):
         bad("strategy", f"unknown strategy; allowed: {', '.join(STRATEGIES)}")
     if s.lr <= 0:
         bad("lr", "the learning rate must be > 0")
-    for key in ("max_steps", "batch_size", "eval_every", "eval_examples", "prompt_tokens"):
+    for key in ("max_steps", "batch_size", "eval_every", "log_every", "eval_examples", "prompt_tokens"):
         if getattr(s, key) < 1:
             bad(key, "must be >= 1")
     for key in ("examples", "top_k", "patience", "unfreeze_every"):
