@@ -81,7 +81,7 @@ def finetune_options(args):
     ctx, device = distributed.init_from_env(resolve_device(args.device))
     return RunOptions(out=args.out, task=args.task, data=args.data, examples=args.examples,
                       max_steps=args.max_steps, seed=args.seed, device=device,
-                      resume=args.resume, quiet=args.quiet, base=args.base, dist=ctx)
+                      resume=args.resume, quiet=args.quiet, base=args.base, dist=ctx, compile=args.compile)
 
 
 def print_stage_table(summary, file=None):
@@ -176,6 +176,7 @@ def register(sub) -> None:
     p.add_argument("--max-steps", type=positive, help="cap every stage at N steps (quick runs)")
     p.add_argument("--seed", type=int)
     p.add_argument("--resume", action="store_true", help="continue a run that was interrupted")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (worth it on GPUs)")
     add_device(p)
     add_quiet(p)
     p.set_defaults(func=cmd_finetune)

@@ -80,6 +80,7 @@ class RunOptions:
     base: str | None = None
     eval_limit: int | None = None  # validation examples for the after-stage metrics
     dist: distributed.DistContext = dataclasses.field(default_factory=distributed.DistContext)
+    compile: bool = False  # torch.compile the training module (worth it on GPUs)
 
 
 def start_bundle(base: str, device, seed: int) -> ModelBundle:
@@ -258,7 +259,8 @@ def run_stage(i: int, stage: Stage, recipe: Recipe, opts: RunOptions, bundle: Mo
                                               "before": before_metrics, "train_state": state.to_dict()})
 
     state = TrainState.from_dict(resume_state) if resume_state else None
-    train_module = distributed.wrap(module, ctx, device, find_unused=stage.strategy == "prompt")
+    compiled = torch.compile(module) if opts.compile else module
+    train_module = distributed.wrap(compiled, ctx, device, find_unused=stage.strategy == "prompt")
     state = train_stage(module, optimizer, batches, lambda m, b: stage_loss(b, m, device, ctx), config,
                         evaluate=evaluate, stage=stage.name, seed=seed * 1000 + i, log=log,
                         step_offset=step_offset, state=state, save_state=save_state, before_step=before_step,
