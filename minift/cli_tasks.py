@@ -230,12 +230,9 @@ def cmd_advise(args):
 
 
 def cmd_notebooks(args):
-    from minift.course import write_notebooks
+    from minift.course import default_tutorial_dir, write_notebooks
 
-    tutorials = Path(args.tutorials) if args.tutorials else Path(__file__).resolve().parent.parent / "tutorials"
-    if not tutorials.is_dir():
-        raise MiniftError(f"{tutorials}: no tutorials folder (pass --tutorials DIR)")
-    written = write_notebooks(tutorials, args.out)
+    written = write_notebooks(args.tutorials or default_tutorial_dir(), args.out)
     for path in written:
         print(path)
     print(f"{len(written)} notebooks in {args.out}", file=sys.stderr)

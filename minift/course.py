@@ -1,0 +1,183 @@
+"""The course machinery: smoke mode for the tutorials, and notebooks made from the same scripts.
+
+Smoke mode
+----------
+A tutorial is a lesson first and a test second. Run with ``python tutorials/01_tokenization.py``
+it does the real thing (a few seconds to a couple of minutes on a laptop). The test suite runs
+every tutorial and every solution too, but it only needs to know that nothing is broken, so it
+sets the environment variable ``MINIFT_SMOKE=1`` and each lesson shrinks its loops::
+
+    from minift.course import pick
+    steps = pick(300, 10)        # 300 steps normally, 10 under MINIFT_SMOKE=1
+
+The code path is the same in both modes; only the sizes change. That is how the lessons stay
+tested without making the tests slow (LLMs-from-scratch's ``--test_mode`` does the same).
+
+Notebooks from the same source
+------------------------------
+The tutorials are plain Python in the *percent* cell format: a line starting with ``# %%`` opens
+a code cell, ``# %% [markdown]`` opens a prose cell whose lines are comments (``# text``). Python
+ignores the markers, so the file runs top to bottom; VS Code, PyCharm and jupytext show it cell by
+cell. For a class that wants real notebooks, ``write_notebooks`` turns each script into an
+``.ipynb``. A notebook is nothing but JSON (nbformat 4)::
+
+    {"nbformat": 4, "nbformat_minor": 5,
+     "metadata": {"kernelspec": {...}, "language_info": {"name": "python", ...}},
+     "cells": [{"cell_type": "markdown", "id": "cell-0", "metadata": {}, "source": ["# Lesson 01\\n", ...]},
+               {"cell_type": "code", "id": "cell-1", "metadata": {}, "source": [...],
+                "execution_count": null, "outputs": []}]}
+
+``source`` is a list of lines that keep their ``"\\n"`` (all but the last); code cells start with no
+outputs, as if freshly cleared; since nbformat 4.5 every cell carries a short unique ``id``. No
+library is needed to write one, so minift writes it by hand. The script stays the single source:
+the notebooks are generated, never edited.
+
+The command line calls this module: ``minift notebooks --out DIR`` writes one notebook per
+tutorial into DIR and one per solution into DIR/solutions.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from minift.errors import MiniftError
+from minift.io import atomic_write_json
+
+SMOKE_VARIABLE = "MINIFT_SMOKE"
+TUTORIAL_GLOB = "[0-9][0-9]_*.py"  # 01_tokenization.py, 02_self_attention.py, ...
+_MARKER = re.compile(r"^# %%(?P<rest>.*)$")
+
+
+# --- smoke mode -------------------------------------------------------------------------------
+def smoke() -> bool:
+    """True when the tutorials should run in smoke mode (``MINIFT_SMOKE=1``): tiny sizes, same code."""
+    return os.environ.get(SMOKE_VARIABLE) == "1"
+
+
+def pick(full, smoke_value):
+    """``full`` normally, ``smoke_value`` under ``MINIFT_SMOKE=1``: ``steps = pick(300, 10)``."""
+    return smoke_value if smoke() else full
+
+
+def header(title: str) -> None:
+    """Print a section header, so a run from the terminal shows where each cell's output starts."""
+    line = "=" * max(60, len(title) + 6)
+    print(f"\n{line}\n== {title}\n{line}")
+
+
+def output_dir(lesson: str) -> Path:
+    """A folder for what a lesson writes (charts, small files), outside the repository.
+
+    ``MINIFT_COURSE_OUT`` chooses the parent folder; by default it is the system's temporary folder,
+    so running a lesson never leaves files in the working tree.
+    """
+    parent = os.environ.get("MINIFT_COURSE_OUT") or os.path.join(tempfile.gettempdir(), "minift-course")
+    path = Path(parent) / lesson
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# --- "# %%" scripts -> cells -> notebooks -----------------------------------------------------
+def _markdown_line(line: str) -> str:
+    """``# text`` -> ``text``; a bare ``#`` -> an empty line; anything else is kept as it is."""
+    if line.startswith("# "):
+        return line[2:]
+    if line.rstrip() == "#":
+        return ""
+    return line
+
+
+def _cell(kind: str, lines: list[str]) -> dict | None:
+    if kind == "markdown":
+        lines = [_markdown_line(line) for line in lines]
+    while lines and not lines[0].strip():  # blank lines around a cell are layout, not content
+        lines = lines[1:]
+    while lines and not lines[-1].strip():
+        lines = lines[:-1]
+    if not lines:
+        return None
+    return {"cell_type": kind, "source": "\n".join(lines)}
+
+
+def parse_cells(source: str) -> list[dict]:
+    """Split a percent-format script into cells ``{"cell_type": "markdown" | "code", "source": str}``.
+
+    ``# %% [markdown]`` opens a markdown cell (each line's leading ``# `` is removed); any other
+    ``# %%`` line (a bare one, or one with a title such as ``# %% Train``) opens a code cell. Text
+    before the first marker becomes a code cell. Blank lines at the edges of a cell are dropped,
+    and so are cells left empty.
+    """
+    cells: list[dict] = []
+    kind, lines = "code", []
+    for line in source.splitlines():
+        match = _MARKER.match(line)
+        if match is None:
+            lines.append(line)
+            continue
+        cell = _cell(kind, lines)
+        if cell is not None:
+            cells.append(cell)
+        kind = "markdown" if match["rest"].strip().startswith("[markdown]") else "code"
+        lines = []
+    cell = _cell(kind, lines)
+    if cell is not None:
+        cells.append(cell)
+    return cells
+
+
+def to_notebook(cells: list[dict]) -> dict:
+    """Cells from ``parse_cells`` -> an nbformat 4.5 notebook (a plain dict, ready for ``json.dump``)."""
+    out = []
+    for i, cell in enumerate(cells):
+        kind = cell["cell_type"]
+        if kind not in ("code", "markdown"):
+            raise MiniftError(f"to_notebook: cell {i} has cell_type {kind!r}; expected 'code' or 'markdown'")
+        entry = {"cell_type": kind, "id": f"cell-{i}", "metadata": {},
+                 "source": cell["source"].splitlines(keepends=True)}
+        if kind == "code":
+            entry["execution_count"] = None
+            entry["outputs"] = []
+        out.append(entry)
+    return {
+        "cells": out,
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+            "language_info": {"name": "python", "file_extension": ".py", "mimetype": "text/x-python",
+                              "codemirror_mode": {"name": "ipython", "version": 3},
+                              "pygments_lexer": "ipython3", "nbconvert_exporter": "python"},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+
+
+def tutorial_files(tutorial_dir: str | os.PathLike) -> list[Path]:
+    """The lessons in a folder (``NN_name.py``), in course order."""
+    return sorted(Path(tutorial_dir).glob(TUTORIAL_GLOB))
+
+
+def default_tutorial_dir() -> Path:
+    """The repository's ``tutorials/`` folder (present in a source checkout, not in a wheel)."""
+    path = Path(__file__).resolve().parent.parent / "tutorials"
+    if not tutorial_files(path):
+        raise MiniftError(f"no tutorials found at {path}; pass the folder that holds 01_tokenization.py ...")
+    return path
+
+
+def write_notebooks(tutorial_dir: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:
+    """Write ``out_dir/NN_name.ipynb`` for each tutorial and ``out_dir/solutions/NN_name.ipynb`` for
+    each solution in ``tutorial_dir/solutions``; return the paths written, tutorials first."""
+    tutorial_dir, out_dir = Path(tutorial_dir), Path(out_dir)
+    lessons = tutorial_files(tutorial_dir)
+    if not lessons:
+        raise MiniftError(f"{tutorial_dir}: no tutorials (files named like 01_tokenization.py)")
+    written = []
+    for sources, target in ((lessons, out_dir), (tutorial_files(tutorial_dir / "solutions"), out_dir / "solutions")):
+        for script in sources:
+            cells = parse_cells(script.read_text(encoding="utf-8"))
+            path = target / (script.stem + ".ipynb")
+            atomic_write_json(path, to_notebook(cells))
+            written.append(path)
+    return written

@@ -1,0 +1,138 @@
+"""minift.course: smoke mode, "# %%" scripts split into cells, and nbformat-4 notebooks."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from minift.course import (header, output_dir, parse_cells, pick, smoke, to_notebook, tutorial_files,
+                           write_notebooks)
+from minift.errors import MiniftError
+
+TUTORIALS = Path(__file__).resolve().parent.parent / "tutorials"
+
+EXAMPLE = """\
+import os
+
+
+# %% [markdown]
+# # Lesson 99 — An example
+#
+# Prose with *emphasis*.
+#not a prose line, kept as it is
+
+# %%
+x = 1
+# a comment inside code stays a comment
+
+# %% Train the model
+y = x + 1
+# %%
+
+# %% [markdown]
+# ## Exercises
+"""
+
+# What nbformat 4.5's JSON schema allows: required keys, and no others (additionalProperties: false).
+NOTEBOOK_KEYS = {"cells", "metadata", "nbformat", "nbformat_minor"}
+CELL_KEYS = {"code": {"id", "cell_type", "metadata", "source", "execution_count", "outputs"},
+             "markdown": {"id", "cell_type", "metadata", "source"}}
+CELL_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+def check_notebook(nb: dict) -> None:
+    """Assert the structure the nbformat 4.5 schema requires of a notebook and its cells."""
+    assert set(nb) == NOTEBOOK_KEYS
+    assert nb["nbformat"] == 4 and nb["nbformat_minor"] >= 5  # 4.5 is where cell ids became required
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    assert nb["metadata"]["language_info"]["name"] == "python"
+    ids = [cell["id"] for cell in nb["cells"]]
+    assert len(set(ids)) == len(ids), "cell ids must be unique"
+    for cell in nb["cells"]:
+        assert set(cell) == CELL_KEYS[cell["cell_type"]]
+        assert CELL_ID.match(cell["id"])
+        assert cell["metadata"] == {}
+        lines = cell["source"]
+        assert isinstance(lines, list) and all(isinstance(line, str) for line in lines)
+        assert all(line.endswith("\n") for line in lines[:-1]) and not lines[-1].endswith("\n")
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None
+    json.loads(json.dumps(nb))  # plain JSON types only
+
+
+def test_parse_cells_splits_markdown_and_code():
+    cells = parse_cells(EXAMPLE)
+    assert cells == [
+        {"cell_type": "code", "source": "import os"},
+        {"cell_type": "markdown", "source": "# Lesson 99 — An example\n\nProse with *emphasis*.\n"
+                                            "#not a prose line, kept as it is"},
+        {"cell_type": "code", "source": "x = 1\n# a comment inside code stays a comment"},
+        {"cell_type": "code", "source": "y = x + 1"},  # a titled marker opens a code cell
+        {"cell_type": "markdown", "source": "## Exercises"},
+    ]  # the empty "# %%" cell is dropped
+
+
+def test_parse_cells_without_a_preamble_starts_with_the_first_marker():
+    cells = parse_cells("\n\n# %% [markdown]\n# Hello\n# %%\nprint(1)\n")
+    assert [c["cell_type"] for c in cells] == ["markdown", "code"]
+    assert parse_cells("print(1)\n") == [{"cell_type": "code", "source": "print(1)"}]
+    assert parse_cells("") == []
+
+
+def test_to_notebook_is_valid_nbformat_4_5():
+    cells = parse_cells(EXAMPLE)
+    nb = to_notebook(cells)
+    check_notebook(nb)
+    assert [c["cell_type"] for c in nb["cells"]] == [c["cell_type"] for c in cells]
+    assert ["".join(c["source"]) for c in nb["cells"]] == [c["source"] for c in cells]
+    assert nb["cells"][1]["source"][:2] == ["# Lesson 99 — An example\n", "\n"]
+
+
+def test_to_notebook_rejects_an_unknown_cell_type():
+    with pytest.raises(MiniftError, match="cell 0 has cell_type 'raw'"):
+        to_notebook([{"cell_type": "raw", "source": "x"}])
+
+
+def test_write_notebooks_gives_one_notebook_per_tutorial_with_the_same_cells(tmp_path):
+    lessons = tutorial_files(TUTORIALS)
+    solutions = tutorial_files(TUTORIALS / "solutions")
+    assert [p.name for p in lessons[:4]] == ["01_tokenization.py", "02_self_attention.py",
+                                              "03_transformer_block.py", "04_optimization.py"]
+    written = write_notebooks(TUTORIALS, tmp_path / "nb")
+    expected = ([tmp_path / "nb" / f"{p.stem}.ipynb" for p in lessons]
+                + [tmp_path / "nb" / "solutions" / f"{p.stem}.ipynb" for p in solutions])
+    assert written == expected
+    assert sorted((tmp_path / "nb").rglob("*.ipynb")) == sorted(expected)  # nothing else
+    for script, path in zip(lessons + solutions, written):
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        check_notebook(nb)
+        cells = parse_cells(script.read_text(encoding="utf-8"))
+        assert [(c["cell_type"], "".join(c["source"])) for c in nb["cells"]] == \
+            [(c["cell_type"], c["source"]) for c in cells], script.name
+        assert nb["cells"][0]["cell_type"] == "markdown"  # every lesson opens with its title
+
+
+def test_write_notebooks_on_a_folder_without_tutorials_fails(tmp_path):
+    with pytest.raises(MiniftError, match="no tutorials"):
+        write_notebooks(tmp_path, tmp_path / "out")
+
+
+def test_smoke_and_pick_follow_the_environment(monkeypatch):
+    monkeypatch.delenv("MINIFT_SMOKE", raising=False)
+    assert smoke() is False and pick(300, 10) == 300
+    monkeypatch.setenv("MINIFT_SMOKE", "1")
+    assert smoke() is True and pick(300, 10) == 10
+    monkeypatch.setenv("MINIFT_SMOKE", "0")
+    assert smoke() is False and pick(300, 10) == 300
+
+
+def test_header_prints_the_title(capsys):
+    header("3. Training")
+    out = capsys.readouterr().out
+    assert "== 3. Training" in out and out.startswith("\n=")
+
+
+def test_output_dir_is_outside_the_repository(monkeypatch, tmp_path):
+    monkeypatch.setenv("MINIFT_COURSE_OUT", str(tmp_path))
+    assert output_dir("04_optimization") == tmp_path / "04_optimization"
+    assert (tmp_path / "04_optimization").is_dir()
