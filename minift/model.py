@@ -266,10 +266,13 @@ class GPT(nn.Module):
         past = cache.length if cache is not None else 0
         if positions is None:
             positions = torch.arange(past, past + T, device=x.device)
-        if int(positions.max()) >= self.config.block_size:
-            raise ValueError(
-                f"position {int(positions.max())} is beyond block_size {self.config.block_size}"
-            )
+            last = past + T - 1  # known without reading the tensor: no GPU sync, no graph break
+        elif positions.device.type == "cpu" and not _compiling():
+            last = int(positions.max())  # cheap on the CPU; on a GPU the lookup itself would assert
+        else:
+            last = -1
+        if last >= self.config.block_size:
+            raise ValueError(f"position {last} is beyond block_size {self.config.block_size}")
         x = self.transformer.drop(x + self.transformer.wpe(positions))
         mask = None
         if key_padding_mask is not None:
@@ -376,6 +379,12 @@ class GPT(nn.Module):
             logits = logits.masked_fill(logits < kth, float("-inf"))
         probs = F.softmax(logits.float(), dim=-1)
         return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+
+def _compiling() -> bool:
+    """True while torch.compile traces the model (then Python-side checks must not read tensors)."""
+    compiler = getattr(torch, "compiler", None)
+    return bool(compiler and getattr(compiler, "is_compiling", lambda: False)())
 
 
 def positions_from_mask(mask: torch.Tensor | None, total: int, device) -> torch.Tensor:
