@@ -74,7 +74,11 @@ def bench_strategies(device="cpu", steps: int = 10, shape=None, batch: int = 8) 
     x = torch.randint(0, config.vocab_size, (batch, config.block_size - 16), device=device)
     y = torch.randint(0, config.vocab_size, (batch, config.block_size - 16), device=device)
     rows = []
+    cuda = torch.device(device).type == "cuda"
     for strategy in STRATEGIES:
+        if cuda:
+            torch.cuda.empty_cache()
+            before_build = torch.cuda.memory_allocated()  # x, y and anything still alive: not this strategy's
         model, prompts, optimizer = build(strategy, config, device)
 
         def forward_loss():
@@ -86,7 +90,7 @@ def bench_strategies(device="cpu", steps: int = 10, shape=None, batch: int = 8) 
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
-        if torch.device(device).type == "cuda":
+        if cuda:
             torch.cuda.reset_peak_memory_stats()
         seconds = best_time(step, steps, device)
         trainable = [p for g in optimizer.param_groups for p in g["params"]]
@@ -97,7 +101,7 @@ def bench_strategies(device="cpu", steps: int = 10, shape=None, batch: int = 8) 
         activations = saved_activation_bytes(forward_loss)
         state = optimizer_state_bytes(optimizer)
         if torch.device(device).type == "cuda":
-            memory, how = torch.cuda.max_memory_allocated(), "CUDA peak allocated"
+            memory, how = torch.cuda.max_memory_allocated() - before_build, "CUDA peak allocated by the strategy"
         else:
             memory, how = weights + grads + state + activations, "weights + grads + optimizer state + saved activations"
         rows.append({"strategy": strategy, "step_seconds": seconds, "memory_bytes": memory, "memory_how": how,

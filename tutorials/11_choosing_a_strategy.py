@@ -1,0 +1,280 @@
+# %% [markdown]
+# # Lesson 11 — Choosing a strategy: measure first, then advise
+#
+# You have a task, N training examples and a memory budget. Full fine-tuning, a few top layers,
+# soft prompts, or the hybrid schedule of lesson 09? A common rule of thumb says: **with little
+# data prefer training specific layers or a prompt; with plenty, train every weight.** The
+# reasoning is sound on paper — fewer free weights over-fit less — but it is a claim about
+# numbers, and numbers can be measured. This lesson runs the measurement in miniature, reads the
+# full committed one, and then asks the advisor built on it.
+#
+# **You will learn**
+# - what an experiment grid is (tasks × sizes × strategies × seeds), how one cell is run and
+#   scored, and how the cells become a table with mean ± standard deviation
+#   (`minift.experiment.run_experiment`);
+# - to read the result against the rule of thumb, including where it fails and why;
+# - how `minift.advise.advise` predicts a strategy's score at an unmeasured N (interpolation in
+#   log N) and its memory (weights, gradients, AdamW state, activations), both by hand;
+# - when a cheaper strategy is "as good": a gap smaller than the noise between seeds.
+#
+# **Prerequisites:** lessons 06–10 (the three strategies, recipes, metrics).
+#
+# **Time:** about 40 minutes to read and run. The script runs in about 2 minutes on a 2-core
+# laptop (a few seconds with `MINIFT_SMOKE=1`). The library code is in `minift/experiment.py`
+# and `minift/advise.py`.
+
+# %%
+import math
+import shutil
+
+import torch
+
+import minift
+from minift import advise, experiment
+from minift.checkpoint import data_dir
+from minift.course import header, output_dir, pick, smoke
+from minift.errors import MiniftError
+from minift.freezing import select_parameters
+
+torch.manual_seed(0)
+out = output_dir("11") / ("smoke" if smoke() else "full")
+out.mkdir(parents=True, exist_ok=True)
+
+# %% [markdown]
+# ## 1. What each strategy costs
+#
+# Memory for one training step of a model with P weights, of which `trainable` learn
+# (float32, 4 bytes a number):
+#
+#     weights      4 · P
+#     gradients    4 · trainable            only weights that learn get a gradient
+#     AdamW state  8 · trainable            two moments (m, v) per trainable weight
+#     activations  4 · B · T · (L_back · (16·C + H·T) + 2·V)
+#
+# Activations are what autograd keeps for the backward pass: per token and block about 16
+# vectors of width C (LayerNorm in/out, q, k, v, attention output, the MLP's 4C hidden before and
+# after GELU) plus an H × T row of attention weights, and the logits with their softmax (2V).
+# `L_back` counts the blocks the backward pass must cross: all L if anything at the bottom
+# trains (the embedding, or a soft prompt, which sits *below* block 0), half of them if only the
+# top half trains. So a soft prompt saves gradients and optimizer state, **not** activations.
+#
+# For the shipped base, by hand and with `advise.memory_bytes`:
+
+# %%
+header("1. Memory per strategy, by hand")
+bundle = minift.load_model("base")
+c = bundle.model.config
+P = bundle.model.num_parameters()
+model = {"params": P, "n_layer": c.n_layer, "n_head": c.n_head, "n_embd": c.n_embd,
+         "block_size": c.block_size, "vocab_size": c.vocab_size}
+B, T, L, C, H, V = 16, c.block_size, c.n_layer, c.n_embd, c.n_head, c.vocab_size
+weights = dict(bundle.model.named_parameters())
+top_half = sum(weights[n].numel() for n in select_parameters(bundle.model, top_k=L // 2, parts=["ln_f"]))
+strategies = {  # (trainable weights, fraction of blocks the backward pass crosses)
+    "full": (P, 1.0),
+    "layers (top half + ln_f)": (top_half, 0.5),
+    "prompt (16 vectors)": (16 * C, 1.0),
+}
+print(f"base: P = {P:,} weights, B = {B}, T = {T}, L = {L}, C = {C}, H = {H}, V = {V}")
+print(f"{'strategy':>26} {'weights':>8} {'grads':>8} {'AdamW':>8} {'activ.':>8} {'total MB':>9}")
+for name, (trainable, backward) in strategies.items():
+    parts = {"weights": 4 * P, "gradients": 4 * trainable, "adamw": 8 * trainable,
+             "activations": 4 * B * T * (L * backward * (16 * C + H * T) + 2 * V)}
+    stage = {"trainable_fraction": trainable / P, "total_params": P, "batch_size": B, "backward_fraction": backward}
+    library = advise.memory_bytes([stage], model, P)
+    assert math.isclose(library["total"], sum(parts.values()))
+    print(f"{name:>26} " + " ".join(f"{v / 1e6:8.2f}" for v in parts.values()) + f" {sum(parts.values()) / 1e6:9.2f}")
+
+# %% [markdown]
+# At this size the activations dominate: the batch, not the weights, fills the memory, and a
+# soft prompt needs nearly as much as full fine-tuning. For a large model (exercise 2) the
+# weights and AdamW's state dominate, and freezing pays off in memory too. What the table cannot
+# say is which strategy *scores* best. For that we measure.
+#
+# ## 2. The experiment, in miniature
+#
+# `run_experiment(tasks, sizes, seeds, out, ...)` trains every (task, N, strategy, seed) with the
+# built-in recipes `full`, `layers`, `prompt`, `hybrid` — plus `scratch`, the full recipe from
+# random weights, the floor that says what pretraining is worth — and scores each model on the
+# task's **test** split. Each finished run is appended to `results.jsonl` before the next
+# starts, so a killed experiment resumes. At the end it writes `results.md`, one chart per task
+# and `results.json`, which the advisor reads.
+#
+# Here: translation, two sizes, one seed, 100 steps per stage (the recipes ask for 300), four
+# strategies (the hybrid is left out for time) — the mechanics, not a result.
+
+# %%
+header("2. A miniature experiment")
+mini_dir = out / "experiment"
+shutil.rmtree(mini_dir, ignore_errors=True)  # start clean (an experiment would resume)
+mini = experiment.run_experiment(
+    ["translation"], sizes=[pick(50, 8), pick(1000, 32)], seeds=1, out=mini_dir,
+    max_steps=pick(100, 2), test_limit=pick(50, 3), strategies=pick(("full", "layers", "prompt", "scratch"),
+                                                                  ("full", "prompt")), quiet=True)
+print((mini_dir / "results.md").read_text())
+print("records:", sum(1 for _ in (mini_dir / "results.jsonl").open()), "runs in", mini_dir / "results.jsonl")
+print("chart:", mini_dir / "translation.svg")
+
+# %% [markdown]
+# One cell is the mean over seeds and the **sample standard deviation**
+# `sqrt(sum((x - mean)²) / (n - 1))` (0 with one seed). With one seed a difference of a few points
+# means nothing: FINDINGS.md measured ±3–5 BLEU from seed to seed at 1000 pairs.
+#
+# ## 3. The measured grid
+#
+# The full experiment — three tasks, several sizes, several seeds, full-length recipes — takes
+# hours on a CPU, so it is run once and committed in `data/experiments/strategies/`: the
+# command and the machine are at the top of `results.md`.
+
+# %%
+header("3. The committed experiment")
+committed = data_dir() / "experiments" / "strategies"
+have_committed = (committed / "results.json").is_file()
+if have_committed:
+    results_dir = committed
+    print((committed / "results.md").read_text())
+    print("charts:", ", ".join(str(p) for p in sorted(committed.glob("*.svg"))))
+else:
+    results_dir = mini_dir
+    print(f"no committed results at {committed} yet; the rest of the lesson uses the miniature above.")
+results = advise.load_results(results_dir)
+
+# %% [markdown]
+# ### Does the rule of thumb hold?
+#
+# `experiment.rule_of_thumb` answers plainly for each task: at the smallest size, is the winner
+# among `layers`/`prompt` the one the rule names, and at the largest, is it `full`?
+
+# %%
+header("3. The rule of thumb, task by task")
+for task, table in results["results"].items():
+    print(experiment.rule_of_thumb(task, table))
+    print("   winners by size:", experiment.winners(table))
+
+# %% [markdown]
+# Read the verdicts above before the discussion below: the measured numbers are the evidence,
+# and a verdict is only as good as the seeds behind it.
+#
+# What has been measured so far, and what to look for in the grid:
+#
+# - **Prompt tuning alone stays near the floor on translation.** The prototype of this course
+#   (FINDINGS.md) measured 1–3 BLEU at every size; the miniature above, when this lesson was
+#   written, gave 0.9 and 2.4 — barely above `scratch`. A 1M-parameter model has no translation
+#   skill for a prompt to draw out; the prompt learns "write French", not "translate". Lester et
+#   al. found the gap to full fine-tuning largest for small models, closing only at billions of
+#   parameters. The rule's "little data → prompt" assumes a model that already *can* do the task.
+# - **Training only some layers can fall below training from scratch.** The prototype trained the
+#   top 2 blocks alone: 51.5 BLEU at 1000 pairs against 73–75 from scratch. With the embedding
+#   frozen, and the head tied to it, no new word mapping can be learned, and translation needs
+#   new mappings. minift's `layers` recipe trains the top half *and* `ln_f`, at a higher rate.
+# - **One seed decides nothing at the small end.** In the miniature, `layers` beat `full` at
+#   N=50 (8.0 against 5.7 BLEU when this lesson was written), so `rule_of_thumb` printed "the rule
+#   holds". But FINDINGS.md measured ±3–5 BLEU between seeds at 1000 pairs: a 2-point gap from
+#   one seed is a coin toss, and the verdict with it. The committed grid, with several seeds and
+#   full-length training, is the test.
+# - **Full fine-tuning from the base wins once there are a few hundred pairs or more**, in the
+#   prototype and in the miniature alike.
+#
+# - **A task that needs no new words does not rescue the rule either, here.** Extractive QA copies
+#   its answer from the context, so a frozen embedding loses nothing. Yet in a miniature QA run
+#   (exercise 4: one seed, 100 steps) full fine-tuning still won at both sizes, F1 about 26–27
+#   against 18 for layers and 11–13 for prompt.
+#
+# The rule's premise is that the base can already do the task and only needs pointing at it,
+# so that fewer free weights can only help against over-fitting. A 1M-parameter model that never
+# saw a translation pair or a question cannot; every strategy must *learn* the task, and the one
+# with the most free weights learns it fastest. Expect the rule to do better with a base that was
+# trained on the task's kind of text — which is exactly what the committed grid, or your own grid
+# on a bigger base (`--base gpt2:PATH`, lesson 12), can show.
+#
+# ## 4. The advisor
+#
+# `advise(task, examples, params=None, memory_mb=None, results_dir=...)` turns the grid into a
+# recommendation in two steps.
+#
+# **Predict the score.** Scores grow roughly linearly in log N, so between measured sizes
+# lo ≤ N ≤ hi:
+#
+#     t = (ln N − ln lo) / (ln hi − ln lo)        pred(N) = m(lo) + t · (m(hi) − m(lo))
+#
+# Outside the measured range the nearest end is used (clamped, never extrapolated).
+
+# %%
+header("4. Interpolation in log N, by hand")
+task = "translation" if "translation" in results["results"] else next(iter(results["results"]))
+table = results["results"][task]
+sizes = sorted(int(n) for n in next(iter(table.values())))
+lo, hi = sizes[0], sizes[1]
+N = int(round(math.sqrt(lo * hi)))  # halfway between lo and hi on a log axis
+advice = advise.advise(task, N, results=results)
+for row in advice["table"]:
+    m_lo, m_hi = table[row["strategy"]][str(lo)]["mean"], table[row["strategy"]][str(hi)]["mean"]
+    t = (math.log(N) - math.log(lo)) / (math.log(hi) - math.log(lo))
+    by_hand = m_lo + t * (m_hi - m_lo)
+    assert math.isclose(by_hand, row["predicted"])
+    print(f"  {row['strategy']:>8}: {m_lo:6.1f} at N={lo}, {m_hi:6.1f} at N={hi} -> {by_hand:6.1f} at N={N} (t = {t:.2f})")
+
+# %% [markdown]
+# **Choose.** Strategies that do not fit the memory budget are dropped; among the rest the
+# highest prediction wins — unless a strategy needing clearly less memory (under 90 %) is within
+# the noise: its gap to the best is smaller than the standard error of the difference of two
+# means over seeds, `sqrt(s₁²/n₁ + s₂²/n₂)`. The advice lists its reasons and the command to run.
+
+# %%
+header("4. Advice")
+print(advise.format_advice(advice))
+
+# %% [markdown]
+# Now a memory budget. Suppose the model were GPT-2 sized (124M weights) and the GPU had 2 GB:
+# full fine-tuning needs 16 bytes per weight for weights, gradients and AdamW state alone.
+
+# %%
+header("4. Advice under a memory budget")
+full_needs = advise.memory_bytes(results["costs"][task]["full"], results["model"], 124e6)["total"] / 1e6
+print(f"full fine-tuning of 124M weights needs about {full_needs:,.0f} MB")
+try:
+    tight = advise.advise(task, N, params=124e6, memory_mb=2000, results=results)
+    print(advise.format_advice(tight))
+except MiniftError as error:
+    print("no strategy fits:", error)
+
+# %% [markdown]
+# Last, a check of the advisor against the grid it was built from: at every measured (task, N),
+# does it recommend the measured winner? Where it does not, the reason is printed — usually a
+# cheaper strategy within the noise.
+
+# %%
+header("4. Advice against the measured winners")
+agreement = advise.grid_agreement(results=results)
+print(f"the advice names the measured winner at {agreement['agree']} of {agreement['total']} measured points")
+for line in agreement["disagreements"]:
+    print("  ", line)
+
+# %% [markdown]
+# What to take away:
+#
+# - a rule of thumb is a hypothesis; a grid of runs with several seeds is the test, and the
+#   test depends on the model (size, what it already knows) and the task (does it need new
+#   words?);
+# - costs are arithmetic and can be predicted; scores must be measured;
+# - differences smaller than the seed-to-seed noise are not differences — prefer the cheaper
+#   strategy then.
+#
+# ## Exercises
+#
+# 1. **Interpolation at the edges.** Ask `advise` about N below the smallest and above the largest
+#    measured size. Check that the predictions equal the end values, and print the reason that
+#    says so.
+# 2. **Where does the memory go at scale?** Using `advise.memory_bytes` and the costs in the
+#    results, tabulate the weights / gradients / AdamW / activations of each strategy for P = 1M,
+#    124M and 1.5B. At which size does prompt tuning start to save more than half the memory of
+#    full fine-tuning?
+# 3. **Seeds and noise.** Rerun the miniature experiment with `seeds=2` for one size and two
+#    strategies. Compute each cell's mean and sample std by hand and check them against
+#    `experiment.mean_std` and `results.json`. Is the difference between the two strategies
+#    larger than the standard error?
+# 4. **Another task.** Run the miniature experiment on `qa` (F1). Does the rule of thumb fare
+#    better on a task whose answers are copied from the input, so that a frozen embedding loses
+#    nothing? What does the result say about the rule's premise?
+#
+# Solutions: `tutorials/solutions/11_choosing_a_strategy.py`.
