@@ -64,3 +64,36 @@ def atomic_torch_save(path: str | os.PathLike, obj: Any) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def read_jsonl(path, what: str = "data", skip_blank: bool = False) -> list[tuple[dict, int]]:
+    """(object, line number) for every line of a JSONL file.
+
+    A missing file, text that is not UTF-8, a line that is not JSON or not an object (or is blank,
+    unless ``skip_blank``) is a MiniftError naming ``file:line``.
+    """
+    from minift.errors import MiniftError
+
+    path = Path(path)
+    if not path.is_file():
+        raise MiniftError(f"{path}: no such {what} file")
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError as exc:
+        raise MiniftError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    if lines and lines[-1] == "":
+        lines.pop()  # the final newline ends the last line; it does not start an empty one
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            if skip_blank:
+                continue
+            raise MiniftError(f"{path}:{number}: empty line (every line must hold one JSON object)")
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise MiniftError(f"{path}:{number}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(record, dict):
+            raise MiniftError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+        records.append((record, number))
+    return records

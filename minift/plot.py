@@ -25,14 +25,13 @@ uses ``line_chart`` with ``logx=True`` to plot a score against training-set size
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import os
 import pathlib
 from xml.sax.saxutils import escape
 
 from minift.errors import MiniftError
-from minift.io import atomic_write_text
+from minift.io import atomic_write_text, read_jsonl
 
 # Okabe & Ito (2008), reordered so the first colours are the most distinct on white; yellow last.
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
@@ -326,29 +325,20 @@ def plot_run(run_dir: str | os.PathLike, path: str | os.PathLike | None = None) 
     train: dict[int, tuple[float, str]] = {}
     val: dict[int, float] = {}
     stages: dict[int, str] = {}
-    with open(log, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise MiniftError(f"{log}:{lineno}: not valid JSON ({err.msg})") from None
-            if not isinstance(rec, dict):
-                raise MiniftError(f"{log}:{lineno}: expected a JSON object, got {type(rec).__name__}")
-            event = rec.get("event")
-            if event not in ("train", "eval", "stage"):
-                continue  # events from newer trainers are not an error
-            key = {"train": "loss", "eval": "val_loss", "stage": "stage"}[event]
-            if not isinstance(rec.get("step"), int) or key not in rec:
-                raise MiniftError(f"{log}:{lineno}: a {event!r} record needs an integer 'step' and {key!r}")
-            step = rec["step"]
-            if event == "train":
-                train[step] = (_number(rec["loss"], f"{log}:{lineno}: 'loss'"), str(rec.get("stage", "")))
-            elif event == "eval":
-                val[step] = _number(rec["val_loss"], f"{log}:{lineno}: 'val_loss'")
-            else:
-                stages[step] = str(rec["stage"])
+    for rec, lineno in read_jsonl(log, what="log", skip_blank=True):
+        event = rec.get("event")
+        if event not in ("train", "eval", "stage"):
+            continue  # events from newer trainers are not an error
+        key = {"train": "loss", "eval": "val_loss", "stage": "stage"}[event]
+        if not isinstance(rec.get("step"), int) or key not in rec:
+            raise MiniftError(f"{log}:{lineno}: a {event!r} record needs an integer 'step' and {key!r}")
+        step = rec["step"]
+        if event == "train":
+            train[step] = (_number(rec["loss"], f"{log}:{lineno}: 'loss'"), str(rec.get("stage", "")))
+        elif event == "eval":
+            val[step] = _number(rec["val_loss"], f"{log}:{lineno}: 'val_loss'")
+        else:
+            stages[step] = str(rec["stage"])
     if not train and not val:
         raise MiniftError(f"{log}: no 'train' or 'eval' records with a loss, nothing to plot")
 

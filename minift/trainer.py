@@ -40,7 +40,7 @@ from typing import Callable
 
 import torch
 
-from minift.io import atomic_write_text
+from minift.io import atomic_write_text, read_jsonl
 from minift.optim import clip_grad_norm, l2_penalty, lr_at, set_lr
 
 LOWER_IS_BETTER = {"val_loss", "loss", "bpc", "perplexity"}
@@ -133,9 +133,7 @@ class RunLog:
         self.enabled = enabled  # False on every rank but 0 in distributed training
         self.records: list[dict] = []
         if path is not None and enabled and path.exists():
-            import json
-
-            self.records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            self.records = [r for r, _ in read_jsonl(path, what="log", skip_blank=True)]
 
     def write(self, record: dict):
         import json

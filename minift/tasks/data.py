@@ -22,6 +22,7 @@ from pathlib import Path
 
 from minift.errors import MiniftError
 from minift.io import atomic_write_text
+from minift.io import read_jsonl as read_jsonl_lines
 from minift.tasks.format import format_example
 
 FIELDS = {
@@ -59,26 +60,7 @@ class Example:
 
 def read_jsonl(path) -> list[tuple[dict, int]]:
     """(object, line number) for every line; any malformed line is a MiniftError naming file:line."""
-    path = Path(path)
-    if not path.is_file():
-        raise MiniftError(f"{path}: no such data file")
-    records = []
-    try:
-        lines = path.read_text(encoding="utf-8").split("\n")
-    except UnicodeDecodeError as exc:
-        raise MiniftError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    if lines and lines[-1] == "":
-        lines.pop()  # the final newline ends the last line; it does not start an empty one
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            raise MiniftError(f"{path}:{number}: empty line (every line must hold one JSON object)")
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise MiniftError(f"{path}:{number}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(record, dict):
-            raise MiniftError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-        records.append((record, number))
+    records = read_jsonl_lines(path, what="data")
     if not records:
         raise MiniftError(f"{path}: the file holds no examples")
     return records
