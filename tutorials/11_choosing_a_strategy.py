@@ -172,6 +172,14 @@ for task, table in results["results"].items():
 #   holds". But FINDINGS.md measured ±3–5 BLEU between seeds at 1000 pairs: a 2-point gap from
 #   one seed is a coin toss, and the verdict with it. The committed grid, with several seeds and
 #   full-length training, is the test.
+# - **What the committed grid measured** (2 seeds, sizes 50/200/1000, every stage capped at 150
+#   steps; `data/experiments/strategies/README.md`): on question answering and summarization,
+#   training every weight beat the top layers and the soft prompt at *every* size, 50 examples
+#   included (QA F1 15.6 ± 0.8 full against 14.4 ± 0.6 layers and 10.4 ± 2.1 prompt at N=50;
+#   ROUGE-L 42.7 ± 0.2 against 36.9 ± 6.0 and 17.8 ± 2.4). The rule of thumb failed there. On
+#   translation `layers` edged `full` at N=50 (8.1 ± 2.5 against 7.6 ± 3.1 BLEU) — inside the
+#   noise — and `full` won at 200 and 1000. The hybrid schedule led most cells, but it trains
+#   three stages (about 2.3x the CPU time of `full`), so part of its lead is extra training.
 # - **Full fine-tuning from the base wins once there are a few hundred pairs or more**, in the
 #   prototype and in the miniature alike.
 #
