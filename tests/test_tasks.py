@@ -119,3 +119,13 @@ def test_generated_task_examples_are_formatted():
 def test_bad_task_arguments_are_named(kw, message):
     with pytest.raises(MiniftError, match=message):
         load_examples(**kw)
+
+
+def test_an_empty_split_is_an_error_naming_the_file_and_subset(tmp_path, capsys):
+    from minift.cli import main
+
+    path = write(tmp_path, [json.dumps({"source": "a", "target": "b", "subset": "general"})])
+    with pytest.raises(MiniftError, match=r"data.jsonl: no example has subset 'kitchen'"):
+        load_examples(data=path, subset="kitchen")
+    assert main(["evaluate", "--model", "base", "--data", str(path), "--subset", "kitchen"]) == 2
+    assert "no example has subset 'kitchen'" in capsys.readouterr().err
