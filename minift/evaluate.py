@@ -43,6 +43,15 @@ def choose_prompt(bundle, example) -> str | None:
     return None
 
 
+def row_prompt_names(bundle, examples, prompt_names="auto") -> list:
+    """One soft-prompt name (or None) per example: "auto" chooses by subset, a name or None is for all."""
+    if prompt_names == "auto":
+        return [choose_prompt(bundle, e) for e in examples]
+    if prompt_names is None or isinstance(prompt_names, str):
+        return [prompt_names] * len(examples)
+    return list(prompt_names)
+
+
 @torch.no_grad()
 def generate_text(bundle, texts: list[str], max_new_tokens: int = 64, prompt_names=None,
                   temperature: float = 0.0, top_k: int | None = None, batch_size: int = 32) -> list[str]:
@@ -95,10 +104,7 @@ def evaluate_examples(bundle, examples, prompt_names="auto", batch_size: int = 3
                       max_new_tokens: int | None = None, n_samples: int = 5) -> dict:
     """Generate for every example and score: {"task", "n", "metrics", "main_metric", "samples"}."""
     task = examples[0].task
-    if prompt_names == "auto":
-        prompt_names = [choose_prompt(bundle, e) for e in examples]
-    elif prompt_names is None or isinstance(prompt_names, str):
-        prompt_names = [prompt_names] * len(examples)
+    prompt_names = row_prompt_names(bundle, examples, prompt_names)
     if max_new_tokens is None:
         max_new_tokens = max_new_tokens_for(bundle.tokenizer, examples, cap=bundle.model.config.block_size // 2)
     predictions = generate_text(bundle, [e.prompt for e in examples], max_new_tokens, prompt_names,
@@ -119,10 +125,7 @@ def teacher_forced_loss(bundle, examples, prompt_names="auto", batch_size: int =
 
     model, tok = bundle.model, bundle.tokenizer
     device = model.transformer.wte.weight.device
-    if prompt_names == "auto":
-        prompt_names = [choose_prompt(bundle, e) for e in examples]
-    elif prompt_names is None or isinstance(prompt_names, str):
-        prompt_names = [prompt_names] * len(examples)
+    prompt_names = row_prompt_names(bundle, examples, prompt_names)
     # Every row gets room for the widest prompt in use: a batch that mixes rows with and without a
     # prompt is left-padded to that width (prompt_tuning.build_prefix), whatever each row uses.
     widest = max((bundle.prompts[n].weight.size(0) for n in prompt_names if n is not None), default=0)

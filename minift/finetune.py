@@ -195,9 +195,8 @@ def run_stage(i: int, stage: Stage, recipe: Recipe, opts: RunOptions, bundle: Mo
               before_metrics: dict) -> dict:
     device = opts.device
     task = opts.task or recipe.task
-    n_train = stage.examples or opts.examples or recipe.examples or 1000
-    if opts.examples:  # --examples is the experiment's knob: it overrides every stage
-        n_train = opts.examples
+    # --examples (the experiment's knob) overrides every stage; then the stage, then the recipe.
+    n_train = opts.examples or stage.examples or recipe.examples or 1000
     train_examples = stage_examples(recipe, stage, opts, "train", n_train, seed)
     val_examples = stage_examples(recipe, stage, opts, "val", stage.eval_examples, seed)
     torch.manual_seed(seed * 1000 + i)  # dropout and prompt init of this stage
