@@ -157,21 +157,26 @@ class CausalSelfAttention(nn.Module):
             past = cache.length
             k, v = cache.append(layer, k, v)  # (B, nh, past + T, hs)
         S = k.size(2)
-        if mask is None:
-            # Query i (at absolute position past + i) may look at keys 0 .. past + i.
-            mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=past)
-            mask = mask.view(1, 1, T, S)
-
-        if self.attn_impl == "manual":
-            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hs))  # (B, nh, T, S)
-            att = att.masked_fill(~mask, float("-inf"))  # a masked score gets weight exactly 0
-            att = F.softmax(att, dim=-1)
-            att = self.attn_dropout(att)
-            y = att @ v  # (B, nh, T, S) @ (B, nh, S, hs) -> (B, nh, T, hs)
+        dropout_p = self.dropout if self.training else 0.0
+        if self.attn_impl == "sdpa" and mask is None and (past == 0 or T == 1):
+            # The two common cases need no mask tensor, and without one SDPA may pick its fastest
+            # kernel (FlashAttention on CUDA; a tensor mask rules it out):
+            #   past == 0  training and the first pass of generation: plain causal, S = T;
+            #   T == 1     one new token with a cache: it may look at every key, nothing to hide.
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=(past == 0 and T > 1))
         else:
-            y = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
-            )
+            if mask is None:
+                # Query i (at absolute position past + i) may look at keys 0 .. past + i.
+                mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=past)
+                mask = mask.view(1, 1, T, S)
+            if self.attn_impl == "manual":
+                att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hs))  # (B, nh, T, S)
+                att = att.masked_fill(~mask, float("-inf"))  # a masked score gets weight exactly 0
+                att = F.softmax(att, dim=-1)
+                att = self.attn_dropout(att)
+                y = att @ v  # (B, nh, T, S) @ (B, nh, S, hs) -> (B, nh, T, hs)
+            else:
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side again: (B, T, C)
         return self.resid_dropout(self.c_proj(y))
 

@@ -67,6 +67,30 @@ def test_manual_and_sdpa_give_the_same_logits_and_gradients():
         torch.testing.assert_close(gm, gs, atol=1e-5, rtol=1e-4)
 
 
+def test_sdpa_without_a_mask_tensor_equals_manual_in_every_cache_case():
+    """The SDPA path skips the mask tensor when it can (past == 0: is_causal; T == 1: no mask).
+
+    Fed in pieces through a KV cache (8 at once, then 1, then 3 at once, then 1), both paths must
+    agree with each other and with one uncached pass over all 13 tokens, for every piece.
+    """
+    from minift.model import KVCache
+
+    model = tiny("sdpa")
+    idx = torch.randint(0, 61, (2, 13))
+    with torch.no_grad():
+        whole = {}
+        pieces = {}
+        for impl in ("manual", "sdpa"):
+            set_impl(model, impl)
+            whole[impl] = model(idx)
+            cache = KVCache(model.config, 2, 13, "cpu", torch.float32)
+            pieces[impl] = torch.cat([model.forward_embeds(model.embed(idx[:, a:b]), cache=cache)
+                                      for a, b in ((0, 8), (8, 9), (9, 12), (12, 13))], dim=1)
+    torch.testing.assert_close(whole["sdpa"], whole["manual"], atol=1e-5, rtol=1e-5)
+    for impl in ("manual", "sdpa"):
+        torch.testing.assert_close(pieces[impl], whole["manual"], atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("impl", ["manual", "sdpa"])
 def test_changing_a_future_token_leaves_earlier_logits_unchanged(impl):
     model = tiny(impl)
