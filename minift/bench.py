@@ -9,6 +9,8 @@ train        Tokens per second of a full training step (forward, cross-entropy, 
              Useful arithmetic per token, the usual count (Kaplan et al.; PaLM appendix B):
                  6·N  (N = parameters that multiply: forward 2N, backward 4N)
                + 12·L·T·C  (attention scores QKᵀ and the weighted sum AV, forward + backward)
+             ``--profile`` adds torch.profiler's table of the costliest operations, the place to
+             start when the utilization is low; ``--batch`` changes the batch (default 16 on CUDA).
 generate     Generated tokens per second with and without the KV cache (256 new tokens).
 strategies   Per fine-tuning strategy: step time, peak memory, trainable parameters and optimizer
              state, each also as a ratio to full fine-tuning (strategy_bench.py).
@@ -82,9 +84,15 @@ def train_step_fn(model, optimizer, x, y, device):
     return step
 
 
-def bench_train(device="cpu", steps=10, compile=False, shape=None, batch=None) -> dict:
+def build_train_step(device="cpu", compile=False, shape=None, batch=None):
+    """A ready training step for the bench shape: (step, config, batch)."""
     shape = shape or (GPT2_SHAPE if torch.device(device).type == "cuda" else TRAIN_SHAPE)
-    batch = batch or (16 if torch.device(device).type == "cuda" else TRAIN_BATCH)
+    if batch is None:
+        batch = 16 if torch.device(device).type == "cuda" else TRAIN_BATCH
+    if batch < 1:
+        from minift.errors import MiniftError
+
+        raise MiniftError(f"--batch must be >= 1, got {batch}")
     torch.manual_seed(0)
     config = GPTConfig(**shape)
     model = GPT(config).to(device)
@@ -92,7 +100,12 @@ def bench_train(device="cpu", steps=10, compile=False, shape=None, batch=None) -
     module = torch.compile(model) if compile else model
     x = torch.randint(0, config.vocab_size, (batch, config.block_size), device=device)
     y = torch.randint(0, config.vocab_size, (batch, config.block_size), device=device)
-    step = train_step_fn(module, optimizer, x, y, device)
+    return train_step_fn(module, optimizer, x, y, device), config, batch
+
+
+def bench_train(device="cpu", steps=10, compile=False, shape=None, batch=None) -> dict:
+    step, config, batch = build_train_step(device, compile, shape, batch)
+    shape = {k: getattr(config, k) for k in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd")}
     step()  # compile / warm up outside the timing
     seconds = best_time(step, steps, device)
     tokens = batch * config.block_size
@@ -107,10 +120,32 @@ def bench_train(device="cpu", steps=10, compile=False, shape=None, batch=None) -
         peak_name = "measured float32 matmul rate"
     return {
         "config": shape, "batch": batch, "device": str(device), "threads": torch.get_num_threads(),
-        "step_seconds": seconds, "tokens_per_s": tokens / seconds,
+        "compile": compile, "step_seconds": seconds, "tokens_per_s": tokens / seconds,
         "model_tflops_per_s": achieved / 1e12, "peak_tflops_per_s": peak / 1e12, "peak": peak_name,
         "utilization": achieved / peak,
     }
+
+
+def profile_train(device="cpu", compile=False, batch=None, steps=3, rows=20) -> str:
+    """Where a training step's time goes: torch.profiler's table of the costliest operations.
+
+    Sorted by time spent in the operation itself (not its children), on the GPU when there is one:
+    that is the list to read when the utilization is low (which kernels, how many launches).
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = torch.device(device).type == "cuda"
+    step, _, _ = build_train_step(device, compile, batch=batch)
+    for _ in range(2):  # compile, pick kernels, fill the allocator's cache: not what we measure
+        step()
+    sync(device)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            step()
+        sync(device)
+    key = "self_device_time_total" if cuda else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=key, row_limit=rows)
 
 
 def bench_generate(device="cpu", new_tokens=256, batch=1, model=None) -> dict:
@@ -146,12 +181,16 @@ def run_bench(args) -> dict:
     sections = (args.only or "train,generate,strategies,ddp").split(",")
     results = {}
     if "train" in sections:
-        r = bench_train(device, steps=args.steps, compile=args.compile)
+        batch = getattr(args, "batch", None)
+        r = bench_train(device, steps=args.steps, compile=args.compile, batch=batch)
         results["train"] = r
-        print(f"train step  {r['config']} batch {r['batch']} on {r['device']} ({r['threads']} threads)")
+        print(f"train step  {r['config']} batch {r['batch']} on {r['device']} ({r['threads']} threads"
+              f"{', compiled' if r['compile'] else ''})")
         print(f"  {r['tokens_per_s']:,.0f} tokens/s, {r['step_seconds'] * 1000:.1f} ms/step")
         print(f"  model FLOPs {r['model_tflops_per_s'] * 1000:.1f} GFLOP/s vs {r['peak']} "
               f"{r['peak_tflops_per_s'] * 1000:.1f} GFLOP/s: utilization {r['utilization']:.0%}")
+        if getattr(args, "profile", False):
+            print(profile_train(device, compile=args.compile, batch=batch))
     if "generate" in sections:
         r = bench_generate(device)
         results["generate"] = r

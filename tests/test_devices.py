@@ -52,3 +52,16 @@ def test_foreach_adamw_path_equals_the_loop_on_this_device():
         multi.zero_grad()
     for a, b in zip(params, twins):
         assert torch.equal(a, b)
+
+
+def test_profile_names_the_matmuls_and_a_bad_batch_is_refused():
+    from minift.bench import build_train_step, profile_train
+
+    small = dict(vocab_size=64, block_size=16, n_layer=1, n_head=2, n_embd=16)
+    step, config, batch = build_train_step("cpu", shape=small, batch=3)
+    assert batch == 3 and config.n_embd == 16
+    step()  # one real step runs
+    table = profile_train("cpu", batch=1, steps=1, rows=40)
+    assert "Self CPU" in table and ("aten::mm" in table or "aten::addmm" in table)
+    with pytest.raises(MiniftError, match="--batch must be >= 1"):
+        build_train_step("cpu", shape=small, batch=0)
