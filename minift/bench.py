@@ -96,7 +96,7 @@ def build_train_step(device="cpu", compile=False, shape=None, batch=None):
     torch.manual_seed(0)
     config = GPTConfig(**shape)
     model = GPT(config).to(device)
-    optimizer = AdamW(param_groups(model, 0.1), lr=1e-4)
+    optimizer = AdamW(param_groups(model, 0.1), lr=1e-4, compile=compile)  # the update fused too
     module = torch.compile(model) if compile else model
     x = torch.randint(0, config.vocab_size, (batch, config.block_size), device=device)
     y = torch.randint(0, config.vocab_size, (batch, config.block_size), device=device)

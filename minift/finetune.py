@@ -202,7 +202,7 @@ def run_stage(i: int, stage: Stage, recipe: Recipe, opts: RunOptions, bundle: Mo
     torch.manual_seed(seed * 1000 + i)  # dropout and prompt init of this stage
     set_dropout(bundle.model, stage.dropout)
     module, groups, before_step, row_prompts = setup_strategy(stage, bundle, train_examples, log, seed * 1000 + i)
-    optimizer = AdamW(groups, lr=stage.lr, weight_decay=stage.weight_decay)
+    optimizer = AdamW(groups, lr=stage.lr, weight_decay=stage.weight_decay, compile=opts.compile)
 
     tok, block = bundle.tokenizer, bundle.model.config.block_size
     encoded, truncated, dropped = [], 0, 0

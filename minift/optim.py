@@ -24,7 +24,12 @@ The optimizer state is therefore two tensors of ``p``'s shape, plus the step cou
 Two paths, one meaning. ``AdamW._step_loop`` walks the parameters one by one and is the one to
 read. ``AdamW._step_foreach`` does the same arithmetic on whole lists with ``torch._foreach_*``,
 which launches a handful of GPU kernels per step instead of a handful per parameter. The tests
-prove the two equal, and both equal ``torch.optim.AdamW``.
+prove the two equal, and both equal ``torch.optim.AdamW``. Even so, each of its nine lines reads
+and writes every weight once: nine passes over memory. ``AdamW(..., compile=True)`` (what
+``--compile`` asks for) hands the same lines to ``torch.compile`` (``_adamw_compiled``), which
+fuses them into a few kernels that read p, g, m, v once and write p, m, v once. The numbers that
+change every step (the rate, the bias corrections) go in as a tensor, not as Python numbers:
+``torch.compile`` bakes a Python number into the code, so a new rate would mean a new compile.
 
 Around the optimizer: ``param_groups`` (which weights decay, per-weight learning-rate multipliers),
 ``set_lr`` and ``lr_at`` (warmup + cosine schedule), ``clip_grad_norm``.
@@ -57,14 +62,16 @@ class AdamW(torch.optim.Optimizer):
     ``lr_scale`` (a multiplier of the base rate, see ``set_lr``); extra keys such as ``names`` are kept.
 
     ``foreach=None`` picks the multi-tensor path when all of a group's parameters are on CUDA.
+    ``compile=True`` updates every group in one call of a ``torch.compile``d function instead.
     """
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2, foreach: bool | None = None):
+                 weight_decay: float = 1e-2, foreach: bool | None = None, compile: bool = False):
         params = list(params)
         if not params:
             raise MiniftError("AdamW got no parameters to optimize (is everything frozen?)")
         self._base_lr = lr  # lets a group that gives only "lr_scale" start at lr * lr_scale
+        self._compiled = torch.compile(_adamw_compiled) if compile else None
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=foreach)
         self._check_hyperparameters(defaults, where="AdamW")
         super().__init__(params, defaults)
@@ -110,10 +117,14 @@ class AdamW(torch.optim.Optimizer):
                     self.state[p]["step"] = 0
                     self.state[p]["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     self.state[p]["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            if self._compiled is not None:
+                continue  # all groups go together, below
             use_foreach = group["foreach"]
             if use_foreach is None:
                 use_foreach = all(p.is_cuda for p in params)
             (self._step_foreach if use_foreach else self._step_loop)(group, params)
+        if self._compiled is not None:
+            self._step_compiled()
         return loss
 
     def _step_loop(self, group: dict, params: list[torch.Tensor]) -> None:
@@ -157,6 +168,57 @@ class AdamW(torch.optim.Optimizer):
         torch._foreach_div_(denoms, root_bias2)
         torch._foreach_add_(denoms, eps)
         torch._foreach_addcdiv_(params, ms, denoms, step_sizes)
+
+
+    def _step_compiled(self) -> None:
+        """Every group's parameters in one call of the compiled update (groups sharing betas and eps).
+
+        One call for all groups matters: ``torch.compile`` specializes on its inputs, so a call per
+        group (discriminative rates give one per block) would compile once per group.
+        """
+        batches: dict[tuple, tuple[list, list]] = {}  # (beta1, beta2, eps) -> (params, per-param scalars)
+        for group in self.param_groups:
+            lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
+            beta1, beta2 = group["betas"]
+            params, scalars = batches.setdefault((beta1, beta2, eps), ([], []))
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                state["step"] += 1
+                t = state["step"]
+                params.append(p)
+                # The three numbers of _step_loop: decay factor, sqrt(1 - b2^t), -lr / (1 - b1^t).
+                scalars.append((1 - lr * wd, math.sqrt(1 - beta2 ** t), -lr / (1 - beta1 ** t)))
+        for (beta1, beta2, eps), (params, scalars) in batches.items():
+            if not params:
+                continue
+            table = torch.tensor(scalars, dtype=params[0].dtype).T.contiguous()  # (3, n)
+            if params[0].is_cuda:  # through pinned memory, so the copy does not wait for the GPU
+                table = table.pin_memory().to(params[0].device, non_blocking=True)
+            else:
+                table = table.to(params[0].device)
+            self._compiled(params, [p.grad for p in params], [self.state[p]["exp_avg"] for p in params],
+                           [self.state[p]["exp_avg_sq"] for p in params], table, beta1, beta2, eps)
+
+
+def _adamw_compiled(params, grads, ms, vs, table, beta1: float, beta2: float, eps: float) -> None:
+    """``AdamW._step_foreach``'s lines, for ``torch.compile``: the changing numbers come as tensors.
+
+    table (3, n): per parameter, the decay factor 1 - lr·wd, sqrt(1 - b2^t) and -lr / (1 - b1^t).
+    The last line multiplies m by its step size first, because ``_foreach_addcdiv_`` takes its
+    per-parameter factors only as Python numbers.
+    """
+    decay, root_bias2, step_sizes = (row.unbind() for row in table)
+    torch._foreach_mul_(params, decay)
+    torch._foreach_mul_(ms, beta1)
+    torch._foreach_add_(ms, grads, alpha=1 - beta1)
+    torch._foreach_mul_(vs, beta2)
+    torch._foreach_addcmul_(vs, grads, grads, value=1 - beta2)
+    denoms = torch._foreach_sqrt(vs)
+    torch._foreach_div_(denoms, root_bias2)
+    torch._foreach_add_(denoms, eps)
+    torch._foreach_addcdiv_(params, torch._foreach_mul(ms, step_sizes), denoms)
 
 
 def _unique_trainable(params) -> list[torch.Tensor]:

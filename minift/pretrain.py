@@ -190,7 +190,7 @@ def pretrain(out_dir, preset: str = "base", text_file=None, tokenizer_path=None,
     log.progress(f"model: {model.num_parameters():,} parameters; train {len(train_stream):,} tokens, "
                  f"val {len(val_stream):,} tokens")
     train_config = replace(spec.train, max_steps=max_steps or spec.train.max_steps)
-    optimizer = AdamW(param_groups(model, train_config.weight_decay), lr=train_config.lr)
+    optimizer = AdamW(param_groups(model, train_config.weight_decay), lr=train_config.lr, compile=compile)
     train_module = torch.compile(model) if compile else model
 
     # Characters per token on the validation windows we score, for bits per character.

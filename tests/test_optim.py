@@ -72,6 +72,33 @@ def test_foreach_path_equals_loop_path(dtype):
     assert relative_error(fast, loop) <= TOLERANCE[dtype]  # bit-identical on CPU today
 
 
+def test_compiled_path_equals_torch_adamw_and_compiles_once_while_the_rate_changes():
+    """--compile's fused update: same numbers, and a changing rate must not trigger a recompile."""
+    import torch._dynamo
+
+    def decaying(opt):  # the rate changes every step, as under a schedule
+        step = opt.step
+
+        def step_and_decay():
+            step()
+            for g in opt.param_groups:
+                g["lr"] *= 0.97
+        opt.step = step_and_decay
+        return opt
+
+    torch._dynamo.reset()
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        fused, opt = train(lambda p: decaying(AdamW(two_groups(p), compile=True)), torch.float32, 30)
+    ref, _ = train(lambda p: decaying(torch.optim.AdamW(two_groups(p), foreach=False)), torch.float32, 30)
+    assert relative_error(fused, ref) <= 1e-6
+    assert relative_error(make_mlp_params(torch.float32), ref) > 1e-2  # the weights did move
+    assert p_untouched(fused) and fused["unused"] not in opt.state
+
+
+def p_untouched(p) -> bool:
+    return torch.equal(p["unused"], make_mlp_params(torch.float32)["unused"])
+
+
 def test_params_without_grad_are_not_touched_and_get_no_state():
     p, opt = train(lambda p: AdamW(two_groups(p)), torch.float32, 3)
     assert torch.equal(p["unused"], make_mlp_params(torch.float32)["unused"])  # not even decayed
