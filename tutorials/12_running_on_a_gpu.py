@@ -258,6 +258,14 @@ print(f"{n_tensors} parameter tensors: loop {loop_s * 1000:.2f} ms/step, foreach
 # it. On a CPU the compiler writes C++ and needs a C++ compiler; the gain is small, so the cell
 # runs there only when `MINIFT_COMPILE=1` (and on a GPU it is skipped in smoke mode).
 #
+# `--compile` compiles the optimizer too: `AdamW(..., compile=True)`. Even the `foreach` path of
+# section 4 reads and writes every weight nine times per step (once per line of the update); for
+# GPT-2 124M that is about 11 GB of memory traffic, a few milliseconds on any GPU. Compiled, the
+# nine lines become a few fused kernels that read p, g, m, v once and write p, m, v once. The
+# learning rate goes in as a tensor: a Python number would be baked into the compiled code, and
+# a schedule that changes it every step would recompile every step (`tests/test_optim.py` checks
+# that it compiles once and still equals `torch.optim.AdamW`).
+#
 # PyTorch may warn of a *graph break* at `int(positions.max())` in `GPT.forward_embeds`: the
 # model checks on the host that no position exceeds the block, which needs the value on the CPU.
 # The compiler then makes two graphs instead of one, and on a GPU that check waits for the GPU
@@ -442,6 +450,15 @@ print("fine-tune it:  minift finetune --base gpt2:/path/to/gpt2 --recipe full --
 # MFU 26 % eager is typical of a plain PyTorch model; fused attention kernels, larger batches
 # and compilation are how large runs reach 40–60 %.
 #
+# Two of those levers were missing when this table was measured, and `minift bench --profile`
+# is how to see what they are worth on your GPU. First, the model handed
+# `scaled_dot_product_attention` a boolean mask even for plain causal attention, and a mask
+# tensor rules out FlashAttention, the fastest kernel; it now passes `is_causal=True` instead
+# (`tests/test_model.py` proves both give the manual path's numbers). Second, `--compile` did not
+# yet fuse the optimizer update (section 5). Re-measure with
+# `minift bench --device cuda --only train --compile --profile`, and `--batch 32` to see the
+# effect of a larger batch.
+#
 # ## What changes on a GPU, in one table
 #
 # | | CPU | CUDA |
@@ -449,7 +466,7 @@ print("fine-tune it:  minift finetune --base gpt2:/path/to/gpt2 --recipe full --
 # | device (`--device auto`) | `cpu` | `cuda` (`cuda:N` under torchrun) |
 # | matmuls | float32 | bf16 under autocast, TF32 for the float32 rest |
 # | weights, gradients, AdamW moments | float32 | float32 (unchanged) |
-# | AdamW path | loop | `foreach` (multi-tensor) |
+# | AdamW path | loop | `foreach` (multi-tensor); one compiled update with `--compile` |
 # | batches | as built | pinned, copied with `non_blocking=True` |
 # | `torch.compile` | optional, small gain | optional (`--compile`), fewer memory round trips |
 # | several devices | gloo processes (tests) | `torchrun`, NCCL |
