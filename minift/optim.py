@@ -159,16 +159,7 @@ class AdamW(torch.optim.Optimizer):
         # so the bias corrections are per-parameter lists of numbers.
         root_bias2 = [math.sqrt(1 - beta2 ** s["step"]) for s in states]
         step_sizes = [-lr / (1 - beta1 ** s["step"]) for s in states]
-        torch._foreach_mul_(params, 1 - lr * wd)
-        torch._foreach_mul_(ms, beta1)
-        torch._foreach_add_(ms, grads, alpha=1 - beta1)
-        torch._foreach_mul_(vs, beta2)
-        torch._foreach_addcmul_(vs, grads, grads, value=1 - beta2)
-        denoms = torch._foreach_sqrt(vs)
-        torch._foreach_div_(denoms, root_bias2)
-        torch._foreach_add_(denoms, eps)
-        torch._foreach_addcdiv_(params, ms, denoms, step_sizes)
-
+        _foreach_update(params, grads, ms, vs, 1 - lr * wd, beta1, beta2, eps, root_bias2, step_sizes)
 
     def _step_compiled(self) -> None:
         """Every group's parameters in one call of the compiled update (groups sharing betas and eps).
@@ -202,14 +193,13 @@ class AdamW(torch.optim.Optimizer):
                            [self.state[p]["exp_avg_sq"] for p in params], table, beta1, beta2, eps)
 
 
-def _adamw_compiled(params, grads, ms, vs, table, beta1: float, beta2: float, eps: float) -> None:
-    """``AdamW._step_foreach``'s lines, for ``torch.compile``: the changing numbers come as tensors.
+def _foreach_update(params, grads, ms, vs, decay, beta1, beta2, eps, root_bias2, step_sizes) -> None:
+    """The update of ``_step_loop``, each line applied to whole lists of tensors.
 
-    table (3, n): per parameter, the decay factor 1 - lr·wd, sqrt(1 - b2^t) and -lr / (1 - b1^t).
-    The last line multiplies m by its step size first, because ``_foreach_addcdiv_`` takes its
-    per-parameter factors only as Python numbers.
+    decay: 1 - lr·wd; root_bias2: sqrt(1 - b2^t) per parameter; step_sizes: -lr / (1 - b1^t) per
+    parameter. Python numbers on the eager path; 0-d tensors under ``torch.compile`` (then decay is
+    a list too, one per parameter, since the compiled call takes every group at once).
     """
-    decay, root_bias2, step_sizes = (row.unbind() for row in table)
     torch._foreach_mul_(params, decay)
     torch._foreach_mul_(ms, beta1)
     torch._foreach_add_(ms, grads, alpha=1 - beta1)
@@ -218,7 +208,20 @@ def _adamw_compiled(params, grads, ms, vs, table, beta1: float, beta2: float, ep
     denoms = torch._foreach_sqrt(vs)
     torch._foreach_div_(denoms, root_bias2)
     torch._foreach_add_(denoms, eps)
-    torch._foreach_addcdiv_(params, torch._foreach_mul(ms, step_sizes), denoms)
+    if isinstance(step_sizes[0], torch.Tensor):
+        # _foreach_addcdiv_ takes per-parameter factors only as numbers: scale m first instead.
+        torch._foreach_addcdiv_(params, torch._foreach_mul(ms, step_sizes), denoms)
+    else:
+        torch._foreach_addcdiv_(params, ms, denoms, step_sizes)
+
+
+def _adamw_compiled(params, grads, ms, vs, table, beta1: float, beta2: float, eps: float) -> None:
+    """What ``torch.compile`` compiles: ``_foreach_update`` with its changing numbers as tensors.
+
+    table (3, n): per parameter, the decay factor, sqrt(1 - b2^t) and -lr / (1 - b1^t).
+    """
+    decay, root_bias2, step_sizes = (list(row.unbind()) for row in table)
+    _foreach_update(params, grads, ms, vs, decay, beta1, beta2, eps, root_bias2, step_sizes)
 
 
 def _unique_trainable(params) -> list[torch.Tensor]:
