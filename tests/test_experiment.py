@@ -87,6 +87,10 @@ def test_report_has_mean_std_cells_the_command_and_the_machine(grid):
     rows = [line for line in md.splitlines() if line.startswith("| 20 |") or line.startswith("| 40 |")]
     assert len(rows) == 4  # two sizes, in the metric table and the wall-time table
     assert rows[0].count("±") == 5 and "**" in rows[0]  # five cells, the best in bold
+    # The time table: CPU seconds, then the wall-clock seconds in brackets, as the records have them.
+    rs = [r for r in records(out) if r["strategy"] == "full" and r["examples"] == 20]
+    cpu, wall = (sum(r[k] for r in rs) / len(rs) for k in ("cpu_seconds", "seconds"))
+    assert rows[2].split(" | ")[1].strip("* ") == f"{cpu:.1f} ({wall:.0f})"
     assert "| trainable params |" in md and "Rule of thumb" in md
     assert agg["rule_of_thumb"]["translation"] in md
 
