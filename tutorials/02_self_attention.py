@@ -128,6 +128,11 @@ print("weights:", tuple(att.shape), " output:", tuple(out_by_hand.shape))
 # `F.scaled_dot_product_attention`, a fused kernel that never stores the `(T, T)` weights:
 # the same numbers, faster and with less memory. We load the same weights into both modules
 # and compare, up to float rounding, with `torch.testing.assert_close`.
+#
+# For plain causal attention the library passes `is_causal=True` rather than a (T, T) mask
+# tensor: the kernel then builds the triangle itself, and on a GPU only that form lets PyTorch
+# pick FlashAttention. A mask tensor is still used where it is needed: left padding in a batch
+# of prompts, or several new tokens added at once after a KV cache (lesson 03).
 
 # %%
 header("4. minift's CausalSelfAttention: manual and sdpa paths")
