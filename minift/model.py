@@ -27,7 +27,9 @@ back to (B, T, C) and mixed by c_proj.
 Two attention paths live side by side. ``attn_impl="manual"`` computes the formula line by line:
 this is the one to read and step through. ``attn_impl="sdpa"`` (the default) calls PyTorch's fused
 ``scaled_dot_product_attention``, which computes the same numbers faster and with less memory;
-``tests/test_model.py`` proves the two equal, and equal to a naive per-position loop.
+``tests/test_model.py`` proves the two equal, and equal to a naive per-position loop. For plain
+causal attention the sdpa path passes ``is_causal=True`` instead of a (T, T) mask tensor: a mask
+tensor would rule out FlashAttention, the fastest kernel on a GPU.
 
 Names copy GPT-2's (``transformer.wte``, ``transformer.h.0.attn.c_attn``, ...), so that real GPT-2
 weights can be loaded by key (``minift/pretrained.py``).
