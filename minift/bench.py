@@ -27,6 +27,7 @@ import time
 
 import torch
 
+from minift.errors import MiniftError
 from minift.model import GPT, GPTConfig, lm_loss
 from minift.optim import AdamW, param_groups
 
@@ -90,8 +91,6 @@ def build_train_step(device="cpu", compile=False, shape=None, batch=None):
     if batch is None:
         batch = 16 if torch.device(device).type == "cuda" else TRAIN_BATCH
     if batch < 1:
-        from minift.errors import MiniftError
-
         raise MiniftError(f"--batch must be >= 1, got {batch}")
     torch.manual_seed(0)
     config = GPTConfig(**shape)

@@ -129,7 +129,7 @@ def build_parser() -> Parser:
     p.add_argument("--steps", type=int, default=10, help="timed steps per measurement (default: 10)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--json", help="also write the results to this JSON file")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model of the train section")
+    p.add_argument("--compile", action="store_true", help="train section: torch.compile the model and the AdamW update")
     p.add_argument("--batch", type=int, help="train section: sequences per step (default: 16 on CUDA, 8 on CPU)")
     p.add_argument("--profile", action="store_true",
                    help="train section: also print torch.profiler's table of the costliest operations")
