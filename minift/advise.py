@@ -150,7 +150,8 @@ def advise(task: str, examples: int, params=None, memory_mb=None, results_dir=No
     for strategy, cells in table.items():
         points = {int(n): c for n, c in cells.items()}
         mem = memory_bytes(results["costs"][task][strategy], model, P)
-        seconds = {n: c.get("seconds_mean", math.nan) for n, c in points.items()}
+        # CPU seconds where recorded: wall time grows with whatever else shared the machine.
+        seconds = {n: c.get("cpu_seconds_mean", c.get("seconds_mean", math.nan)) for n, c in points.items()}
         rows.append({"strategy": strategy,
                      "predicted": interpolate({n: c["mean"] for n, c in points.items()}, examples),
                      "std": interpolate({n: c["std"] for n, c in points.items()}, examples),
@@ -218,7 +219,7 @@ def format_advice(advice: dict) -> str:
     """The advice as text: recommendation, table, reasons, command."""
     lines = [f"recommended: {advice['strategy']} for {advice['task']} with {advice['examples']} examples "
              f"(predicted {advice['metric']} {advice['predicted']:.1f})", ""]
-    header = ["strategy", f"predicted {advice['metric']}", "± std", "seconds", "memory MB", "fits"]
+    header = ["strategy", f"predicted {advice['metric']}", "± std", "CPU s", "memory MB", "fits"]
     cells = [[r["strategy"], f"{r['predicted']:.1f}", f"{r['std']:.1f}",
               "" if math.isnan(r["seconds"]) else f"{r['seconds']:.0f}", f"{r['memory_mb']:.1f}",
               "yes" if r["fits"] else "no"] for r in advice["table"]]

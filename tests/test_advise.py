@@ -118,6 +118,11 @@ def test_the_command_runs_the_recommended_recipe(results_dir):
     text = format_advice(advice)
     assert text.startswith("recommended: layers for translation with 200 examples (predicted bleu 40.0)")
     assert "memory MB" in text and text.rstrip().endswith(advice["command"])
+    # The time column is CPU seconds when the results have them (wall time is inflated by a shared machine).
+    results = make_results()
+    results["results"]["translation"]["layers"]["200"]["cpu_seconds_mean"] = 7.0
+    assert advise("translation", 200, results=results)["table"][1]["seconds"] == 7.0
+    assert advice["table"][1]["seconds"] == 20.0  # only seconds_mean recorded: that is used
     means = {"scratch": {50: 90}, "full": {50: 10}}
     scratch = advise("translation", 50, results=make_results(means))
     assert scratch["command"].startswith("minift finetune --recipe full --task translation --examples 50 --base scratch")
