@@ -80,7 +80,7 @@ class RunOptions:
     base: str | None = None
     eval_limit: int | None = None  # validation examples for the after-stage metrics
     dist: distributed.DistContext = dataclasses.field(default_factory=distributed.DistContext)
-    compile: bool = False  # torch.compile the training module (worth it on GPUs)
+    compile: bool = False  # torch.compile the training module and the AdamW update (worth it on GPUs)
 
 
 def start_bundle(base: str, device, seed: int) -> ModelBundle:
