@@ -110,7 +110,8 @@ def build_parser() -> Parser:
     for name in ("n-layer", "n-head", "n-embd", "block-size"):
         p.add_argument(f"--{name}", type=int, help=f"override the preset's {name.replace('-', '_')}")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--compile", action="store_true", help="torch.compile the model and the AdamW update (helps on GPUs)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model and the AdamW update (helps on GPUs)")
     add_device(p)
     add_quiet(p)
     p.set_defaults(func=cmd_pretrain)

@@ -176,7 +176,8 @@ def register(sub) -> None:
     p.add_argument("--max-steps", type=positive, help="cap every stage at N steps (quick runs)")
     p.add_argument("--seed", type=int)
     p.add_argument("--resume", action="store_true", help="continue a run that was interrupted")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model and the AdamW update (worth it on GPUs)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model and the AdamW update (worth it on GPUs)")
     add_device(p)
     add_quiet(p)
     p.set_defaults(func=cmd_finetune)
