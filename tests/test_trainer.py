@@ -1,11 +1,18 @@
-"""The training loop: early stopping by the rules, best weights restored, NaN stops and restores."""
+"""The training loop: early stopping by the rules, best weights restored, NaN stops and restores.
+
+And the loop's knobs, seen from inside the optimizer step (not from the log): the learning rate each
+group actually uses equals the warmup + cosine schedule (times the group's lr_scale), gradient
+clipping bounds the global gradient norm the update is made of, the L2 penalty adds l2 * theta to
+the gradient, and early stopping on a higher-is-better task metric puts back the best weights.
+Expected numbers are worked by hand from the formulas in optim.py, in the comments.
+"""
 import json
 
 import pytest
 import torch
 import torch.nn as nn
 
-from minift.optim import AdamW
+from minift.optim import AdamW, param_groups
 from minift.trainer import RunLog, TrainConfig, is_better, train_stage
 
 
@@ -111,3 +118,142 @@ def test_progress_lines_show_step_loss_rate_and_time_left(capsys):
                 stage="demo")
     err = capsys.readouterr().err
     assert "[demo] step 2/4 | loss " in err and " tok/s | " in err and " left" in err
+
+
+class RecordingAdamW(AdamW):
+    """AdamW that records every group's rate at the moment it steps (what the update really uses)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lrs = []
+
+    def step(self, closure=None):
+        self.lrs.append([group["lr"] for group in self.param_groups])
+        return super().step(closure)
+
+
+class RecordingSGD(torch.optim.SGD):
+    """Plain SGD (p -= lr * grad) that records the gradients it is handed and the weights before/after.
+
+    SGD, not AdamW, for clipping and L2: Adam divides by sqrt(v_hat), so a uniformly rescaled
+    (clipped) gradient gives almost the same update; with SGD the update is the gradient itself.
+    """
+
+    def __init__(self, params, lr):
+        super().__init__(params, lr=lr)
+        self.grads, self.before, self.after = [], [], []
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        params = [p for g in self.param_groups for p in g["params"]]
+        self.grads.append([p.grad.clone() for p in params])
+        self.before.append([p.clone() for p in params])
+        out = super().step(closure)
+        self.after.append([p.clone() for p in params])
+        return out
+
+
+def test_every_step_uses_the_scheduled_rate_times_the_groups_scale():
+    model, batches, loss_fn = linear_problem()
+    # Two groups: the weight at the base rate, the bias at half of it (how discriminative rates are stored).
+    groups = param_groups(model, weight_decay=0.0, lr_scales={"bias": 0.5})
+    assert [g["names"] for g in groups] == [["weight"], ["bias"]]
+    optimizer = RecordingAdamW(groups, lr=0.08, weight_decay=0.0)
+    config = TrainConfig(max_steps=8, warmup_steps=2, lr=0.08, min_lr_ratio=0.25, eval_every=100, log_every=100)
+    train_stage(model, optimizer, batches, loss_fn, config)
+    # lr_at by hand: max 0.08, min 0.25 * 0.08 = 0.02, so min + 0.5 * (max - min) * (1 + cos) = 0.02 + 0.03 (1 + cos).
+    # Warmup (steps 0, 1): 0.08 * (s + 1) / 2. Cosine (steps 2..7): q = (s - 2) / 6.
+    expected = [
+        0.04,                      # step 0: warmup 1/2
+        0.08,                      # step 1: warmup 2/2, the peak
+        0.08,                      # step 2: q = 0, cos 0 = 1
+        0.02 + 0.03 * (1 + 0.8660254037844387),  # step 3: q = 1/6, cos(pi/6) = sqrt(3)/2 -> 0.0759808
+        0.065,                     # step 4: q = 1/3, cos = 1/2
+        0.05,                      # step 5: q = 1/2, cos = 0 (halfway: the mean of 0.08 and 0.02)
+        0.035,                     # step 6: q = 2/3, cos = -1/2
+        0.02 + 0.03 * (1 - 0.8660254037844387),  # step 7: q = 5/6 -> 0.0240192, near the floor 0.02
+    ]
+    assert len(optimizer.lrs) == 8
+    for step, (lrs, want) in enumerate(zip(optimizer.lrs, expected)):
+        assert lrs == pytest.approx([want, 0.5 * want], rel=1e-9), f"step {step}"
+
+
+def two_parameter_problem(w0: float, b0: float, k: float):
+    """y = w * 0.75 + b, loss = k * y: the gradients are (0.75 k, k) whatever the weights."""
+    model = nn.Linear(1, 1)
+    with torch.no_grad():
+        model.weight.fill_(w0)
+        model.bias.fill_(b0)
+    x = torch.tensor([[0.75]])
+
+    def loss_fn(m, batch):
+        return k * m(x).sum(), 1
+
+    return model, (lambda generator: None), loss_fn
+
+
+# A flat schedule (no warmup, floor = peak), so every step's rate is exactly lr.
+FLAT = dict(warmup_steps=0, min_lr_ratio=1.0, eval_every=100, log_every=100, weight_decay=0.0)
+
+
+def test_gradient_clipping_bounds_the_global_norm_of_the_update():
+    # k = 400: gradients (300, 400) in two tensors, global norm 500.
+    model, batches, loss_fn = two_parameter_problem(1.0, 1.0, k=400.0)
+    optimizer = RecordingSGD(model.parameters(), lr=0.1)
+    train_stage(model, optimizer, batches, loss_fn, TrainConfig(max_steps=3, lr=0.1, grad_clip=1.0, **FLAT))
+    for step, (grads, before, after) in enumerate(zip(optimizer.grads, optimizer.before, optimizer.after)):
+        # Clipped to norm 1 as ONE vector: (300, 400) * 1 / 500 = (0.6, 0.8) (per tensor would give (1, 1)).
+        assert [float(g) for g in grads] == pytest.approx([0.6, 0.8], rel=1e-5), f"step {step}"
+        update = torch.cat([(a - b).flatten() for a, b in zip(after, before)])
+        assert update.tolist() == pytest.approx([-0.06, -0.08], rel=1e-5)  # lr 0.1 * (0.6, 0.8): length 0.1
+    assert model.weight.item() == pytest.approx(1.0 - 3 * 0.06) and model.bias.item() == pytest.approx(1.0 - 3 * 0.08)
+
+    # A norm under the threshold is left alone: grad_clip = 1000 > 500.
+    model, batches, loss_fn = two_parameter_problem(1.0, 1.0, k=400.0)
+    optimizer = RecordingSGD(model.parameters(), lr=0.1)
+    train_stage(model, optimizer, batches, loss_fn, TrainConfig(max_steps=1, lr=0.1, grad_clip=1000.0, **FLAT))
+    assert [float(g) for g in optimizer.grads[0]] == pytest.approx([300.0, 400.0])
+
+
+def test_the_l2_penalty_adds_l2_times_theta_to_the_gradient():
+    # loss = w^2 (model w * x, x = 1, loss (w x)^2), so the data gradient is 2w; l2 = 0.5 adds 0.5 w.
+    # SGD at lr 0.1: with L2  w <- w - 0.1 * (2w + 0.5w) = 0.75 w: 2 -> 1.5 -> 1.125;
+    #                without  w <- w - 0.1 * 2w        = 0.8 w:  2 -> 1.6 -> 1.28.
+    def run(l2):
+        model = nn.Linear(1, 1, bias=False)
+        with torch.no_grad():
+            model.weight.fill_(2.0)
+        x = torch.ones(1, 1)
+        optimizer = RecordingSGD(model.parameters(), lr=0.1)
+        config = TrainConfig(max_steps=2, lr=0.1, l2=l2, grad_clip=0.0, **FLAT)
+        train_stage(model, optimizer, lambda g: None, lambda m, b: ((m(x) ** 2).sum(), 1), config)
+        return [g[0].item() for g in optimizer.grads], model.weight.item()
+
+    grads, w = run(0.5)
+    assert grads == pytest.approx([2 * 2.0 + 0.5 * 2.0, 2 * 1.5 + 0.5 * 1.5]) and w == pytest.approx(1.125)
+    grads, w = run(0.0)
+    assert grads == pytest.approx([4.0, 3.2]) and w == pytest.approx(1.28)
+
+
+def test_early_stopping_on_a_task_metric_keeps_the_highest_and_restores_its_weights():
+    model, batches, loss_fn = linear_problem()
+    calls = []
+    # Evaluations at steps 0, 2, 4, 6, 8, 10. BLEU peaks at step 4 (30); val_loss is lowest at step 2,
+    # so a loop that watched val_loss, or took the lowest BLEU as best, would pick other weights.
+    bleu = [1.0, 5.0, 30.0, 20.0, 25.0, 30.4, 40.0]
+    val_loss = [9.0, 1.0, 5.0, 6.0, 7.0, 8.0, 0.5]
+
+    def evaluate(m):
+        calls.append({k: v.detach().clone() for k, v in m.state_dict().items()})
+        i = len(calls) - 1
+        return {"val_loss": val_loss[i], "bleu": bleu[i]}
+
+    config = TrainConfig(max_steps=20, eval_every=2, log_every=2, lr=0.05, warmup_steps=0, weight_decay=0.0,
+                         patience=3, monitor="bleu", min_delta=0.5)
+    state = train_stage(model, AdamW(model.parameters(), lr=0.05), batches, loss_fn, config, evaluate=evaluate)
+    # Steps 6, 8, 10 fail to beat 30 by more than min_delta (30.4 is not > 30.5): patience 3 runs out at step 10.
+    assert state.step == 10 and "early stop at step 10" in state.stopped
+    assert state.best_step == 4 and state.best_value == 30.0
+    assert not torch.equal(calls[2]["weight"], calls[-1]["weight"])  # training did move on after step 4
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, calls[2][key]), key  # the weights evaluated at step 4 are back
