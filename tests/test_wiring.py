@@ -1,0 +1,195 @@
+"""Recipe -> strategy wiring: each layers-stage field of a recipe takes effect in a real stage.
+
+One tiny recipe (tiny base of tests/conftest.py, 2 blocks, tied head) runs through
+``finetune.run_recipe``, one stage per knob: ``discriminative``, ``unfreeze_every``,
+``top_fraction``, ``blocks``, ``parts`` and ``untie_head``. For each stage the test looks at what the
+optimizer was really given (its groups, their lr_scale and the rate each group steps with, which
+parameters had a gradient at each step; ``finetune.AdamW`` is swapped for a recording subclass) and
+at which weights moved (each stage's checkpoint against the one before it, the first against the
+base). Expected sets and rates come from the field's meaning in schedule.py / freezing.py.
+
+The schedule is flat (no warmup, min_lr_ratio = 1) and weight decay is 0, so every group steps at
+exactly lr * lr_scale and a weight moves only if it had a gradient; restore_best = false keeps the
+trained weights (with so few steps the starting point could otherwise be "best" and come back).
+"""
+import pytest
+import torch
+
+import minift
+from minift import finetune
+from minift.schedule import load_recipe
+
+LR = 0.01
+RECIPE = f"""
+name = "wiring"
+[defaults]
+strategy = "layers"
+batch_size = 4
+max_steps = 2
+eval_every = 100
+eval_examples = 4
+lr = {LR}
+warmup_steps = 0
+min_lr_ratio = 1.0
+weight_decay = 0.0
+restore_best = false
+
+[[stages]]        # 0: ULMFiT rates, factor 2: block 1 at lr, block 0 at lr / 2, wpe (below block 0) at lr / 4
+name = "disc"
+blocks = [0, 1]
+parts = ["wpe"]
+discriminative = 2.0
+max_steps = 1     # one Adam step moves every weight with a gradient by lr * scale: visible in the weights
+
+[[stages]]        # 1: gradual unfreezing: steps 0-1 the top block (+ ln_f), from step 2 both blocks
+name = "gradual"
+parts = ["ln_f"]
+unfreeze_every = 2
+max_steps = 3
+
+[[stages]]        # 2: the top half of 2 blocks = block 1 (+ ln_f)
+name = "frac"
+top_fraction = 0.5
+parts = ["ln_f"]
+
+[[stages]]        # 3: a block by index, the bottom one (+ ln_f)
+name = "blocks"
+blocks = [0]
+parts = ["ln_f"]
+
+[[stages]]        # 4: named parts: embeddings = wte + wpe (wte IS the tied head), with the top block
+name = "parts"
+blocks = [-1]
+parts = ["embeddings"]
+
+[[stages]]        # 5: a linear probe: the head gets its own copy and trains alone, wte stays put
+name = "probe"
+untie_head = true
+parts = ["head"]
+"""
+STAGES = ["disc", "gradual", "frac", "blocks", "parts", "probe"]
+
+
+class RecordingAdamW(finetune.AdamW):
+    """finetune's AdamW, recording its groups and, at every step, each group's rate and who has a grad."""
+
+    made: list = []
+
+    def __init__(self, params, *args, **kwargs):
+        super().__init__(params, *args, **kwargs)
+        self.groups = [(list(g["names"]), g["lr_scale"]) for g in self.param_groups]
+        self.steps = []  # per step: ([lr of each group], sorted names whose grad is not None)
+        RecordingAdamW.made.append(self)
+
+    def step(self, closure=None):
+        with_grad = sorted(n for g in self.param_groups for n, p in zip(g["names"], g["params"])
+                           if p.grad is not None)
+        self.steps.append(([g["lr"] for g in self.param_groups], with_grad))
+        return super().step(closure)
+
+
+@pytest.fixture(scope="module")
+def run(tiny_setup, tmp_path_factory):
+    """(summary, optimizers by stage name, state dicts by stage name with "base" first)."""
+    folder = tmp_path_factory.mktemp("wiring")
+    (folder / "r.toml").write_text(RECIPE)
+    RecordingAdamW.made = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(finetune, "AdamW", RecordingAdamW)
+        opts = finetune.RunOptions(out=str(folder / "run"), data=str(tiny_setup / "pairs.jsonl"),
+                                   base=str(tiny_setup / "base"), quiet=True, eval_limit=4)
+        summary = finetune.run_recipe(load_recipe(folder / "r.toml"), opts)
+    assert [s["name"] for s in summary["stages"]] == STAGES
+    optimizers = dict(zip(STAGES, RecordingAdamW.made, strict=True))
+    weights = {"base": minift.load_model(tiny_setup / "base").model.state_dict()}
+    for i, name in enumerate(STAGES):
+        weights[name] = minift.load_model(folder / "run" / "stages" / f"{i}-{name}").model.state_dict()
+    return summary, optimizers, weights
+
+
+def stage_summary(run, name):
+    return next(s for s in run[0]["stages"] if s["name"] == name)
+
+
+def moved(run, name):
+    """Names of the weights that differ between this stage's checkpoint and the previous one."""
+    previous = (["base"] + STAGES)[STAGES.index(name)]
+    before, after = run[2][previous], run[2][name]
+    return {k for k in after if k not in before or not torch.equal(before[k], after[k])}
+
+
+def block(i):
+    """Every parameter name of block i of the tiny model (2 heads, width 32, biases)."""
+    return {f"transformer.h.{i}.{n}" for n in ("ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias",
+                                                "attn.c_proj.weight", "attn.c_proj.bias", "ln_2.weight", "ln_2.bias",
+                                                "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight",
+                                                "mlp.c_proj.bias")}
+
+
+LN_F = {"transformer.ln_f.weight", "transformer.ln_f.bias"}
+WTE, WPE, HEAD = "transformer.wte.weight", "transformer.wpe.weight", "lm_head.weight"
+
+
+def test_the_block_names_match_the_model(run):
+    # Guard for the hand-written sets below: they are the model's real parameter names.
+    names = set(run[2]["base"])
+    assert block(0) | block(1) | LN_F | {WTE, WPE, HEAD} == names
+
+
+def test_discriminative_gives_each_block_its_rate_and_the_weights_move_by_it(run):
+    optimizer = run[1]["disc"]
+    scale = {n: s for names, s in optimizer.groups for n in names}
+    # Block i of L = 2 gets 2 ** -(L - 1 - i); wpe, below block 0, gets 2 ** -L.
+    assert scale == {**{n: 1.0 for n in block(1)}, **{n: 0.5 for n in block(0)}, WPE: 0.25}
+    (lrs, _), = optimizer.steps
+    names = [names for names, _ in optimizer.groups]
+    for group_names, lr in zip(names, lrs):
+        assert lr == pytest.approx(LR * scale[group_names[0]], rel=1e-12)  # 0.01, 0.005, 0.0025
+    # The rates reach the weights: Adam's first step moves each weight by lr * g / (|g| + eps), so
+    # the largest change in a tensor is its rate (every tensor here has gradients far above eps).
+    after, before = run[2]["disc"], run[2]["base"]
+    for name, s in scale.items():
+        assert (after[name] - before[name]).abs().max().item() == pytest.approx(LR * s, rel=1e-3), name
+    assert moved(run, "disc") == block(0) | block(1) | {WPE}
+    # And the next stage, which asks for no discriminative rates, steps every group at lr.
+    assert {s for _, s in run[1]["gradual"].groups} == {1.0}
+    assert all(lr == LR for lrs, _ in run[1]["gradual"].steps for lr in lrs)
+
+
+def test_unfreeze_every_trains_the_top_block_first_then_the_next_one_down(run):
+    optimizer = run[1]["gradual"]
+    # The optimizer holds every weight that will ever train (GradualUnfreezer.all_names) ...
+    assert {n for names, _ in optimizer.groups for n in names} == block(0) | block(1) | LN_F
+    # ... but at steps 0 and 1 only the top block (and ln_f) has gradients; at step 2 block 0 joins.
+    assert [set(grads) for _, grads in optimizer.steps] == [block(1) | LN_F, block(1) | LN_F,
+                                                             block(0) | block(1) | LN_F]
+    assert moved(run, "gradual") == block(0) | block(1) | LN_F
+    assert set(stage_summary(run, "gradual")["trainable_names"]) == block(0) | block(1) | LN_F
+
+
+def test_top_fraction_trains_the_top_share_of_the_blocks(run):
+    # round(2 * 0.5) = 1 block, counted from the top: block 1.
+    assert set(stage_summary(run, "frac")["trainable_names"]) == block(1) | LN_F
+    assert {n for names, _ in run[1]["frac"].groups for n in names} == block(1) | LN_F
+    assert moved(run, "frac") == block(1) | LN_F
+
+
+def test_blocks_trains_exactly_the_listed_blocks(run):
+    assert set(stage_summary(run, "blocks")["trainable_names"]) == block(0) | LN_F
+    assert all(set(grads) == block(0) | LN_F for _, grads in run[1]["blocks"].steps)
+    assert moved(run, "blocks") == block(0) | LN_F
+
+
+def test_parts_adds_the_named_parts_and_a_tied_head_moves_with_wte(run):
+    assert set(stage_summary(run, "parts")["trainable_names"]) == block(1) | {WTE, WPE}
+    # lm_head.weight IS wte (tied): it moves although "head" was not asked for; ln_f stays.
+    assert moved(run, "parts") == block(1) | {WTE, WPE, HEAD}
+
+
+def test_untie_head_lets_the_head_train_alone_and_leaves_wte_bit_identical(run):
+    summary = stage_summary(run, "probe")
+    assert summary["trainable_names"] == [HEAD]
+    assert [names for names, _ in run[1]["probe"].groups] == [[HEAD]]
+    assert moved(run, "probe") == {HEAD}  # wte, the old tied copy, did not move
+    before, after = run[2]["parts"], run[2]["probe"]
+    assert not torch.equal(after[HEAD], after[WTE]) and torch.equal(after[WTE], before[WTE])
