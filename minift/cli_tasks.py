@@ -112,7 +112,13 @@ def cmd_finetune(args):
         shutdown(opts.dist)
     if opts.dist.is_main:
         print_stage_table(summary)
-        print(f"\nrun folder: {args.out} (model.pt, summary.json, log.jsonl, loss.svg)")
+        print(f"\nrun folder: {args.out} (model.pt, summary.json, log.jsonl, loss.svg, report.md)")
+
+
+def cmd_report(args):
+    from minift.report import write_report
+
+    print(write_report(args.run_dir, args.out))
 
 
 def cmd_generate(args):
@@ -166,7 +172,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("finetune", help="run a recipe: full, layers, prompt or a hybrid schedule",
                        description="Fine-tune with a recipe (built-in name or TOML path). Writes OUT/model.pt, "
-                                   "summary.json, log.jsonl and loss.svg.")
+                                   "summary.json, log.jsonl, loss.svg and report.md.")
     p.add_argument("--recipe", default="hybrid", help="full, layers, prompt, hybrid, ... or a .toml path")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--task", help="override the recipe's task")
@@ -181,6 +187,13 @@ def register(sub) -> None:
     add_device(p)
     add_quiet(p)
     p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("report", help="(re)write a fine-tuning run's report.md from its run folder",
+                       description="Read RUN/summary.json and RUN/log.jsonl and write RUN/report.md: what ran, a row "
+                                   "per stage, the metrics before and after, and five sample outputs. Prints the path.")
+    p.add_argument("run_dir", metavar="RUN", help="a `minift finetune` run folder")
+    p.add_argument("--out", help="Markdown path (default: RUN/report.md)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("generate", help="continue a text with a model (try it by hand)",
                        description="Greedy (or sampled) continuation of TEXT; '\\n' in TEXT is a newline.")

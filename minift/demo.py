@@ -49,5 +49,5 @@ def run_demo(args, examples: int = DEMO_EXAMPLES, max_steps: int = DEMO_MAX_STEP
         print(f"{main}: {summary['before'][main]:.1f} before -> {summary['stages'][-1]['metrics'][main]:.1f} after",
               flush=True)
         results[task] = summary
-    print(f"\noutputs: {args.out}/<task>/ (model.pt, prompts/, summary.json, log.jsonl, loss.svg)", file=sys.stderr)
+    print(f"\noutputs: {args.out}/<task>/ (model.pt, prompts/, summary.json, log.jsonl, loss.svg, report.md)", file=sys.stderr)
     return results

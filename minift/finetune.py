@@ -13,7 +13,7 @@ For every stage of a recipe (``schedule.py``):
 
 The run folder then holds ``model.pt`` (+ ``prompts/``), which ``minift.load_model(DIR)`` reads,
 ``summary.json`` (one entry per stage: what trained, how much it cost, what it reached),
-``log.jsonl`` and ``loss.svg``. ``--resume`` continues a killed run from its last resume point and
+``log.jsonl``, ``loss.svg`` and ``report.md`` (``report.py``: the run for a human to read). ``--resume`` continues a killed run from its last resume point and
 ends with the same weights as a run that was never interrupted.
 
 Tutorials 06–09 run stages through ``run_recipe``.
@@ -31,7 +31,7 @@ from minift import distributed
 from minift.checkpoint import ModelBundle, load_model, save_checkpoint
 from minift.errors import MiniftError
 from minift.evaluate import evaluate_examples, teacher_forced_loss
-from minift.io import atomic_torch_save, atomic_write_json
+from minift.io import atomic_torch_save, atomic_write_json, usable_folder
 from minift.model import GPT, lm_loss
 from minift.optim import AdamW, optimizer_state_bytes, param_groups
 from minift.schedule import Recipe, Stage, check_against_model
@@ -62,6 +62,32 @@ def set_dropout(model: GPT, p: float) -> None:
             module.p = p
         if hasattr(module, "attn_impl") and hasattr(module, "dropout"):
             module.dropout = p
+
+
+def reset_peak_memory(device) -> None:
+    """Start a stage's count of peak memory (CUDA only: a process's peak RSS cannot be reset)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory(device) -> tuple[int | None, str]:
+    """(bytes, what they measure): the stage's peak CUDA allocation, else the process's peak RSS.
+
+    On CUDA, ``torch.cuda.max_memory_allocated`` since ``reset_peak_memory``: the tensors of this
+    stage. Elsewhere, ``getrusage(RUSAGE_SELF).ru_maxrss``: the largest resident set of the whole
+    process so far (Python, torch and earlier stages included), which can only grow; None where the
+    ``resource`` module does not exist (Windows).
+    """
+    if torch.device(device).type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device)), "CUDA max_memory_allocated of the stage"
+    try:
+        import resource
+    except ImportError:
+        return None, "not measured"
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024), "peak RSS of the process so far"  # macOS: bytes
 
 
 @dataclasses.dataclass
@@ -195,6 +221,7 @@ def run_stage(i: int, stage: Stage, recipe: Recipe, opts: RunOptions, bundle: Mo
               before_metrics: dict) -> dict:
     device = opts.device
     task = opts.task or recipe.task
+    reset_peak_memory(device)
     # --examples (the experiment's knob) overrides every stage; then the stage, then the recipe.
     n_train = opts.examples or stage.examples or recipe.examples or 1000
     train_examples = stage_examples(recipe, stage, opts, "train", n_train, seed)
@@ -272,6 +299,7 @@ def run_stage(i: int, stage: Stage, recipe: Recipe, opts: RunOptions, bundle: Mo
     if ctx.is_main:
         save_bundle(stage_dir, bundle, {"stage": stage.name, "recipe": recipe.name})
     distributed.barrier(ctx)
+    peak_bytes, peak_kind = peak_memory(device)
     return {
         "name": stage.name, "strategy": stage.strategy, "data": stage.data,
         "examples": len(encoded), "trainable_params": n_trainable, "total_params": total_params,
@@ -280,8 +308,11 @@ def run_stage(i: int, stage: Stage, recipe: Recipe, opts: RunOptions, bundle: Mo
         "best_val_loss": state.best_value if config.monitor == "val_loss" else state.last_eval.get("val_loss"),
         "best_step": state.best_step, "monitor": config.monitor, "stopped": state.stopped or "completed",
         "truncated_prompts": truncated, "skipped_examples": dropped,
-        "metrics": report["metrics"], "main_metric": report["main_metric"], "samples": report["samples"][:3],
+        "metrics": report["metrics"], "main_metric": report["main_metric"], "samples": report["samples"][:5],
         "checkpoint": str(stage_dir / "model.pt"),
+        "cpu_seconds": round(state.cpu_seconds, 2),
+        "tokens_per_s": round(state.tokens / state.elapsed, 1) if state.elapsed > 0 else None,
+        "peak_memory_bytes": peak_bytes, "peak_memory_kind": peak_kind,
     }
 
 
@@ -296,8 +327,9 @@ def save_bundle(folder: Path, bundle: ModelBundle, meta: dict) -> None:
 def run_recipe(recipe: Recipe, opts: RunOptions) -> dict:
     """Run every stage of ``recipe``; returns the summary (also written to OUT/summary.json)."""
     from minift.plot import plot_run
+    from minift.report import run_environment, write_report
 
-    out = Path(opts.out)
+    out = usable_folder(opts.out, "--out run folder")  # before any work: a bad --out fails at once
     seed = opts.seed if opts.seed is not None else recipe.seed
     base = opts.base or recipe.base
     task = opts.task or recipe.task
@@ -307,7 +339,6 @@ def run_recipe(recipe: Recipe, opts: RunOptions) -> dict:
     elif not opts.resume and (out / "summary.json").exists():
         raise MiniftError(f"{out} already holds a run: use --resume to continue it, or another --out")
     ctx = opts.dist
-    out.mkdir(parents=True, exist_ok=True)
     log = RunLog(out / "log.jsonl", quiet=opts.quiet, enabled=ctx.is_main)
     if resume is None and (out / "log.jsonl").exists():
         log.truncate_after(-1)
@@ -321,7 +352,7 @@ def run_recipe(recipe: Recipe, opts: RunOptions) -> dict:
     check_against_model(recipe, bundle.model.config.n_layer, bundle.model.config.block_size)
     summary = {"base": base, "recipe": recipe.name, "recipe_source": recipe.source, "task": task,
                "data": opts.data or recipe.data, "seed": seed, "device": str(opts.device),
-               "examples": opts.examples or recipe.examples}
+               "examples": opts.examples or recipe.examples, **run_environment()}
     if resume:
         before = resume["before"]
     else:
@@ -353,5 +384,6 @@ def run_recipe(recipe: Recipe, opts: RunOptions) -> dict:
         save_bundle(out, bundle, {"recipe": recipe.name, "seed": seed, "task": task})
         atomic_write_json(out / "summary.json", summary)
         plot_run(out)
+        write_report(out)
     distributed.barrier(ctx)
     return summary

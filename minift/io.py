@@ -57,6 +57,31 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
+def usable_folder(path: str | os.PathLike, what: str = "output folder") -> Path:
+    """Make sure ``path`` is a folder minift can write into (creating it if needed), or say why not.
+
+    Checked before any work starts, so a run never trains for an hour and then fails to save.
+    An existing *file* at ``path`` is a MiniftError and is left untouched; so is a folder that
+    cannot be created (a parent is a file, no permission) or written (a probe file cannot be made).
+    """
+    from minift.errors import MiniftError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise MiniftError(f"{path}: is a file, not a folder (the {what}); choose another path")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MiniftError(f"{path}: cannot create the {what} ({exc.strerror or exc})") from None
+    try:
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".minift-write-test.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise MiniftError(f"{path}: cannot write into the {what} ({exc.strerror or exc})") from None
+    return path
+
+
 def atomic_torch_save(path: str | os.PathLike, obj: Any) -> None:
     """``torch.save`` to memory first, then write the bytes atomically."""
     import torch  # local import: the rest of this module needs no torch

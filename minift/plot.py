@@ -18,9 +18,13 @@ An SVG file is text: a ``<path d="M 70,300 L 120,250 ...">`` is a line through p
 Lines differ in colour (the Okabe–Ito palette, safe for colour-blind readers) *and* in dash
 pattern and marker shape, so they can still be told apart in grey print.
 
-``plot_run`` turns a training log (``log.jsonl``) into ``loss.svg``. Tutorial 09 (the hybrid
-schedule) uses it to show the loss across stage boundaries; tutorial 11 (choosing a strategy)
-uses ``line_chart`` with ``logx=True`` to plot a score against training-set size.
+``plot_run`` turns a training log (``log.jsonl``) into ``loss.svg``, titled with the run's recipe
+and with the loss in nats per token. Validation points are kept stage by stage and each stage gets
+its own validation segment: a stage's first evaluation and the previous stage's last share a
+global step but not a validation set, so a line between them would show a change that is only a
+change of data. Tutorial 09 (the hybrid schedule) uses it to show the loss across stage
+boundaries; tutorial 11 (choosing a strategy) uses ``line_chart`` with ``logx=True`` to plot a
+score against training-set size.
 """
 from __future__ import annotations
 
@@ -315,15 +319,37 @@ def _ema(values: list[float], beta: float) -> list[float]:
     return out
 
 
+def _run_title(run_dir: pathlib.Path) -> str:
+    """``Loss: RECIPE (FOLDER)`` when the run's summary.json names a recipe, else ``Loss: FOLDER``."""
+    import json
+
+    summary = run_dir / "summary.json"
+    if not summary.is_file():
+        return f"Loss: {run_dir.name}"
+    try:
+        recipe = json.loads(summary.read_text(encoding="utf-8")).get("recipe")
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        raise MiniftError(f"{summary}: not a JSON object (the summary a training run writes)") from None
+    return f"Loss: {recipe} ({run_dir.name})" if recipe else f"Loss: {run_dir.name}"
+
+
 def plot_run(run_dir: str | os.PathLike, path: str | os.PathLike | None = None) -> pathlib.Path:
-    """Read ``run_dir/log.jsonl`` and draw the loss curves to ``run_dir/loss.svg`` (or ``path``)."""
+    """Read ``run_dir/log.jsonl`` and draw the loss curves to ``run_dir/loss.svg`` (or ``path``).
+
+    Validation points are kept per stage: the next stage's first evaluation sits at the same
+    global step as the previous stage's last one (the same weights, measured on the next stage's
+    validation set), so keying them by step alone would drop one of the two, and a line through
+    both would join numbers measured on different data. Each stage gets its own validation segment.
+    """
     run_dir = pathlib.Path(run_dir)
     log = run_dir / "log.jsonl"
     if not log.is_file():
         raise MiniftError(f"{log}: no such file (plot_run needs the log.jsonl a training run writes)")
-    # Keyed by step so that a resumed run, which logs some steps again, keeps the later record.
+    # Keyed by step (train) and by (stage, step) (eval), so that a resumed run, which logs some
+    # steps again, keeps the later record.
     train: dict[int, tuple[float, str]] = {}
-    val: dict[int, float] = {}
+    val: dict[tuple[str, int], float] = {}
+    val_stages: list[str] = []  # stages in the order their evaluations first appear
     stages: dict[int, str] = {}
     for rec, lineno in read_jsonl(log, what="log", skip_blank=True):
         event = rec.get("event")
@@ -336,7 +362,10 @@ def plot_run(run_dir: str | os.PathLike, path: str | os.PathLike | None = None) 
         if event == "train":
             train[step] = (_number(rec["loss"], f"{log}:{lineno}: 'loss'"), str(rec.get("stage", "")))
         elif event == "eval":
-            val[step] = _number(rec["val_loss"], f"{log}:{lineno}: 'val_loss'")
+            stage = str(rec.get("stage", ""))
+            if stage not in val_stages:
+                val_stages.append(stage)
+            val[stage, step] = _number(rec["val_loss"], f"{log}:{lineno}: 'val_loss'")
         else:
             stages[step] = str(rec["stage"])
     if not train and not val:
@@ -356,10 +385,20 @@ def plot_run(run_dir: str | os.PathLike, path: str | os.PathLike | None = None) 
         series.append({"name": "train loss (EMA)", "x": steps, "y": smooth, "color": PALETTE[0], "width": 2.5,
                        "style": "solid"})
     if val:
-        series.append({"name": "validation loss", "x": sorted(val), "y": [val[s] for s in sorted(val)],
+        # One series (one legend entry), one segment per stage: a NaN point between stages breaks
+        # the line, so no line joins validation sets of different stages.
+        xs, ys = [], []
+        for stage in val_stages:
+            if xs:
+                xs.append(math.nan)
+                ys.append(math.nan)
+            steps = sorted(step for st, step in val if st == stage)
+            xs += steps
+            ys += [val[stage, step] for step in steps]
+        series.append({"name": "validation loss", "x": xs, "y": ys,
                        "color": PALETTE[1], "style": "dashed", "markers": True})
     vlines = sorted(stages.items()) if len(stages) > 1 else []
     out = pathlib.Path(path) if path is not None else run_dir / "loss.svg"
-    line_chart(series, title=f"Loss: {run_dir.name}", xlabel="global step", ylabel="loss", vlines=vlines,
-               path=out)
+    line_chart(series, title=_run_title(run_dir), xlabel="global step", ylabel="loss (nats/token)",
+               vlines=vlines, path=out)
     return out

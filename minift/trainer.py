@@ -108,6 +108,7 @@ class TrainState:
     bad_evals: int = 0
     last_eval: dict = field(default_factory=dict)
     elapsed: float = 0.0
+    cpu_seconds: float = 0.0  # CPU time of this process (all its threads) in the stage, across resumes
     tokens: int = 0
     generator_state: torch.Tensor | None = None
     rng_state: torch.Tensor | None = None
@@ -230,6 +231,7 @@ def train_stage(
         log.truncate_after(step_offset + state.step)
     checkpoint_every = checkpoint_every or config.eval_every
     t_start = time.time() - state.elapsed
+    cpu_start = time.process_time() - state.cpu_seconds
     window_t, window_tokens, window_loss, window_n = time.time(), 0, 0.0, 0
 
     def run_eval():
@@ -255,6 +257,7 @@ def train_stage(
         if save_state is None:
             return
         state.elapsed = time.time() - t_start
+        state.cpu_seconds = time.process_time() - cpu_start
         state.generator_state = generator.get_state()
         state.rng_state = torch.get_rng_state()
         state.optimizer_state = copy.deepcopy(optimizer.state_dict())
@@ -329,4 +332,5 @@ def train_stage(
     if config.restore_best and state.best_weights is not None and state.best_step != state.step:
         restore(model, state.best_weights)
     state.elapsed = time.time() - t_start
+    state.cpu_seconds = time.process_time() - cpu_start
     return state

@@ -1,4 +1,9 @@
-"""The command line: --help everywhere, and bad input as one line on stderr with exit code 2."""
+"""The command line: --help everywhere, and bad input as one line on stderr with exit code 2.
+
+Output paths that cannot be used (a file where a folder is expected, a folder that cannot be
+created or written) are refused before any work, naming the path, and nothing already there is lost.
+"""
+import json
 import subprocess
 import sys
 
@@ -7,7 +12,7 @@ import torch
 
 from minift.cli import build_parser, main
 
-SUBCOMMANDS = ["pretrain", "tokenizer", "bench", "plot", "data", "evaluate", "finetune", "generate", "demo"]
+SUBCOMMANDS = ["pretrain", "tokenizer", "bench", "plot", "data", "evaluate", "finetune", "report", "generate", "demo"]
 
 
 def test_every_subcommand_has_a_help_page(capsys):
@@ -80,3 +85,102 @@ def test_parser_lists_every_subcommand():
     help_text = parser.format_help()
     for name in SUBCOMMANDS:
         assert name in help_text
+
+
+# --- output paths that cannot be used -----------------------------------------------------------------
+
+def one_line_error(argv, capsys):
+    code = main(argv)
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert code == 2 and err.startswith("minift: error: ") and "\n" not in err and "Traceback" not in err, err
+    return err, captured.out
+
+
+def test_finetune_out_that_is_an_existing_file_is_refused_and_kept(tmp_path, capsys):
+    target = tmp_path / "notes.txt"
+    target.write_text("my notes")
+    err, _ = one_line_error(["finetune", "--recipe", "full", "--out", str(target), "--device", "cpu"], capsys)
+    assert f"{target}: is a file, not a folder" in err
+    assert target.read_text() == "my notes"
+
+
+def test_finetune_out_that_cannot_be_created_is_refused(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("kept")
+    err, _ = one_line_error(["finetune", "--recipe", "full", "--out", str(blocker / "run"), "--device", "cpu"], capsys)
+    assert f"{blocker / 'run'}: cannot create the --out run folder" in err
+    assert blocker.read_text() == "kept"
+
+
+def test_finetune_out_that_cannot_be_written_is_refused(tmp_path, capsys, monkeypatch):
+    # A read-only folder, simulated: the tests may run as root, whom a chmod does not stop.
+    import tempfile
+
+    real_mkstemp = tempfile.mkstemp
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    (readonly / "old.txt").write_text("kept")
+
+    def mkstemp(*args, dir=None, **kwargs):
+        if dir is not None and str(dir) == str(readonly):
+            raise PermissionError(13, "Permission denied")
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    err, _ = one_line_error(["finetune", "--recipe", "full", "--out", str(readonly), "--device", "cpu"], capsys)
+    assert f"{readonly}: cannot write into the --out run folder (Permission denied)" in err
+    assert [p.name for p in readonly.iterdir()] == ["old.txt"] and (readonly / "old.txt").read_text() == "kept"
+
+
+def test_report_of_a_folder_without_summary_names_the_path(tmp_path, capsys):
+    err, out = one_line_error(["report", str(tmp_path)], capsys)
+    assert f"{tmp_path / 'summary.json'}: no such file" in err and out == ""
+    assert not (tmp_path / "report.md").exists()
+
+
+def test_report_of_a_file_instead_of_a_run_folder_is_refused(tmp_path, capsys):
+    target = tmp_path / "summary.json"
+    target.write_text("{}")
+    err, _ = one_line_error(["report", str(target)], capsys)
+    assert f"{target}: is a file, not a run folder" in err and target.read_text() == "{}"
+
+
+def fake_run(folder):
+    folder.mkdir(exist_ok=True)
+    (folder / "summary.json").write_text(json.dumps({
+        "recipe": "r", "before": {"bleu": 1.0},
+        "stages": [{"name": "s", "strategy": "full", "steps": 1, "metrics": {"bleu": 2.0}, "samples": []}]}))
+    return folder
+
+
+def test_report_out_that_is_a_folder_is_refused_and_kept(tmp_path, capsys):
+    run_dir = fake_run(tmp_path / "run")
+    target = tmp_path / "taken"
+    target.mkdir()
+    (target / "keep.md").write_text("kept")
+    err, _ = one_line_error(["report", str(run_dir), "--out", str(target)], capsys)
+    assert f"{target}: is a folder, not a file" in err and (target / "keep.md").read_text() == "kept"
+
+
+def test_report_out_whose_folder_cannot_be_created_is_refused(tmp_path, capsys):
+    run_dir = fake_run(tmp_path / "run")
+    blocker = tmp_path / "file"
+    blocker.write_text("kept")
+    err, _ = one_line_error(["report", str(run_dir), "--out", str(blocker / "report.md")], capsys)
+    assert f"{blocker}: is a file, not a folder (the folder of the report)" in err
+    err, _ = one_line_error(["report", str(run_dir), "--out", str(blocker / "sub" / "report.md")], capsys)
+    assert f"{blocker / 'sub'}: cannot create the folder of the report" in err
+    assert blocker.read_text() == "kept" and not (run_dir / "report.md").exists()
+
+
+def test_report_from_a_broken_summary_keeps_the_report_already_there(tmp_path, capsys):
+    run_dir = fake_run(tmp_path / "run")
+    assert main(["report", str(run_dir)]) == 0
+    old = (run_dir / "report.md").read_text()
+    assert "| s | full |" in old
+    (run_dir / "summary.json").write_text('{"recipe": "r", "stages": [')  # cut off mid-write
+    capsys.readouterr()
+    err, _ = one_line_error(["report", str(run_dir)], capsys)
+    assert f"{run_dir / 'summary.json'}: not valid JSON" in err
+    assert (run_dir / "report.md").read_text() == old

@@ -1,4 +1,9 @@
-"""Tests for minift.plot: nice ticks, the SVG a chart holds, and the loss chart of a run."""
+"""Tests for minift.plot: nice ticks, the SVG a chart holds, and the loss chart of a run.
+
+The loss chart of a multi-stage run must keep every validation point (two stages evaluate at the
+same global step: the end of one, the start of the next), draw one validation segment per stage,
+and say what it shows (the recipe in the title, nats/token on the y axis).
+"""
 import json
 import math
 import re
@@ -242,6 +247,56 @@ def test_plot_run_draws_train_and_validation_curves_with_stage_lines(tmp_path):
     assert {k: len(v) for k, v in paths.items()} == {"train loss": 20, "train loss (EMA)": 20, "validation loss": 4}
     assert texts(root, "vline-label") == ["full", "prompt"]
     assert texts(root, "xlabel") == ["global step"]
+
+
+def series_markers(root: ET.Element, name: str) -> list[ET.Element]:
+    """The marker shapes drawn for the series ``name`` (the markers group follows its path)."""
+    children = list(root)
+    for i, el in enumerate(children):
+        if el.get("class") == "series" and el.get("data-name") == name:
+            following = children[i + 1] if i + 1 < len(children) else None
+            return list(following) if following is not None and following.get("class") == "markers" else []
+    raise AssertionError(f"no series named {name!r}")
+
+
+def test_plot_run_keeps_every_validation_point_and_draws_one_segment_per_stage(tmp_path):
+    # What the trainer writes for a two-stage run (trainer.train_stage): each stage opens with a
+    # "stage" record and an evaluation at its first global step, evaluates every 50 steps and at
+    # its end. Stage "prompt" starts at step 100, where "full" ended: two evaluations share step
+    # 100 but were measured on different validation sets, so their values differ (2.0 vs 2.6).
+    records = [{"event": "stage", "stage": "full", "step": 0}]
+    full_evals = {0: 3.0, 50: 2.4, 100: 2.0}
+    prompt_evals = {100: 2.6, 150: 2.3, 200: 2.2}
+    for stage, start, evals in (("full", 0, full_evals), ("prompt", 100, prompt_evals)):
+        if stage != "full":
+            records.append({"event": "stage", "stage": stage, "step": start})
+        for step, value in evals.items():
+            if step > start:
+                records.append({"event": "train", "stage": stage, "step": step, "loss": value - 0.1})
+            records.append({"event": "eval", "stage": stage, "step": step, "val_loss": value,
+                            "metrics": {"val_loss": value}})
+    write_log(tmp_path, records)
+    (tmp_path / "summary.json").write_text(json.dumps({"recipe": "tiny-hybrid", "stages": []}), encoding="utf-8")
+    root = parse(plot_run(tmp_path).read_text(encoding="utf-8"))
+
+    markers = series_markers(root, "validation loss")
+    assert len(markers) == len(full_evals) + len(prompt_evals) == 6  # none overwritten
+    points = series_paths(root)["validation loss"]
+    assert [c for c, _, _ in points] == ["M", "L", "L", "M", "L", "L"]  # two segments, nothing joins them
+    # Both step-100 evaluations are there, at the same x, the end of "full" below the start of "prompt".
+    (_, x_end, y_end), (_, x_start, y_start) = points[2], points[3]
+    assert x_end == x_start and y_end > y_start  # SVG y grows downwards: 2.0 sits lower than 2.6
+    assert texts(root, "vline-label") == ["full", "prompt"]
+    assert "nats/token" in texts(root, "ylabel")[0]
+    assert "tiny-hybrid" in texts(root, "title")[0]
+    assert "tiny-hybrid" in root.find(NS + "title").text
+
+
+def test_plot_run_titles_a_run_without_a_recipe_by_its_folder(tmp_path):
+    write_log(tmp_path / "pre", [{"event": "train", "step": 1, "loss": 2.0}, {"event": "train", "step": 2, "loss": 1.5}])
+    (tmp_path / "pre" / "summary.json").write_text(json.dumps({"steps": 2}), encoding="utf-8")  # a pretraining run
+    root = parse(plot_run(tmp_path / "pre").read_text(encoding="utf-8"))
+    assert texts(root, "title") == ["Loss: pre"]
 
 
 def test_plot_run_draws_no_stage_lines_for_a_single_stage(tmp_path):

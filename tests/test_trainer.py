@@ -257,3 +257,34 @@ def test_early_stopping_on_a_task_metric_keeps_the_highest_and_restores_its_weig
     assert not torch.equal(calls[2]["weight"], calls[-1]["weight"])  # training did move on after step 4
     for key, value in model.state_dict().items():
         assert torch.equal(value, calls[2][key]), key  # the weights evaluated at step 4 are back
+
+
+def test_cpu_seconds_are_the_process_clock_of_the_loop_and_survive_a_resume(monkeypatch):
+    # A fake process clock that only the loss function moves (1.5 CPU seconds per step), so the
+    # expected totals are known exactly: 4 steps = 6.0, whether run at once or resumed after 2.
+    import copy
+    import time
+
+    from minift.trainer import TrainState
+
+    clock = {"now": 100.0}
+    monkeypatch.setattr(time, "process_time", lambda: clock["now"])
+    model, batches, good_loss = linear_problem()
+
+    def loss_fn(m, batch):
+        clock["now"] += 1.5
+        return good_loss(m, batch)
+
+    config = TrainConfig(max_steps=4, eval_every=2, log_every=2, lr=0.05, warmup_steps=0)
+    saved = []
+    state = train_stage(model, AdamW(model.parameters(), lr=0.05), batches, loss_fn, config,
+                        save_state=lambda s: saved.append(copy.deepcopy(s.to_dict())))
+    assert state.cpu_seconds == pytest.approx(6.0)
+    at_step_2 = next(s for s in saved if s["step"] == 2)
+    assert at_step_2["cpu_seconds"] == pytest.approx(3.0)
+
+    clock["now"] = 5000.0  # a new process: its clock starts anywhere
+    model2, _, _ = linear_problem()
+    resumed = train_stage(model2, AdamW(model2.parameters(), lr=0.05), batches, loss_fn, config,
+                          state=TrainState.from_dict(at_step_2))
+    assert resumed.step == 4 and resumed.cpu_seconds == pytest.approx(6.0)
