@@ -1,16 +1,29 @@
-"""minift demo, shrunk: it loads the shipped base, runs the hybrid recipe and prints before -> after."""
+"""minift demo, shrunk: it loads the shipped base, runs the hybrid recipe and prints before -> after.
+
+Ten steps a stage on 40 QA examples are enough for the claim the demo exists to show: the shipped
+base, fine-tuned by the hybrid schedule, answers clearly better than before, and the line it prints
+says exactly what the run measured.
+"""
+import re
 from types import SimpleNamespace
 
 from minift.demo import run_demo
 
 
-def test_demo_runs_the_hybrid_recipe_and_prints_metrics_before_and_after(tmp_path, capsys):
+def test_demo_runs_the_hybrid_recipe_and_after_beats_before(tmp_path, capsys):
     args = SimpleNamespace(out=str(tmp_path / "demo"), tasks="qa", seed=0, device="cpu", quiet=True)
-    results = run_demo(args, examples=40, max_steps=3, eval_limit=8)
+    results = run_demo(args, examples=40, max_steps=10, eval_limit=8)
     out = capsys.readouterr().out
-    assert "=== qa: recipe 'hybrid' (full -> layers -> prompt) ===" in out
-    assert "(before)" in out and "f1:" in out and " before -> " in out
+    assert "=== qa: recipe 'hybrid' (full -> layers -> prompt) ===" in out and "(before)" in out
     summary = results["qa"]
     assert [s["strategy"] for s in summary["stages"]] == ["full", "layers", "prompt"]
-    assert all(s["steps"] == 3 for s in summary["stages"])
+    assert all(s["steps"] == 10 for s in summary["stages"])
+    before, after = summary["before"]["f1"], summary["stages"][-1]["metrics"]["f1"]
+    assert after >= before + 10  # measured here: F1 0.0 -> 25.0 (seed 0, 8 validation questions)
+    # Each stage hands on weights that score a lower validation loss than the stage before.
+    losses = [s["best_val_loss"] for s in summary["stages"]]
+    assert losses == sorted(losses, reverse=True) and losses[-1] < losses[0]
+    # The closing line prints the run's own numbers.
+    line = re.search(r"^f1: ([\d.]+) before -> ([\d.]+) after$", out, re.M)
+    assert line and (float(line[1]), float(line[2])) == (round(before, 1), round(after, 1))
     assert (tmp_path / "demo" / "qa" / "model.pt").exists() and (tmp_path / "demo" / "qa" / "loss.svg").exists()

@@ -55,7 +55,7 @@ def test_every_strategy_size_and_seed_is_recorded_exactly_once(grid, tiny_setup)
     assert by[("hybrid", 40, 1)]["steps"] == 9  # three stages capped at --max-steps 3
     assert by[("layers", 20, 0)]["stages"][0]["backward_fraction"] == 0.5  # top half of 2 blocks
     for r in rs:
-        assert r["test_examples"] == 8 and 0 <= r["score"] <= 100 and r["main_metric"] == "bleu"
+        assert r["test_examples"] == 8 and r["main_metric"] == "bleu" and r["score"] == r["metrics"]["bleu"]
         assert r["seconds"] == pytest.approx(r["train_seconds"] + r["eval_seconds"], abs=0.011)
     # Scored run folders keep only their summary and log; the checkpoints are gone.
     kept = sorted(p.name for p in (out / "runs" / "translation" / "20" / "hybrid" / "seed0").iterdir())
@@ -182,3 +182,27 @@ def test_single_seed_cells_show_plus_minus_zero(tmp_path):
     experiment.write_markdown(tmp_path / "r.md", agg, "minift experiment strategies", 1, {"qa": 5})
     md = (tmp_path / "r.md").read_text()
     assert "| 50 | 12.3 ±0 | **56.8 ±0** |" in md
+
+
+def test_a_record_scores_the_runs_final_model_on_the_test_examples(tiny_setup, tmp_path, one_thread):
+    """Re-score a kept run by hand: its final model, greedy, on the held-out tail, through BLEU."""
+    from minift.checkpoint import load_model
+    from minift.evaluate import generate_text, max_new_tokens_for
+    from minift.metrics import bleu
+
+    agg = run_experiment(tasks=["translation"], sizes=[20], seeds=1, out=tmp_path, max_steps=3,
+                         base=tiny_setup / "base", data=tiny_setup / "pairs.jsonl", test_limit=8, quiet=True,
+                         strategies=["full", "scratch"], keep_checkpoints=True)
+    rs = {r["strategy"]: r for r in records(tmp_path)}
+    tests = experiment.scoring_examples("translation", tiny_setup / "pairs.jsonl", 8)
+    for strategy, r in rs.items():
+        bundle = load_model(tmp_path / "runs" / "translation" / "20" / strategy / "seed0")
+        room = max_new_tokens_for(bundle.tokenizer, tests, cap=bundle.model.config.block_size // 2)
+        predictions = generate_text(bundle, [e.prompt for e in tests], max_new_tokens=room,
+                                    prompt_names=[None] * len(tests))
+        assert r["score"] == pytest.approx(bleu(predictions, [e.reference for e in tests]))
+        assert agg["results"]["translation"][strategy]["20"]["mean"] == pytest.approx(r["score"])
+    # The scratch floor starts from other weights than full, so the two runs end with other models.
+    full = load_model(tmp_path / "runs" / "translation" / "20" / "full" / "seed0").model.state_dict()
+    scratch = load_model(tmp_path / "runs" / "translation" / "20" / "scratch" / "seed0").model.state_dict()
+    assert not torch.equal(full["transformer.wte.weight"], scratch["transformer.wte.weight"])

@@ -55,6 +55,10 @@ def test_summary_names_base_recipe_seed_and_each_stage(run, tiny_setup):
         assert "bleu" in s["metrics"]
     full, top, styles = summary["stages"]
     assert full["trainable_params"] == full["total_params"] and full["steps"] == 10
+    # Training works: on this easy task the full stage's best validation loss is below its start.
+    evals = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    start = next(r["val_loss"] for r in evals if r.get("event") == "eval" and r["stage"] == "all")
+    assert full["best_val_loss"] < start - 0.1
     # AdamW holds two float32 moments per trainable weight.
     assert full["optimizer_state_bytes"] == 8 * full["trainable_params"]
     assert all(n.startswith("transformer.h.1.") or n.startswith("transformer.ln_f") for n in top["trainable_names"])
@@ -70,8 +74,29 @@ def test_load_model_returns_the_final_model_with_its_prompts(run):
     stage1 = minift.load_model(run / "stages" / "1-top")
     # The prompt stage froze the model: the final weights are those that left the layers stage.
     assert fingerprint(bundle.model) == fingerprint(stage1.model)
-    text = bundle.generate("English: the cat sees the dog.\nFrench:", max_new_tokens=8, prompt_name="x")
-    assert isinstance(text, str) and text
+    # bundle.generate is greedy decoding with the named prompt in front: redo it by hand, one full
+    # forward per token (no cache, no batching), and compare the decoded text.
+    prompt = "English: the cat sees the dog.\nFrench:"
+    for name in ("x", "y"):
+        assert bundle.generate(prompt, max_new_tokens=8, prompt_name=name) == greedy_by_hand(bundle, prompt, name, 8)
+
+
+def greedy_by_hand(bundle, text, prompt_name, n):
+    """Greedy decoding written out: argmax of the last position's logits, appended, n times (or eot)."""
+    from minift.prompt_tuning import forward_with_prompts
+
+    tok = bundle.tokenizer
+    ids = tok.encode(text)
+    new = []
+    with torch.no_grad():
+        for _ in range(n):
+            logits = forward_with_prompts(bundle.model.eval(), bundle.prompts, torch.tensor([ids + new]),
+                                          [prompt_name])
+            next_id = int(logits[0, -1].argmax())
+            if next_id == tok.eot_id:
+                break
+            new.append(next_id)
+    return tok.decode(new).strip()
 
 
 def test_the_loss_chart_marks_every_stage(run):
@@ -92,10 +117,22 @@ def test_evaluate_command_prints_a_table_and_writes_a_report(run, tiny_setup, ca
     assert {"prompt", "reference", "prediction"} <= set(report["samples"][0])
 
 
-def test_generate_command_uses_a_named_prompt_and_refuses_an_unknown_one(run, capsys):
-    assert main(["generate", "--model", str(run), "--prompt-name", "y", "--max-new-tokens", "5",
+def test_generate_command_uses_a_named_prompt_and_refuses_an_unknown_one(run, capsys, tmp_path):
+    # The tiny run's model writes the same words whatever its prompt, so the named prompt is checked
+    # on the shipped base with a prompt initialised from text, which does change what it writes.
+    from minift.finetune import save_bundle
+    from minift.prompt_tuning import SoftPrompt
+
+    bundle = minift.load_model("base")
+    bundle.prompts["y"] = SoftPrompt(8, bundle.model.config.n_embd, init="text", model=bundle.model,
+                                     tokenizer=bundle.tokenizer, text="le chien voit le chat. le chien")
+    save_bundle(tmp_path / "m", bundle, {})
+    prompt = "English: the dog sees the cat.\nFrench:"
+    expected = greedy_by_hand(bundle, prompt, "y", 5)
+    assert expected != greedy_by_hand(bundle, prompt, None, 5)
+    assert main(["generate", "--model", str(tmp_path / "m"), "--prompt-name", "y", "--max-new-tokens", "5",
                  "English: the dog sees the cat.\\nFrench:"]) == 0
-    assert capsys.readouterr().out.strip() != ""
+    assert capsys.readouterr().out.strip() == expected
     assert main(["generate", "--model", str(run), "--prompt-name", "z", "hi"]) == 2
     assert "no soft prompt named 'z'" in capsys.readouterr().err
 

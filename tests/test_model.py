@@ -163,17 +163,6 @@ def test_prefix_embeds_generation_is_the_same_with_and_without_cache():
     assert not torch.equal(a, plain)  # the prefix really steers the model
 
 
-def test_eos_stops_generation_and_pads_finished_rows():
-    model = tiny()
-    idx = torch.randint(0, 61, (2, 4))
-    free = model.generate(idx, 10, temperature=0.0)
-    eos = int(free[0, 4])  # make row 0's first generated token the end-of-text id
-    out = model.generate(idx, 10, temperature=0.0, eos_id=eos)
-    assert out[0, 4] == eos and (out[0, 4:] == eos).all()
-    if (free[1, 4:] != eos).all():  # row 1 never emits it, so it runs to the end
-        assert out.shape[1] == 14 and torch.equal(out[1], free[1])
-
-
 def test_lm_loss_ignores_masked_targets():
     logits = torch.randn(1, 3, 5)
     targets = torch.tensor([[-100, 2, -100]])
