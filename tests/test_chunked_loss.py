@@ -160,3 +160,10 @@ def test_bench_loss_section_reports_both_paths_and_chunked_saves_less(tmp_path, 
     saved = json.loads(out.read_text())["loss"]
     full, *chunks = saved["variants"]
     assert [c["chunk_rows"] for c in chunks] == [64, 1000] and all(c["saved_bytes"] < full["saved_bytes"] for c in chunks)
+
+
+def test_bench_refuses_an_unknown_section_and_a_bad_chunk_list(capsys):
+    assert main(["bench", "--device", "cpu", "--only", "los"]) == 2
+    assert "unknown section 'los'" in capsys.readouterr().err
+    assert main(["bench", "--device", "cpu", "--only", "loss", "--chunk-rows", "64,x"]) == 2
+    assert "--chunk-rows must be a comma list of integers" in capsys.readouterr().err

@@ -26,13 +26,23 @@ def printed_commands():
     return lines
 
 
+def strict_parser():
+    """The CLI's parser, refusing abbreviations: the script must spell every option in full."""
+    parser = build_parser()
+    parser.allow_abbrev = False
+    for action in parser._subparsers._group_actions:
+        for sub in action.choices.values():
+            sub.allow_abbrev = False
+    return parser
+
+
 def test_every_minift_command_of_the_gpu_script_parses_with_the_cli():
     commands = printed_commands()
     minift = [c[c.index("minift") + 1:] for c in commands if c[1:3] == ["-m", "minift"]]
     assert len(minift) >= 10
     seen = set()
     for argv in minift:
-        args = build_parser().parse_args(argv)  # raises MiniftError on an unknown option or a bad value
+        args = strict_parser().parse_args(argv)  # raises MiniftError on an unknown option or a bad value
         seen.add(args.command)
         if args.command == "bench":
             assert args.device == "cuda" and set(args.only.split(",")) <= set(SECTIONS), argv
@@ -40,7 +50,7 @@ def test_every_minift_command_of_the_gpu_script_parses_with_the_cli():
         else:
             assert args.recipe == "hybrid" and args.device == "cuda" and args.max_steps, argv
     assert seen == {"bench", "finetune"}
-    only = [a.only for a in map(build_parser().parse_args, minift) if a.command == "bench"]
+    only = [a.only for a in map(strict_parser().parse_args, minift) if a.command == "bench"]
     assert {"train", "loss", "strategies"} <= set(only)
     # The batch search tries every candidate after batch 16 (in print mode each try "fits").
     batches = [int(a[a.index("--batch") + 1]) for a in minift if "--batch" in a and "--steps" in a
