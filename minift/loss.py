@@ -34,8 +34,8 @@ and save only h, W, the targets and lse. Backward recomputes the chunk's logits 
 
 so at any moment only one (R, V) chunk of logits exists. At GPT-2 shape with R = 2048 that is
 412 MB in float32 instead of the 3.3 GB tensor, the 3.3 GB saved log-softmax and the 3.3 GB
-gradient; what is saved for backward shrinks from N·V·4 bytes to N·4 (``minift bench --only loss``
-measures both ways).
+gradient; what is saved for backward shrinks from N·V·4 bytes to 13 bytes a row (the logsumexp,
+the target, whether it is graded; ``minift bench --only loss`` measures both ways).
 
 Precision. The row sums (logsumexp, softmax, the loss, the dW accumulator) are always float32.
 The two matmuls run in the dtype the plain ``lm_head`` would have used: under bf16 autocast that is
