@@ -9,8 +9,18 @@ train        Tokens per second of a full training step (forward, cross-entropy, 
              Useful arithmetic per token, the usual count (Kaplan et al.; PaLM appendix B):
                  6·N  (N = parameters that multiply: forward 2N, backward 4N)
                + 12·L·T·C  (attention scores QKᵀ and the weighted sum AV, forward + backward)
-             ``--profile`` adds torch.profiler's table of the costliest operations, the place to
-             start when the utilization is low; ``--batch`` changes the batch (default 16 on CUDA).
+             ``--profile`` adds torch.profiler's table of the costliest operations (of the same,
+             already compiled step), the place to start when the utilization is low; ``--batch``
+             changes the batch (default 16 on CUDA). The step computes the loss as training does,
+             chunked from the hidden states (``minift/loss.py``); ``--loss full`` times the old
+             path (all logits, cast to float32) for comparison. On CUDA it also reports the
+             allocator's peak memory.
+loss         The head and the cross-entropy alone, forward + backward, at the train shape: the
+             full float32 logits (``lm_loss``) against the chunked loss (``--chunk-rows``, a comma
+             list). Measured: the bytes autograd saves for backward (``saved_tensors_hooks``,
+             besides h and W themselves), and on CUDA the allocator's peak above what was
+             allocated before; the CPU has no such counter, so there the peak is N/A and the
+             analytic size of the float32 logits and of one chunk are given instead.
 generate     Generated tokens per second with and without the KV cache (256 new tokens).
 strategies   Per fine-tuning strategy: step time, peak memory, trainable parameters and optimizer
              state, each also as a ratio to full fine-tuning (strategy_bench.py).
@@ -36,6 +46,7 @@ TRAIN_SHAPE = dict(vocab_size=2048, block_size=128, n_layer=4, n_head=4, n_embd=
 TRAIN_BATCH = 8
 # GPT-2-124M shaped fine-tuning for CUDA (issue #6): block 1024.
 GPT2_SHAPE = dict(vocab_size=50304, block_size=1024, n_layer=12, n_head=12, n_embd=768)
+SECTIONS = ("train", "loss", "generate", "strategies", "ddp")
 BF16_PEAK = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12, "4090": 165e12}
 
 
@@ -72,20 +83,27 @@ def flops_per_token(config: GPTConfig) -> float:
     return 6 * n_matmul + 12 * L * T * C
 
 
-def train_step_fn(model, optimizer, x, y, device):
+LOSSES = ("chunked", "full")
+
+
+def train_step_fn(model, optimizer, x, y, device, loss="chunked"):
     from minift.trainer import autocast_for
+
+    if loss not in LOSSES:
+        raise MiniftError(f"--loss must be one of {', '.join(LOSSES)}, got {loss!r}")
 
     def step():
         with autocast_for(device):
-            loss = lm_loss(model(x), y)
-        loss.backward()
+            # chunked: what training does (minift/loss.py); full: every logit, cast to float32.
+            value = model(x, targets=y) if loss == "chunked" else lm_loss(model(x), y)
+        value.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
     return step
 
 
-def build_train_step(device="cpu", compile=False, shape=None, batch=None):
+def build_train_step(device="cpu", compile=False, shape=None, batch=None, loss="chunked"):
     """A ready training step for the bench shape: (step, config, batch)."""
     shape = shape or (GPT2_SHAPE if torch.device(device).type == "cuda" else TRAIN_SHAPE)
     if batch is None:
@@ -99,17 +117,26 @@ def build_train_step(device="cpu", compile=False, shape=None, batch=None):
     module = torch.compile(model) if compile else model
     x = torch.randint(0, config.vocab_size, (batch, config.block_size), device=device)
     y = torch.randint(0, config.vocab_size, (batch, config.block_size), device=device)
-    return train_step_fn(module, optimizer, x, y, device), config, batch
+    return train_step_fn(module, optimizer, x, y, device, loss), config, batch
 
 
-def bench_train(device="cpu", steps=10, compile=False, shape=None, batch=None) -> dict:
-    step, config, batch = build_train_step(device, compile, shape, batch)
+def bench_train(device="cpu", steps=10, compile=False, shape=None, batch=None, loss="chunked",
+                profile_rows: int | None = None) -> dict:
+    """Time the training step; ``profile_rows`` adds the profiler's table of that same step."""
+    step, config, batch = build_train_step(device, compile, shape, batch, loss)
     shape = {k: getattr(config, k) for k in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd")}
+    cuda = torch.device(device).type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     step()  # compile / warm up outside the timing
     seconds = best_time(step, steps, device)
+    peak = torch.cuda.max_memory_allocated() if cuda else None
     tokens = batch * config.block_size
     achieved = flops_per_token(config) * tokens / seconds
-    if torch.device(device).type == "cuda":
+    result = {"config": shape, "batch": batch, "device": str(device), "threads": torch.get_num_threads(),
+              "compile": compile, "loss": loss, "step_seconds": seconds, "tokens_per_s": tokens / seconds,
+              "peak_memory_bytes": peak}
+    if cuda:
         name = torch.cuda.get_device_name()
         peak = next((v for k, v in BF16_PEAK.items() if k in name), None)
         peak_name = f"bf16 dense peak of {name}" if peak else "measured bf16 matmul rate"
@@ -117,25 +144,28 @@ def bench_train(device="cpu", steps=10, compile=False, shape=None, batch=None) -
     else:
         peak = matmul_rate(device)
         peak_name = "measured float32 matmul rate"
-    return {
-        "config": shape, "batch": batch, "device": str(device), "threads": torch.get_num_threads(),
-        "compile": compile, "step_seconds": seconds, "tokens_per_s": tokens / seconds,
-        "model_tflops_per_s": achieved / 1e12, "peak_tflops_per_s": peak / 1e12, "peak": peak_name,
-        "utilization": achieved / peak,
-    }
+    result.update({"model_tflops_per_s": achieved / 1e12, "peak_tflops_per_s": peak / 1e12, "peak": peak_name,
+                   "utilization": achieved / peak})
+    if profile_rows:
+        result["profile"] = profile_train(device, step=step, rows=profile_rows)
+    return result
 
 
-def profile_train(device="cpu", compile=False, batch=None, steps=3, rows=20) -> str:
+def profile_train(device="cpu", compile=False, batch=None, steps=3, rows=20, step=None) -> str:
     """Where a training step's time goes: torch.profiler's table of the costliest operations.
 
     Sorted by time spent in the operation itself (not its children), on the GPU when there is one:
     that is the list to read when the utilization is low (which kernels, how many launches).
+    ``step``: profile this ready step (already compiled and warm) instead of building one.
     """
     from torch.profiler import ProfilerActivity, profile
 
     cuda = torch.device(device).type == "cuda"
-    step, _, _ = build_train_step(device, compile, batch=batch)
-    for _ in range(2):  # compile, pick kernels, fill the allocator's cache: not what we measure
+    warmups = 1
+    if step is None:
+        step, _, _ = build_train_step(device, compile, batch=batch)
+        warmups = 2
+    for _ in range(warmups):  # compile, pick kernels, fill the allocator's cache: not what we measure
         step()
     sync(device)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
@@ -145,6 +175,107 @@ def profile_train(device="cpu", compile=False, batch=None, steps=3, rows=20) -> 
         sync(device)
     key = "self_device_time_total" if cuda else "self_cpu_time_total"
     return prof.key_averages().table(sort_by=key, row_limit=rows)
+
+
+def saved_bytes(fn, exclude=()) -> int:
+    """(bytes of the distinct tensors autograd saves while ``fn`` runs, besides the storages of
+    ``exclude``; what ``fn`` returned)."""
+    skip = {(t.untyped_storage().data_ptr(), t.device) for t in exclude}
+    seen = {}
+
+    def pack(t):
+        key = (t.untyped_storage().data_ptr(), t.device)
+        if key not in skip:
+            seen[key] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    return sum(seen.values()), out
+
+
+def bench_loss(device="cpu", steps=10, shape=None, batch=None, chunk_rows=None) -> dict:
+    """The head + cross-entropy alone, forward and backward: full float32 logits against chunks.
+
+    h (N, C) stands for ln_f's output (float32, as under autocast), W (V, C) for the tied head.
+    Under bf16 autocast on CUDA, as in training. Returns the shape, the analytic logit bytes and,
+    per variant, the loss value, the bytes saved for backward, the CUDA peak (None on CPU), the
+    time of one forward + backward and the largest gradient difference from the full loss.
+    """
+    import torch.nn.functional as F
+
+    from minift.loss import CHUNK_ROWS, linear_cross_entropy
+    from minift.trainer import autocast_for
+
+    cuda = torch.device(device).type == "cuda"
+    shape = dict(shape or (GPT2_SHAPE if cuda else TRAIN_SHAPE))
+    if batch is None:
+        batch = 16 if cuda else TRAIN_BATCH
+    if batch < 1:
+        raise MiniftError(f"--batch must be >= 1, got {batch}")
+    chunk_rows = list(chunk_rows or [CHUNK_ROWS])
+    if any(r < 1 for r in chunk_rows):
+        raise MiniftError(f"--chunk-rows must be >= 1, got {','.join(map(str, chunk_rows))}")
+    N, C, V = batch * shape["block_size"], shape["n_embd"], shape["vocab_size"]
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(N, C, generator=g).to(device).requires_grad_(True)
+    w = (torch.randn(V, C, generator=g) * 0.02).to(device).requires_grad_(True)
+    y = torch.randint(0, V, (N,), generator=g).to(device)
+
+    def variant(rows):
+        if rows is None:
+            return lambda: lm_loss(F.linear(h, w), y)  # (N, V) logits, then .float() in lm_loss
+        return lambda: linear_cross_entropy(h, w, y, chunk_rows=rows)
+
+    def fwd_bwd(loss_fn):
+        h.grad = w.grad = None
+        with autocast_for(device):
+            value = loss_fn()
+        value.backward()
+        return value
+
+    results, reference = [], None
+    for rows in [None] + chunk_rows:
+        loss_fn = variant(rows)
+        h.grad = w.grad = None
+        with autocast_for(device):
+            saved, value = saved_bytes(loss_fn, exclude=(h, w))
+        value.backward()
+        grads = (h.grad.detach().clone(), w.grad.detach().clone())
+        if reference is None:
+            reference = grads
+        diff = max(float((a - b).abs().max()) for a, b in zip(grads, reference))
+        del grads
+        peak = None
+        if cuda:
+            h.grad = w.grad = None
+            torch.cuda.synchronize()
+            torch.cuda.empty_cache()
+            before = torch.cuda.memory_allocated()
+            torch.cuda.reset_peak_memory_stats()
+            fwd_bwd(loss_fn)
+            torch.cuda.synchronize()
+            peak = torch.cuda.max_memory_allocated() - before
+        seconds = best_time(lambda: fwd_bwd(loss_fn), steps, device)
+        results.append({"loss": "full" if rows is None else "chunked", "chunk_rows": rows, "value": float(value.detach()),
+                        "saved_bytes": saved, "peak_bytes": peak, "seconds": seconds, "grad_max_diff": diff})
+    return {"config": shape, "batch": batch, "rows": N, "device": str(device),
+            "logits_fp32_bytes": N * V * 4, "chunk_fp32_bytes": {r: min(r, N) * V * 4 for r in chunk_rows},
+            "peak": "CUDA allocator peak above the inputs" if cuda else "N/A on CPU (no allocator counter)",
+            "variants": results}
+
+
+def print_loss(r: dict) -> None:
+    from minift.cli import print_table
+
+    print(f"loss        head + cross-entropy, forward + backward, N = {r['batch']} x {r['config']['block_size']} "
+          f"= {r['rows']:,} rows, V = {r['config']['vocab_size']:,}, C = {r['config']['n_embd']} on {r['device']}")
+    print(f"  float32 logits would be {r['logits_fp32_bytes'] / 2**20:,.1f} MB; peak: {r['peak']}")
+    table = [{"loss": v["loss"], "chunk rows": v["chunk_rows"], "value": v["value"],
+              "saved MB": v["saved_bytes"] / 2**20,
+              "peak MB": None if v["peak_bytes"] is None else v["peak_bytes"] / 2**20,
+              "ms": v["seconds"] * 1000, "max grad diff": v["grad_max_diff"]} for v in r["variants"]]
+    print_table(table, list(table[0]))
 
 
 def bench_generate(device="cpu", new_tokens=256, batch=1, model=None) -> dict:
@@ -178,18 +309,33 @@ def run_bench(args) -> dict:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     sections = (args.only or "train,generate,strategies,ddp").split(",")
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        raise MiniftError(f"--only: unknown section {unknown[0]!r}; choose from {', '.join(SECTIONS)}")
     results = {}
+    batch = getattr(args, "batch", None)
     if "train" in sections:
-        batch = getattr(args, "batch", None)
-        r = bench_train(device, steps=args.steps, compile=args.compile, batch=batch)
+        r = bench_train(device, steps=args.steps, compile=args.compile, batch=batch,
+                        loss=getattr(args, "loss", None) or "chunked",
+                        profile_rows=20 if getattr(args, "profile", False) else None)
         results["train"] = r
         print(f"train step  {r['config']} batch {r['batch']} on {r['device']} ({r['threads']} threads"
-              f"{', compiled' if r['compile'] else ''})")
-        print(f"  {r['tokens_per_s']:,.0f} tokens/s, {r['step_seconds'] * 1000:.1f} ms/step")
+              f"{', compiled' if r['compile'] else ''}, {r['loss']} loss)")
+        print(f"  {r['tokens_per_s']:,.0f} tokens/s, {r['step_seconds'] * 1000:.1f} ms/step"
+              + ("" if r["peak_memory_bytes"] is None else f", peak memory {r['peak_memory_bytes'] / 2**30:.2f} GiB"))
         print(f"  model FLOPs {r['model_tflops_per_s'] * 1000:.1f} GFLOP/s vs {r['peak']} "
               f"{r['peak_tflops_per_s'] * 1000:.1f} GFLOP/s: utilization {r['utilization']:.0%}")
-        if getattr(args, "profile", False):
-            print(profile_train(device, compile=args.compile, batch=batch))
+        if "profile" in r:
+            print(r["profile"])
+    if "loss" in sections:
+        rows = getattr(args, "chunk_rows", None)
+        try:
+            rows = [int(v) for v in rows.split(",")] if rows else None
+        except ValueError:
+            raise MiniftError(f"--chunk-rows must be a comma list of integers, got {args.chunk_rows!r}") from None
+        r = bench_loss(device, steps=args.steps, batch=batch, chunk_rows=rows)
+        results["loss"] = r
+        print_loss(r)
     if "generate" in sections:
         r = bench_generate(device)
         results["generate"] = r

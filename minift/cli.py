@@ -126,7 +126,8 @@ def build_parser() -> Parser:
     p = sub.add_parser("bench", help="measure training and generation throughput (tokens/s)",
                        description="Benchmarks: training-step throughput against the machine's matmul rate, "
                                    "generation with and without the KV cache, and per-strategy step cost.")
-    p.add_argument("--only", help="comma list of sections: train, generate, strategies, ddp (default: all)")
+    p.add_argument("--only", help="comma list of sections: train, loss, generate, strategies, ddp "
+                                  "(default: all but loss)")
     p.add_argument("--steps", type=int, default=10, help="timed steps per measurement (default: 10)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--json", help="also write the results to this JSON file")
@@ -134,6 +135,10 @@ def build_parser() -> Parser:
     p.add_argument("--batch", type=int, help="train section: sequences per step (default: 16 on CUDA, 8 on CPU)")
     p.add_argument("--profile", action="store_true",
                    help="train section: also print torch.profiler's table of the costliest operations")
+    p.add_argument("--loss", choices=["chunked", "full"], default="chunked",
+                   help="train section: chunked from the hidden states as training does (default), or "
+                        "full float32 logits")
+    p.add_argument("--chunk-rows", help="loss section: comma list of chunk sizes in rows (default: 2048)")
     add_device(p)
     p.set_defaults(func=cmd_bench)
 

@@ -32,7 +32,7 @@ from minift.checkpoint import ModelBundle, load_model, save_checkpoint
 from minift.errors import MiniftError
 from minift.evaluate import evaluate_examples, teacher_forced_loss
 from minift.io import atomic_torch_save, atomic_write_json, usable_folder
-from minift.model import GPT, lm_loss
+from minift.model import GPT
 from minift.optim import AdamW, optimizer_state_bytes, param_groups
 from minift.schedule import Recipe, Stage, check_against_model
 from minift.tasks import MAIN_METRIC, collate, encode_example, load_examples
@@ -47,11 +47,19 @@ class Trainable(nn.Module):
         self.gpt = model
         self.prompts = nn.ModuleDict(prompts)
 
-    def forward(self, input_ids, prompt_names):
-        """Logits (B, T, V) for the token positions (a DDP wrapper calls this)."""
+    def forward(self, input_ids, prompt_names, targets=None, reduction: str = "mean"):
+        """Logits (B, T, V) for the token positions (a DDP wrapper calls this).
+
+        With targets (B, T), the training loss instead (reduction "mean" or "sum" over the graded
+        tokens), from the final hidden states by ``GPT.head_loss``: the logits are never held whole
+        (``minift/loss.py``). Inside forward, so DDP and torch.compile see the loss too.
+        """
         from minift.prompt_tuning import forward_with_prompts
 
-        return forward_with_prompts(self.gpt, dict(self.prompts), input_ids, prompt_names)
+        if targets is None:
+            return forward_with_prompts(self.gpt, dict(self.prompts), input_ids, prompt_names)
+        hidden = forward_with_prompts(self.gpt, dict(self.prompts), input_ids, prompt_names, return_hidden=True)
+        return self.gpt.head_loss(hidden, targets, reduction=reduction)
 
 
 def set_dropout(model: GPT, p: float) -> None:
@@ -207,12 +215,12 @@ def setup_strategy(stage: Stage, bundle: ModelBundle, train_examples, log: RunLo
 def stage_loss(batch, train_module, device, ctx: distributed.DistContext):
     """Mean loss over the graded tokens of the *global* batch (see distributed.py), and their count."""
     batch = batch.to(device)
-    logits = train_module(batch.input_ids, batch.prompt_names)
     n_local = int((batch.targets != -100).sum())
     if not ctx.enabled:
-        return lm_loss(logits, batch.targets), n_local
+        return train_module(batch.input_ids, batch.prompt_names, targets=batch.targets), n_local
     n_total = distributed.all_reduce_sum(n_local, ctx, device)
-    token_sum = lm_loss(logits, batch.targets) * n_local if n_local else logits.sum() * 0.0
+    # The sum over this rank's graded tokens (0, still attached to every weight, if it has none).
+    token_sum = train_module(batch.input_ids, batch.prompt_names, targets=batch.targets, reduction="sum")
     return token_sum * ctx.world_size / max(n_total, 1.0), int(n_total)
 
 

@@ -17,6 +17,10 @@ Shapes used throughout (nanoGPT's letters):
         x = x + mlp(ln_2(x))
     logits = ln_f(x) @ wte.T                         (B, T, V)  the head is tied to wte
 
+Training asks for the loss, not the logits: ``model(idx, targets)`` and ``head_loss`` take ln_f(x)
+straight to the mean cross-entropy, a chunk of rows at a time, without ever holding the (B, T, V)
+logits (``minift/loss.py``). ``lm_loss`` on the logits is kept for evaluation and for reading.
+
 Self-attention, one head, written as the formula:
     q, k, v = x Wq, x Wk, x Wv                       each (B, T, hs)
     att = softmax(q kᵀ / √hs + M)                    (B, T, T), M = −∞ above the diagonal (causal)
@@ -58,6 +62,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from minift.errors import MiniftError
+from minift.loss import linear_cross_entropy
 
 ATTN_IMPLS = ("manual", "sdpa")
 
@@ -257,17 +262,34 @@ class GPT(nn.Module):
         """Token embeddings only, (B, T) -> (B, T, C); positions are added in forward_embeds."""
         return self.transformer.wte(idx)
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """idx (B, T) LongTensor -> logits (B, T, V)."""
-        return self.forward_embeds(self.embed(idx))
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+        """idx (B, T) LongTensor -> logits (B, T, V).
 
-    def forward_embeds(self, x, positions=None, key_padding_mask=None, cache: KVCache | None = None):
+        With targets (B, T) (-100 where not graded) it returns the training loss instead, the mean
+        cross-entropy, computed from the final hidden states by ``head_loss`` without the logits.
+        """
+        if targets is None:
+            return self.forward_embeds(self.embed(idx))
+        return self.head_loss(self.forward_embeds(self.embed(idx), return_hidden=True), targets)
+
+    def head_loss(self, hidden: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        """Cross-entropy of the head's logits for hidden (B, T, C) against targets (B, T), chunk by chunk.
+
+        Equals ``lm_loss(self.lm_head(hidden), targets)`` but never holds the (B, T, V) logits
+        (``minift/loss.py``). reduction "sum" gives the sum over graded positions (for DDP).
+        """
+        return linear_cross_entropy(hidden, self.lm_head.weight, targets, reduction=reduction)
+
+    def forward_embeds(self, x, positions=None, key_padding_mask=None, cache: KVCache | None = None,
+                       return_hidden: bool = False):
         """Input embeddings x (B, T, C) -> logits (B, T, V).
 
         positions: (B, T) or (T,) absolute positions; default past .. past + T − 1.
         key_padding_mask: (B, S) bool, True for real tokens, False for padding, over all S positions
             seen so far (cached + new). Lets one batch hold prompts of different lengths (left-padded).
         cache: a KVCache to read past keys/values from and append the new ones to.
+        return_hidden: return the final hidden states ln_f(x) (B, T, C) instead of the logits, for
+            ``head_loss`` (training never needs the logits themselves).
         """
         B, T, _ = x.size()
         past = cache.length if cache is not None else 0
@@ -294,7 +316,8 @@ class GPT(nn.Module):
             x = block(x, mask=mask, cache=cache, layer=i)
         if cache is not None:
             cache.length += T
-        return self.lm_head(self.transformer.ln_f(x))
+        hidden = self.transformer.ln_f(x)
+        return hidden if return_hidden else self.lm_head(hidden)
 
     # --- generation ---------------------------------------------------------------------------------
     @torch.no_grad()

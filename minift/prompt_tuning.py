@@ -51,7 +51,7 @@ import torch.nn as nn
 from minift.checkpoint import fingerprint, read_torch_file
 from minift.errors import MiniftError
 from minift.io import atomic_torch_save
-from minift.model import lm_loss, positions_from_mask
+from minift.model import positions_from_mask
 
 FORMAT = "minift-soft-prompt"
 VERSION = 1
@@ -184,8 +184,11 @@ def build_prefix(prompts: dict, names: list, device=None):
 
 
 def forward_with_prompts(model, prompts: dict, input_ids: torch.Tensor, prompt_names: list,
-                         attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Logits (B, T, V) for the token positions of a batch whose rows may use different prompts."""
+                         attention_mask: torch.Tensor | None = None, return_hidden: bool = False) -> torch.Tensor:
+    """Logits (B, T, V) for the token positions of a batch whose rows may use different prompts.
+
+    return_hidden: the final hidden states (B, T, C) of those positions instead, for ``model.head_loss``.
+    """
     if len(prompt_names) != input_ids.size(0):
         raise MiniftError(f"prompt_names has {len(prompt_names)} entries for a batch of {input_ids.size(0)} rows")
     prefix, prefix_mask = build_prefix(prompts, prompt_names, device=input_ids.device)
@@ -203,8 +206,8 @@ def forward_with_prompts(model, prompts: dict, input_ids: torch.Tensor, prompt_n
         real = torch.cat([prefix_mask if prefix_mask is not None else ones, tokens], 1)
     # Each row counts positions from its own first real slot: a row without a prompt starts at 0.
     positions = positions_from_mask(real, P + T, x.device)
-    logits = model.forward_embeds(x, positions=positions, key_padding_mask=real)
-    return logits[:, P:]  # the prompt's own outputs predict nothing: drop them
+    out = model.forward_embeds(x, positions=positions, key_padding_mask=real, return_hidden=return_hidden)
+    return out[:, P:]  # the prompt's own outputs predict nothing: drop them
 
 
 def _field(batch, name, default=None):
@@ -229,8 +232,9 @@ def prompt_loss_fn(prompts: dict):
                 raise MiniftError(f"batch has no prompt_names and there are {len(prompts)} soft prompts: "
                                   "name one per row")
             names = [next(iter(prompts))] * input_ids.size(0)
-        logits = forward_with_prompts(model, prompts, input_ids, list(names), _field(batch, "attention_mask"))
-        return lm_loss(logits, targets), int((targets != -100).sum())
+        hidden = forward_with_prompts(model, prompts, input_ids, list(names), _field(batch, "attention_mask"),
+                                      return_hidden=True)
+        return model.head_loss(hidden, targets), int((targets != -100).sum())  # chunked: no logits held
 
     return loss_fn
 

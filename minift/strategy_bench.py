@@ -1,7 +1,9 @@
 """What each fine-tuning strategy costs per step: time, memory, trainable weights, optimizer state.
 
 Part of ``minift bench`` (section ``strategies``). Every figure is also given as a ratio to full
-fine-tuning, which is what a student should remember:
+fine-tuning, which is what a student should remember. The step is a fine-tuning stage's: the
+bench's train shape (GPT-2-124M shaped, bf16 autocast on CUDA), the loss chunked from the hidden
+states (``minift/loss.py``).
 
 * **step time** — freezing the lower blocks saves their backward pass (autograd never builds it:
   no input below the lowest trainable block requires a gradient), so training the top quarter of
@@ -21,7 +23,7 @@ import time
 import torch
 
 from minift import freezing, prompt_tuning
-from minift.model import GPT, GPTConfig, lm_loss
+from minift.model import GPT, GPTConfig
 from minift.optim import AdamW, optimizer_state_bytes, param_groups
 
 STRATEGIES = ("full", "layers: top quarter", "layers: top half + ln_f", "head only (untied)", "prompt (16 vectors)")
@@ -68,13 +70,15 @@ def saved_activation_bytes(fn) -> int:
 
 
 def bench_strategies(device="cpu", steps: int = 10, shape=None, batch: int = 8) -> list[dict]:
-    from minift.bench import TRAIN_SHAPE, best_time
+    """One row per strategy, at the bench's train shape (GPT-2-124M shaped on CUDA)."""
+    from minift.bench import GPT2_SHAPE, TRAIN_SHAPE, best_time
+    from minift.trainer import autocast_for
 
-    config = GPTConfig(**(shape or TRAIN_SHAPE))
+    cuda = torch.device(device).type == "cuda"
+    config = GPTConfig(**(shape or (GPT2_SHAPE if cuda else TRAIN_SHAPE)))
     x = torch.randint(0, config.vocab_size, (batch, config.block_size - 16), device=device)
     y = torch.randint(0, config.vocab_size, (batch, config.block_size - 16), device=device)
     rows = []
-    cuda = torch.device(device).type == "cuda"
     for strategy in STRATEGIES:
         if cuda:
             torch.cuda.empty_cache()
@@ -82,8 +86,11 @@ def bench_strategies(device="cpu", steps: int = 10, shape=None, batch: int = 8) 
         model, prompts, optimizer = build(strategy, config, device)
 
         def forward_loss():
-            logits = prompt_tuning.forward_with_prompts(model, prompts, x, ["p"] * batch if prompts else [None] * batch)
-            return lm_loss(logits, y)
+            # As a fine-tuning stage computes it: bf16 autocast on CUDA, the loss chunked from the hidden states.
+            with autocast_for(device):
+                hidden = prompt_tuning.forward_with_prompts(model, prompts, x, ["p"] * batch if prompts else
+                                                            [None] * batch, return_hidden=True)
+                return model.head_loss(hidden, y)
 
         def step():
             forward_loss().backward()
