@@ -1,10 +1,14 @@
 """Shared fixtures: a tiny base model pretrained on a toy bilingual text, and pairs to fine-tune on.
 
 Built once per test session in about two seconds, so fine-tuning tests need neither the shipped
-base nor the world generator.
+base nor the world generator. The mutation run (tests/mutation.py) starts thousands of short test
+sessions; it sets MINIFT_TINY_CACHE to a folder so the fixture is built there once and reused.
 """
 import json
+import os
 import random
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -14,9 +18,24 @@ WORDS = {"cat": "chat", "dog": "chien", "bird": "oiseau", "fish": "poisson", "tr
 @pytest.fixture(scope="session")
 def tiny_setup(tmp_path_factory):
     """A folder with base/ (tiny pretrained model) and pairs.jsonl (80 translation pairs, subsets x/y)."""
+    cache = os.environ.get("MINIFT_TINY_CACHE")
+    if cache and (Path(cache) / "pairs.jsonl").exists():
+        return Path(cache)
+    root = build_tiny(tmp_path_factory.mktemp("tiny"))
+    if cache:  # built aside, then renamed: a half-written cache is never seen
+        partial = Path(f"{cache}.{os.getpid()}")
+        shutil.copytree(root, partial)
+        try:
+            partial.rename(cache)
+        except OSError:  # another session got there first
+            shutil.rmtree(partial, ignore_errors=True)
+        return Path(cache)
+    return root
+
+
+def build_tiny(root):
     from minift.pretrain import pretrain
 
-    root = tmp_path_factory.mktemp("tiny")
     rng = random.Random(0)
     lines = []
     for _ in range(200):

@@ -1,0 +1,208 @@
+"""Mutation testing of the glue: does the suite notice a small bug planted in the code that joins
+the pieces? (A development command, not part of CI; ``tests/README.md`` gives its figures.)
+
+mutmut (a development tool from PyPI, never a runtime dependency) rewrites one small thing at a
+time in a copy of the code — ``<`` for ``<=``, ``+`` for ``-``, a constant, a dropped argument, a
+string — and runs the tests that cover the mutated function. A mutant the tests notice is
+*killed*; one they do not notice *survived*. A survivor is either a missing test, or an
+*equivalent* mutant: a change no test could ever see because behaviour is the same (a progress
+message's wording, a default that the only caller always overrides). The equivalent ones are
+listed with their reason in ``tests/mutation_equivalent.txt``, one ``name  # why`` per line. One
+kind is recognised without a list: a mutant that only rewords prose for a person (every changed
+token a string literal with a space in it: a message, a heading; never a key like "val_loss") is
+counted apart as *rewording* and reported beside the score. The score is
+
+    killed / (killed + survived)      over the mutants that are neither equivalent nor rewordings
+                                      goal: at least 90%
+
+Each target module is mutated against its own test files only (``TARGETS``), in a scratch copy of
+the repository, so a run never touches the working tree::
+
+    pip install mutmut==3.8.1
+    python tests/mutation.py                 # every target
+    python tests/mutation.py trainer advise  # some
+    python tests/mutation.py --survivors     # also print each survivor's diff
+
+mutmut keeps its results in the scratch folder (``--work``, default /tmp/minift-mutation), so a
+rerun only re-tests what changed.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import tokenize
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EQUIVALENT = ROOT / "tests" / "mutation_equivalent.txt"
+
+# module (glob under minift/) -> the test files that own it
+TARGETS = {
+    "evaluate": (["minift/evaluate.py"], ["tests/test_evaluate.py"]),
+    "trainer": (["minift/trainer.py"], ["tests/test_trainer.py"]),
+    "finetune": (["minift/finetune.py"], ["tests/test_finetune.py", "tests/test_wiring.py", "tests/test_heldout.py"]),
+    "experiment": (["minift/experiment.py"], ["tests/test_experiment.py", "tests/test_heldout.py"]),
+    "advise": (["minift/advise.py"], ["tests/test_advise.py"]),
+    "tasks": (["minift/tasks/*"], ["tests/test_tasks.py"]),
+}
+# Tests that only prove a mode works (compile, many processes) are slow and add no killing power.
+DESELECT = ["-k", "not compile and not distributed"]
+# Lines whose mutants only reword what a person reads (progress on stderr): equivalent by nature.
+# So are the lines that raise a one-line error (their conditions sit on the lines above, mutated).
+SKIP_LINES = [r"log\.progress\(", r"print\(.*file=sys\.stderr", r"raise MiniftError\(f?\""]
+
+
+def toml_list(items) -> str:
+    return "[" + ", ".join(f'"{i}"' for i in items) + "]"
+
+
+def prepare(work: Path, name: str) -> Path:
+    """A scratch copy of the repository whose pyproject.toml tells mutmut what to mutate."""
+    modules, tests = TARGETS[name]
+    folder = work / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for part in ("minift", "tests", "data"):
+        # A fresh copy each run; mutmut's own cache (folder/mutants) knows what changed since.
+        shutil.rmtree(folder / part, ignore_errors=True)
+        shutil.copytree(ROOT / part, folder / part, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    pyproject += (
+        "\n[tool.mutmut]\n"
+        f'source_paths = ["minift"]\n'
+        f"only_mutate = {toml_list(modules)}\n"
+        f"also_copy = {toml_list(['data'])}\n"
+        f"pytest_add_cli_args = {toml_list(['-p', 'no:cacheprovider', '-q'])}\n"
+        f"pytest_add_cli_args_test_selection = {toml_list(tests + DESELECT)}\n"
+        f"do_not_mutate_patterns = {toml_list(p.replace(chr(92), chr(92) * 2) for p in SKIP_LINES)}\n"
+        'process_isolation = "forkserver"\n'
+    )
+    (folder / "pyproject.toml").write_text(pyproject, encoding="utf-8")
+    return folder
+
+
+def read_equivalent() -> dict[str, str]:
+    out = {}
+    if EQUIVALENT.exists():
+        for line in EQUIVALENT.read_text(encoding="utf-8").splitlines():
+            if line.strip() and not line.startswith("#"):
+                name, _, why = line.partition("#")
+                out[name.strip()] = why.strip()
+    return out
+
+
+def string_tokens(line: str) -> list[tuple[int, str]]:
+    """(type, text) of each token of one source line; a line cut from a longer statement still tokenizes."""
+    out = []
+    try:
+        for t in tokenize.generate_tokens(io.StringIO(line.strip() + "\n").readline):
+            if t.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.ENDMARKER, tokenize.INDENT, tokenize.DEDENT):
+                out.append((t.type, t.string))
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        pass
+    return out
+
+
+def is_wording(diff: str) -> bool:
+    """True when a mutant only rewords prose for a person: every changed token is a string literal
+    holding a space (a message, a heading), never a key or a name such as "val_loss"."""
+    removed = [line[1:] for line in diff.splitlines() if line.startswith("-") and not line.startswith("---")]
+    added = [line[1:] for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    if not removed or len(removed) != len(added):
+        return False
+    for old, new in zip(removed, added):
+        a, b = string_tokens(old), string_tokens(new)
+        if not a or len(a) != len(b):
+            return False
+        for (ta, sa), (tb, sb) in zip(a, b):
+            if sa == sb:
+                continue
+            if not (ta == tb == tokenize.STRING and " " in sa):
+                return False
+    return True
+
+
+def show(folder: Path, mutant: str) -> str:
+    return subprocess.run([sys.executable, "-m", "mutmut", "show", mutant], cwd=folder,
+                          capture_output=True, text=True).stdout
+
+
+def statuses(folder: Path) -> dict[str, str]:
+    text = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=folder,
+                          capture_output=True, text=True, check=True).stdout
+    return dict(m.groups() for m in re.finditer(r"^\s*(\S+): (.+)$", text, re.M))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("targets", nargs="*", metavar="TARGET",
+                        help=f"modules to mutate (default: all of {', '.join(TARGETS)})")
+    parser.add_argument("--work", default="/tmp/minift-mutation", help="scratch folder (kept for reruns)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="mutants tested at once")
+    parser.add_argument("--survivors", action="store_true", help="print the diff of every survivor")
+    args = parser.parse_args(argv)
+    unknown = [t for t in args.targets if t not in TARGETS]
+    if unknown:
+        parser.error(f"unknown target {', '.join(unknown)}: choose from {', '.join(TARGETS)}")
+    equivalent = read_equivalent()
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1",
+               MINIFT_TINY_CACHE=str(Path(args.work) / "tiny-fixture"))
+    totals = {"killed": 0, "survived": 0, "equivalent": 0, "wording": 0, "other": 0}
+    rows = []
+    for name in args.targets or list(TARGETS):
+        folder = prepare(Path(args.work), name)
+        t0 = time.time()
+        run = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.jobs)],
+                             cwd=folder, env=env, capture_output=True, text=True)
+        seconds = time.time() - t0
+        if run.returncode != 0:
+            print(f"{name}: mutmut failed ({run.returncode}):\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}",
+                  file=sys.stderr)
+            return 1
+        found = statuses(folder)
+        counts = {"killed": 0, "survived": 0, "equivalent": 0, "wording": 0, "other": 0}
+        survivors = []
+        for mutant, status in sorted(found.items()):
+            if status == "killed" or status == "timeout":
+                counts["killed"] += 1
+                if mutant in equivalent:
+                    print(f"  {mutant} is listed as equivalent but was killed: drop it from the list",
+                          file=sys.stderr)
+            elif status == "survived" and mutant in equivalent:
+                counts["equivalent"] += 1
+            elif status == "survived" and is_wording(show(folder, mutant)):
+                counts["wording"] += 1
+            elif status == "survived":
+                counts["survived"] += 1
+                survivors.append(mutant)
+            else:  # no tests, suspicious, skipped, ...
+                counts["other"] += 1
+                survivors.append(f"{mutant} ({status})")
+        for k in totals:
+            totals[k] += counts[k]
+        rows.append((name, counts, seconds))
+        print(f"{name}: killed {counts['killed']}, survived {counts['survived']}, equivalent "
+              f"{counts['equivalent']} (+ {counts['wording']} rewording prose), other {counts['other']} "
+              f"in {seconds:.0f} s", flush=True)
+        for s in survivors:
+            print(f"  survived: {s}")
+            if args.survivors:
+                diff = show(folder, s.split()[0])
+                print("    " + diff.strip().replace("\n", "\n    "))
+    scored = totals["killed"] + totals["survived"] + totals["other"]
+    score = 100 * totals["killed"] / max(scored, 1)
+    strict = 100 * totals["killed"] / max(scored + totals["wording"], 1)
+    print(f"total: killed {totals['killed']}, survived {totals['survived']}, equivalent {totals['equivalent']} "
+          f"(+ {totals['wording']} rewording prose), other {totals['other']}; score {score:.1f}% of the "
+          f"non-equivalent mutants killed ({strict:.1f}% counting rewordings as survivors) "
+          f"in {sum(r[2] for r in rows):.0f} s")
+    return 0 if score >= 90 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
