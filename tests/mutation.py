@@ -7,7 +7,7 @@ string — and runs the tests that cover the mutated function. A mutant the test
 *killed*; one they do not notice *survived*. A survivor is either a missing test, or an
 *equivalent* mutant: a change no test could ever see because behaviour is the same (a progress
 message's wording, a default that the only caller always overrides). The equivalent ones are
-listed with their reason in ``tests/mutation_equivalent.txt``, one ``name  # why`` per line. One
+listed with their reason in ``tests/mutation_equivalent/TARGET.txt``, one ``name  # why`` per line. One
 kind is recognised without a list: a mutant that only rewords prose for a person (every changed
 token a string literal with a space in it: a message, a heading; never a key like "val_loss") is
 counted apart as *rewording* and reported beside the score. The score is
@@ -40,7 +40,7 @@ import tokenize
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-EQUIVALENT = ROOT / "tests" / "mutation_equivalent.txt"
+EQUIVALENT = ROOT / "tests" / "mutation_equivalent"  # TARGET.txt: "mutant name  # why" per line
 
 # module (glob under minift/) -> the test files that own it
 TARGETS = {
@@ -55,7 +55,7 @@ TARGETS = {
 DESELECT = ["-k", "not compile and not distributed"]
 # Lines whose mutants only reword what a person reads (progress on stderr): equivalent by nature.
 # So are the lines that raise a one-line error (their conditions sit on the lines above, mutated).
-SKIP_LINES = [r"log\.progress\(", r"print\(.*file=sys\.stderr", r"raise MiniftError\(f?\""]
+SKIP_LINES = [r"log\.progress\(", r"print\(.*file=sys\.stderr", r'raise MiniftError\(f?"']
 
 
 def toml_list(items) -> str:
@@ -79,7 +79,8 @@ def prepare(work: Path, name: str) -> Path:
         f"also_copy = {toml_list(['data'])}\n"
         f"pytest_add_cli_args = {toml_list(['-p', 'no:cacheprovider', '-q'])}\n"
         f"pytest_add_cli_args_test_selection = {toml_list(tests + DESELECT)}\n"
-        f"do_not_mutate_patterns = {toml_list(p.replace(chr(92), chr(92) * 2) for p in SKIP_LINES)}\n"
+        # TOML literal strings ('...'): a regex's backslashes and quotes pass through unchanged.
+        "do_not_mutate_patterns = [" + ", ".join(f"'{p}'" for p in SKIP_LINES) + "]\n"
         'process_isolation = "forkserver"\n'
     )
     (folder / "pyproject.toml").write_text(pyproject, encoding="utf-8")
@@ -88,8 +89,8 @@ def prepare(work: Path, name: str) -> Path:
 
 def read_equivalent() -> dict[str, str]:
     out = {}
-    if EQUIVALENT.exists():
-        for line in EQUIVALENT.read_text(encoding="utf-8").splitlines():
+    for path in sorted(EQUIVALENT.glob("*.txt")):
+        for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip() and not line.startswith("#"):
                 name, _, why = line.partition("#")
                 out[name.strip()] = why.strip()
@@ -145,6 +146,8 @@ def main(argv=None) -> int:
     parser.add_argument("--work", default="/tmp/minift-mutation", help="scratch folder (kept for reruns)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="mutants tested at once")
     parser.add_argument("--survivors", action="store_true", help="print the diff of every survivor")
+    parser.add_argument("--retest", action="store_true",
+                        help="test the survivors again (after adding tests), instead of only new mutants")
     args = parser.parse_args(argv)
     unknown = [t for t in args.targets if t not in TARGETS]
     if unknown:
@@ -157,7 +160,10 @@ def main(argv=None) -> int:
     for name in args.targets or list(TARGETS):
         folder = prepare(Path(args.work), name)
         t0 = time.time()
-        run = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.jobs)],
+        again = []
+        if args.retest and (folder / "mutants").exists():
+            again = [m for m, status in statuses(folder).items() if status != "killed" and m not in equivalent]
+        run = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.jobs), *again],
                              cwd=folder, env=env, capture_output=True, text=True)
         seconds = time.time() - t0
         if run.returncode != 0:
