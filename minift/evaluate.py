@@ -52,7 +52,6 @@ def row_prompt_names(bundle, examples, prompt_names="auto") -> list:
     return list(prompt_names)
 
 
-@torch.no_grad()
 def generate_text(bundle, texts: list[str], max_new_tokens: int = 64, prompt_names=None,
                   temperature: float = 0.0, top_k: int | None = None, batch_size: int = 32) -> list[str]:
     """Continue each text; returns only the new text, cut at <|endoftext|>."""
@@ -118,7 +117,6 @@ def evaluate_examples(bundle, examples, prompt_names="auto", batch_size: int = 3
             "samples": samples, "metric_names": list(TASK_METRICS[task])}
 
 
-@torch.no_grad()
 def teacher_forced_loss(bundle, examples, prompt_names="auto", batch_size: int = 32) -> float:
     """Mean loss per graded token on the examples' completions (the validation loss)."""
     from minift.prompt_tuning import forward_with_prompts
@@ -137,7 +135,8 @@ def teacher_forced_loss(bundle, examples, prompt_names="auto", batch_size: int =
     total, count = 0.0, 0
     for start in range(0, len(encoded), batch_size):
         batch = collate(encoded[start: start + batch_size], tok.pad_id).to(device)
-        logits = forward_with_prompts(model, bundle.prompts, batch.input_ids, batch.prompt_names)
+        with torch.no_grad():  # (a with-block, not a decorator: tests/mutation.py can then mutate this function)
+            logits = forward_with_prompts(model, bundle.prompts, batch.input_ids, batch.prompt_names)
         n = int((batch.targets != -100).sum())
         total += float(lm_loss(logits, batch.targets)) * n
         count += n
