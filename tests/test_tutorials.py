@@ -61,11 +61,11 @@ _MISSING = object()
 class Reported(dict):
     """What a script reported, name -> value; remembers which names the checks read."""
 
-    def __init__(self, records):
+    def __init__(self, script, records):
         super().__init__()
         self.read = set()
         for record in records:
-            assert record["name"] not in self, f"claim {record['name']!r} was reported twice"
+            assert record["name"] not in self, f"{script} reported the claim {record['name']!r} twice"
             super().__setitem__(record["name"], record["value"])
 
     def starting(self, prefix):
@@ -78,7 +78,7 @@ class Reported(dict):
 def _check_claims(script: Path, records: list) -> None:
     key = str(script.relative_to(TUTORIALS))
     assert key in CLAIMS, f"{key} has no entry in CLAIMS (tests/test_tutorials.py): say what it shows"
-    reported = Reported(records)
+    reported = Reported(key, records)
     for description, names, holds in CLAIMS[key]:
         names = (names,) if isinstance(names, str) else names
         values = [reported.starting(n[:-1]) if n.endswith("*") else reported.get(n, _MISSING) for n in names]
@@ -185,6 +185,14 @@ TOP_TWO_BLOCKS = ("transformer.h.2.", "transformer.h.3.")  # of the base's four
 def _equal_pair(v):
     """A claim [a, b] of two numbers that must be equal (a by hand, b by the library), and not zero."""
     return v[0] == v[1] != 0
+
+
+def _batch_positions(pairs):
+    """[graded, prompt, padding, total] target positions of a right-padded batch, from each pair's
+    (number of ids, prompt tokens): a pair of n ids fills n - 1 positions, n - n_prompt of them graded."""
+    T = max(n - 1 for n, _ in pairs)
+    return [sum(n - p for n, p in pairs), sum(p - 1 for _, p in pairs), sum(T - (n - 1) for n, _ in pairs),
+            len(pairs) * T]
 
 
 def _stage_costs(costs):
@@ -350,8 +358,9 @@ CLAIMS = {
          lambda v: v[0] < v[1]),
     ],
     "solutions/06_full_finetuning.py": [
-        ("every target position is graded, prompt or padding, and there are some of each",
-         "graded_prompt_padding_total", lambda v: sum(v[:3]) == v[3] and min(v) > 0),
+        ("the batch's graded, prompt and padding positions are those its pairs' lengths give",
+         ("graded_prompt_padding_total", "ids_and_prompt_tokens_per_pair"),
+         lambda counts, pairs: counts == _batch_positions(pairs) and min(counts) > 0),
     ],
     "solutions/07_specific_layers.py": [
         ("freezing the neighbours does not change block 3's gradients", "block_3_grads_frozen_minus_all",

@@ -110,6 +110,8 @@ print(f"(B, T) = {tuple(batch.targets.shape)}: {graded / total:.0%} graded, {pro
 assert graded + prompt + padding == total
 assert graded == sum(len(x.ids) - x.n_prompt for x in encoded)  # each completion and its end-of-text
 claim("graded_prompt_padding_total", [graded, prompt, padding, total])  # checked by tests/test_tutorials.py
+# checked by tests/test_tutorials.py
+claim("ids_and_prompt_tokens_per_pair", [[len(x.ids), x.n_prompt] for x in encoded])
 
 # %% [markdown]
 # Well under half of the positions carry a gradient. The rest are read (the prompt) or skipped
