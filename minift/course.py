@@ -13,6 +13,17 @@ sets the environment variable ``MINIFT_SMOKE=1`` and each lesson shrinks its loo
 The code path is the same in both modes; only the sizes change. That is how the lessons stay
 tested without making the tests slow (LLMs-from-scratch's ``--test_mode`` does the same).
 
+A zero exit status says only that nothing crashed. So each lesson also *reports* its key claims,
+what it sets out to show, at the line where it shows them::
+
+    claim("val_loss_at_each_eval", [r["val_loss"] for r in evals])  # checked by tests/test_tutorials.py
+
+``claim(name, value)`` returns ``value`` and, in a normal run or a notebook, does nothing else.
+When the environment variable ``MINIFT_CLAIMS`` names a file, it appends one JSON line
+``{"lesson": ..., "name": ..., "value": ...}`` to it. ``tests/test_tutorials.py`` sets it, runs
+the script in smoke mode, and checks every reported value against its table of what each lesson
+claims (the loss falls, a frozen weight does not move, two paths give the same numbers, ...).
+
 Notebooks from the same source
 ------------------------------
 The tutorials are plain Python in the *percent* cell format: a line starting with ``# %%`` opens
@@ -37,8 +48,11 @@ tutorial into DIR and one per solution into DIR/solutions.
 """
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
+import sys
 import tempfile
 from pathlib import Path
 
@@ -46,6 +60,7 @@ from minift.errors import MiniftError
 from minift.io import atomic_write_json
 
 SMOKE_VARIABLE = "MINIFT_SMOKE"
+CLAIMS_VARIABLE = "MINIFT_CLAIMS"  # a file: where claim() appends what a lesson shows
 TUTORIAL_GLOB = "[0-9][0-9]_*.py"  # 01_tokenization.py, 02_self_attention.py, ...
 _MARKER = re.compile(r"^# %%(?P<rest>.*)$")
 
@@ -65,6 +80,46 @@ def header(title: str) -> None:
     """Print a section header, so a run from the terminal shows where each cell's output starts."""
     line = "=" * max(60, len(title) + 6)
     print(f"\n{line}\n== {title}\n{line}")
+
+
+def _plain(value):
+    """``value`` as plain JSON data: tensors and numpy numbers become Python numbers or lists."""
+    if isinstance(value, (bool, int, str)) or value is None:
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)  # JSON has no inf or nan
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "tolist"):  # a torch tensor or a numpy value
+        return _plain(value.tolist())
+    raise MiniftError(f"claim: cannot record a {type(value).__name__}; give a number, bool, string or list")
+
+
+def claim(name: str, value):
+    """Report a lesson's key result under ``name`` and return ``value`` unchanged.
+
+    It does nothing visible unless ``MINIFT_CLAIMS`` names a file; then it appends
+    ``{"lesson": <the script's file name>, "name": name, "value": value}`` as one JSON line, which
+    the course test reads back. A single ``write`` of one short line in append mode, so lines from
+    one run never interleave.
+    """
+    path = os.environ.get(CLAIMS_VARIABLE)
+    if path:
+        lesson = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+        line = json.dumps({"lesson": lesson, "name": name, "value": _plain(value)}, ensure_ascii=False)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+    return value
+
+
+def read_claims(path: str | os.PathLike) -> list[dict]:
+    """The records ``claim`` appended to ``path``, in order (an empty list if there is no file)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def output_dir(lesson: str) -> Path:

@@ -1,12 +1,14 @@
-"""minift.course: smoke mode, "# %%" scripts split into cells, and nbformat-4 notebooks."""
+"""minift.course: smoke mode, claims a lesson reports, "# %%" scripts split into cells, and nbformat-4
+notebooks."""
 import json
 import re
 from pathlib import Path
 
 import pytest
+import torch
 
-from minift.course import (header, output_dir, parse_cells, pick, smoke, to_notebook, tutorial_files,
-                           write_notebooks)
+from minift.course import (claim, header, output_dir, parse_cells, pick, read_claims, smoke, to_notebook,
+                           tutorial_files, write_notebooks)
 from minift.errors import MiniftError
 
 TUTORIALS = Path(__file__).resolve().parent.parent / "tutorials"
@@ -136,3 +138,42 @@ def test_output_dir_is_outside_the_repository(monkeypatch, tmp_path):
     monkeypatch.setenv("MINIFT_COURSE_OUT", str(tmp_path))
     assert output_dir("04_optimization") == tmp_path / "04_optimization"
     assert (tmp_path / "04_optimization").is_dir()
+
+
+def test_claim_returns_its_value_and_writes_nothing_without_the_variable(monkeypatch, tmp_path):
+    monkeypatch.delenv("MINIFT_CLAIMS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    value = [1.5, True]
+    assert claim("anything", value) is value  # a lesson may use it inline: n = claim("n", len(x))
+    assert list(tmp_path.iterdir()) == []  # a student's run leaves no trace
+
+
+def test_claim_appends_one_json_line_per_call(monkeypatch, tmp_path):
+    path = tmp_path / "claims.jsonl"
+    monkeypatch.setenv("MINIFT_CLAIMS", str(path))
+    monkeypatch.setattr("sys.argv", ["/somewhere/tutorials/05_pretraining.py"])
+    claim("val_loss", [5.77, 4.77])
+    claim("same", True)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line) for line in lines] == [
+        {"lesson": "05_pretraining.py", "name": "val_loss", "value": [5.77, 4.77]},
+        {"lesson": "05_pretraining.py", "name": "same", "value": True},
+    ]
+    assert read_claims(path) == [json.loads(line) for line in lines]
+    assert read_claims(tmp_path / "none.jsonl") == []  # a script that reported nothing
+
+
+def test_claim_records_tensors_and_numpy_numbers_as_plain_json(monkeypatch, tmp_path):
+    path = tmp_path / "claims.jsonl"
+    monkeypatch.setenv("MINIFT_CLAIMS", str(path))
+    weight = torch.tensor([0.5, -0.25], requires_grad=True)
+    claim("max_diff", (weight * 2).abs().max())  # a 0-d tensor that needs grad
+    claim("table", {3: torch.tensor([1, 2]), "x": (weight.detach().numpy()[0], float("inf"))})
+    values = [r["value"] for r in read_claims(path)]
+    assert values == [1.0, {"3": [1, 2], "x": [0.5, "inf"]}]  # JSON has no inf: kept as text, never dropped
+
+
+def test_claim_refuses_a_value_it_cannot_write(monkeypatch, tmp_path):
+    monkeypatch.setenv("MINIFT_CLAIMS", str(tmp_path / "claims.jsonl"))
+    with pytest.raises(MiniftError, match="cannot record a object"):
+        claim("odd", object())

@@ -1,10 +1,20 @@
-"""Every tutorial and every solution runs to the end in smoke mode, and follows the course format.
+"""Every tutorial and every solution runs to the end in smoke mode, shows its key claim, and follows
+the course format.
 
 The lists are globs, so a lesson added to tutorials/ is tested without touching this file.
 Smoke mode (MINIFT_SMOKE=1) shrinks steps and data; the code path is the one a student runs.
 The scripts check their own numbers with asserts (library versus by-hand versions), so a zero
 exit status means those checks held too.
+
+A zero exit status does not say that a lesson *showed* what it teaches: a learning rate of zero
+trains nothing and crashes nothing. So each script reports its key results with
+``minift.course.claim(name, value)`` (one JSON line per claim in the file named by MINIFT_CLAIMS),
+and ``CLAIMS`` below says, per script, what must hold of them in smoke mode: the loss falls, a
+frozen weight does not move, two code paths give the same numbers, a metric equals the worked
+example computed by hand here. Every script needs an entry, every claim it reports must be
+checked, and every claim an entry reads must be reported.
 """
+import math
 import os
 import re
 import subprocess
@@ -13,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from minift.course import parse_cells, tutorial_files
+from minift.course import parse_cells, read_claims, tutorial_files
 
 TUTORIALS = Path(__file__).resolve().parent.parent / "tutorials"
 LESSONS = tutorial_files(TUTORIALS)
@@ -25,7 +35,8 @@ def _run(script: Path, tmp_path: Path) -> subprocess.CompletedProcess:
     # One thread: a smoke run checks correctness, not speed, and on a shared 2-core machine two
     # spinning OpenMP threads per script can be several times slower than one.
     env = dict(os.environ, MINIFT_SMOKE="1", MINIFT_COURSE_OUT=str(tmp_path / "out"), MPLBACKEND="Agg",
-               PYTHONDONTWRITEBYTECODE="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+               MINIFT_CLAIMS=str(tmp_path / "claims.jsonl"), PYTHONDONTWRITEBYTECODE="1", OMP_NUM_THREADS="1",
+               MKL_NUM_THREADS="1")
     try:
         return subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True,
                               text=True, timeout=TIMEOUT_S)
@@ -41,6 +52,44 @@ def _check_run(script: Path, tmp_path: Path) -> None:
         f"{script.relative_to(TUTORIALS)} exited with {result.returncode} under MINIFT_SMOKE=1; "
         f"stderr tail:\n{result.stderr[-3000:]}")
     assert "\n== " in result.stdout, "a lesson prints section headers (minift.course.header)"
+    _check_claims(script, read_claims(tmp_path / "claims.jsonl"))
+
+
+_MISSING = object()
+
+
+class Reported(dict):
+    """What a script reported, name -> value; remembers which names the checks read."""
+
+    def __init__(self, script, records):
+        super().__init__()
+        self.read = set()
+        for record in records:
+            assert record["name"] not in self, f"{script} reported the claim {record['name']!r} twice"
+            super().__setitem__(record["name"], record["value"])
+
+    def starting(self, prefix):
+        """``{name: value}`` of every claim whose name starts with ``prefix`` (all count as read)."""
+        found = {name: value for name, value in self.items() if name.startswith(prefix)}
+        self.read |= set(found)
+        return found
+
+
+def _check_claims(script: Path, records: list) -> None:
+    key = str(script.relative_to(TUTORIALS))
+    assert key in CLAIMS, f"{key} has no entry in CLAIMS (tests/test_tutorials.py): say what it shows"
+    reported = Reported(key, records)
+    for description, names, holds in CLAIMS[key]:
+        names = (names,) if isinstance(names, str) else names
+        values = [reported.starting(n[:-1]) if n.endswith("*") else reported.get(n, _MISSING) for n in names]
+        missing = [n for n, v in zip(names, values) if v is _MISSING or (n.endswith("*") and not v)]
+        assert not missing, (f"{key} did not report {missing}, needed to check that {description}; "
+                             f"it reported {sorted(reported)}")
+        reported.read |= set(names)
+        shown = dict(zip(names, values))
+        assert holds(*values), f"{key}: in smoke mode it is not true that {description}; it reported {shown}"
+    unchecked = set(reported) - reported.read
+    assert not unchecked, f"{key} reported claims that CLAIMS does not check: {sorted(unchecked)}"
 
 
 def test_the_first_four_lessons_are_there():
@@ -81,3 +130,283 @@ def test_scripts_also_work_as_notebooks(script):
     source = script.read_text(encoding="utf-8")
     assert not re.search(r"(?<![\w.])__file__", source), \
         f"{script.name} uses __file__, which a notebook does not define"
+
+
+# --- what each script shows in smoke mode ------------------------------------------------------
+# Reference values are worked out here by hand (or from a published figure), not copied from a run.
+# Conditions on trained models leave wide margins: they must hold on any machine and thread count.
+
+def _close(a, b, tol=1e-9):
+    return abs(a - b) <= tol
+
+
+def _gpt_parameters(V, T, L, C):
+    """Lesson 03's table: embeddings, L blocks of 12C² + 13C, ln_f; the head is tied."""
+    return V * C + T * C + L * (12 * C * C + 13 * C) + 2 * C
+
+
+def _flops_per_token(V, T, L, C):
+    """6 FLOPs per matmul weight per token, plus 12·L·T·C for attention's scores and sum."""
+    return 6 * (L * 12 * C * C + V * C) + 12 * L * T * C
+
+
+def _lr(step, max_lr=1e-3, warmup=10, total=110, min_ratio=0.1):
+    """Warmup then cosine, as lesson 04 states it (lr_at's documented rule)."""
+    if step < warmup:
+        return max_lr * (step + 1) / warmup
+    if step >= total:
+        return min_ratio * max_lr
+    q = (step - warmup) / (total - warmup)
+    return min_ratio * max_lr + 0.5 * (1 - min_ratio) * max_lr * (1 + math.cos(math.pi * q))
+
+
+def _bleu(counts, totals, sys_len, ref_len):
+    """Corpus BLEU with sacreBLEU's 'exp' smoothing, from n-gram counts worked out by hand."""
+    p, halvings = [], 1
+    for c, t in zip(counts, totals):
+        if c == 0:
+            halvings *= 2
+        p.append(c / t if c else 1 / (halvings * t))
+    bp = 1.0 if sys_len >= ref_len else math.exp(1 - ref_len / sys_len)
+    return 100 * bp * math.prod(p) ** 0.25
+
+
+# Lesson 10's corpus, counted by hand (13a tokens, case kept):
+#   "Le chat mange le poisson ." vs "Le chat mange un poisson ."       1-4-gram matches 5, 3, 1, 0
+#   "Il est sur la table ."      vs "Le livre est sur la table rouge ." 1-4-gram matches 5, 3, 2, 1
+LESSON10_COUNTS, LESSON10_TOTALS = [10, 6, 3, 1], [12, 10, 8, 6]
+LESSON10_BLEU = _bleu(LESSON10_COUNTS, LESSON10_TOTALS, sys_len=12, ref_len=14)  # 35.59
+# Solution 10, exercise 1: "a b c d e" vs "a b x c y": matches 3/5, 1/4, 0/3, 0/2, lengths 5 and 5.
+EXERCISE10_BLEU = _bleu([3, 1, 0, 0], [5, 4, 3, 2], sys_len=5, ref_len=5)  # 23.64
+BASE = dict(V=1026, T=256, L=4, C=128)  # the shipped base's shape (data/base)
+TOP_TWO_BLOCKS = ("transformer.h.2.", "transformer.h.3.")  # of the base's four
+
+
+def _equal_pair(v):
+    """A claim [a, b] of two numbers that must be equal (a by hand, b by the library), and not zero."""
+    return v[0] == v[1] != 0
+
+
+def _batch_positions(pairs):
+    """[graded, prompt, padding, total] target positions of a right-padded batch, from each pair's
+    (number of ids, prompt tokens): a pair of n ids fills n - 1 positions, n - n_prompt of them graded."""
+    T = max(n - 1 for n, _ in pairs)
+    return [sum(n - p for n, p in pairs), sum(p - 1 for _, p in pairs), sum(T - (n - 1) for n, _ in pairs),
+            len(pairs) * T]
+
+
+def _stage_costs(costs):
+    (full, full_total, full_state), (layers, layers_total, layers_state), (prompt, _, prompt_state) = costs
+    return (full == full_total and layers < layers_total / 2 and prompt == 2 * 8 * BASE["C"]
+            and [full_state, layers_state, prompt_state] == [8 * full, 8 * layers, 8 * prompt])
+
+
+# script -> [(what it shows, the claim name(s) it reads, a test of their values)]. A name ending in "*"
+# stands for every claim whose name starts with the rest, passed as one {name: value} dict.
+CLAIMS = {
+    "01_tokenization.py": [
+        ("the merges counted by hand are the ones train_bpe learns", "hand_merges_equal_library", lambda v: v is True),
+        ("tiktoken gives the ids of the Python merge loop", "tiktoken_equals_python_loop", lambda v: v is True),
+        ("decode(encode(text)) gives back every sample, accents, emoji and Japanese included", "round_trips",
+         lambda v: v == [True, True, True]),
+        ("BPE compresses: bytes alone give under one character per token, more merges give more",
+         "chars_per_token_at_256_512_1024", lambda r: r[0] < 1 < r[1] < r[2]),
+    ],
+    "02_self_attention.py": [
+        ("the causal mask leaves zero weight on every later position", "weight_on_the_future", lambda v: v == 0),
+        ("attention by hand equals the module's manual path", "by_hand_minus_manual", lambda v: v < 1e-5),
+        ("the manual path equals the fused sdpa path", "manual_minus_sdpa", lambda v: v < 1e-5),
+        ("a few seconds of training bring the validation loss well below a uniform guess (ln V)",
+         "val_loss_and_ln_V", lambda v: v[0] < v[1] - 0.5),
+    ],
+    "03_transformer_block.py": [
+        ("the forward pass written out equals model(ids)", "forward_by_hand_minus_model", lambda v: v < 1e-5),
+        ("an untrained GPT's loss is about ln V", "init_loss_and_ln_V", lambda v: _close(*v, tol=0.1)),
+        ("the parameter formula counts the model's parameters", "parameters_formula_and_model",
+         lambda v: v == [_gpt_parameters(**BASE)] * 2),
+        ("untying the head adds V·C parameters", "untied_extra_and_VC", lambda v: v == [BASE["V"] * BASE["C"]] * 2),
+        ("generation with the KV cache gives the same tokens, greedy and sampled", "same_tokens_with_cache",
+         lambda v: v == [True, True]),
+    ],
+    "04_optimization.py": [
+        ("minift's AdamW and torch's both equal the step written by hand", "adamw_minift_and_torch_minus_hand",
+         lambda v: max(v) < 1e-6),
+        ("Adam + l2_penalty is torch.optim.Adam(weight_decay=λ)", "adam_l2_minus_torch_adam", lambda v: v < 1e-6),
+        ("lr_at warms up linearly to max_lr, then follows the cosine down to min_lr and stays there", "lr_at",
+         lambda lrs: len(lrs) == 9 and all(_close(lr, _lr(int(step)), 1e-12) for step, lr in lrs.items())),
+        ("clipping caps the global norm at max_norm and keeps the direction", "norm_before_after_and_cosine",
+         lambda v: v[0] > 1 and _close(v[1], 1, 1e-4) and _close(v[2], 1, 1e-4)),
+    ],
+    "05_pretraining.py": [
+        ("an untrained GPT's loss is about ln V", "init_loss_and_ln_V", lambda v: _close(*v, tol=0.1)),
+        ("pretraining lowers the validation loss", "val_loss_at_each_eval",
+         lambda v: len(v) >= 2 and v[-1] < v[0] - 0.3),
+        ("the shipped base, trained far longer, has a lower loss than the short run", "val_loss_ours_and_base",
+         lambda v: v[1] < v[0]),
+    ],
+    "06_full_finetuning.py": [
+        ("the loss mask grades exactly the completion and its end-of-text token",
+         "graded_targets_and_completion_tokens", _equal_pair),
+        ("fine-tuning lowers the validation loss", "val_loss_at_each_eval", lambda v: v[-1] < v[0] - 0.2),
+        ("BLEU after fine-tuning is above the base's", "bleu_before_and_after", lambda v: v[1] > v[0]),
+        ("every weight trains, and AdamW keeps 8 bytes per weight", "trainable_total_and_state_bytes",
+         lambda v: v[0] == v[1] > 0 and v[2] == 8 * v[1]),
+    ],
+    "07_specific_layers.py": [
+        ("frozen weights do not move: exactly the top two blocks' tensors changed", "moved_and_trainable_tensors",
+         lambda v: v[0] == v[1] and len(v[1]) > 0 and all(n.startswith(TOP_TWO_BLOCKS) for n in v[1])),
+        ("AdamW keeps state for the trainable weights only (8 bytes each)", "state_bytes_and_trainable",
+         lambda v: v[0] == 8 * v[1] > 0),
+        ("backward saves fewer activations when only the top blocks train", "saved_bytes_top_two_and_full",
+         lambda v: v[0] < v[1]),
+        ("untie_head adds V·C weights", "untied_extra_and_VC", lambda v: v == [BASE["V"] * BASE["C"]] * 2),
+    ],
+    "08_prompt_tuning.py": [
+        ("with a frozen base, no model weight gets a gradient", "model_tensors_with_a_gradient", lambda v: v == 0),
+        ("at lr 0.1 the prompt learns (the loss falls) and moves over 100x farther than at lr 1e-4",
+         ("lr_0.1_first_loss_last_loss_moved", "lr_0.0001_first_loss_last_loss_moved"),
+         lambda high, low: high[1] < high[0] and high[2] > 100 * low[2]),
+        ("at lr 1e-4 nothing happens to the loss", "lr_0.0001_first_loss_last_loss_moved",
+         lambda v: _close(v[0], v[1], 0.05)),
+        ("prompt tuning trains only the prompts", "trainable_and_prompt_weights", _equal_pair),
+        ("prompt tuning leaves the base's weights bit-identical", "base_weights_unchanged", lambda v: v is True),
+        ("each row of a mixed batch writes what it writes alone", "mixed_batch_equals_alone", lambda v: v is True),
+        ("a prompt refuses to load onto another base", "refused_onto_another_base", lambda v: "trained on" in v),
+    ],
+    "09_hybrid_schedule.py": [
+        ("the TOML file and the dict are the same recipe", "toml_stages_equal_dict", lambda v: v is True),
+        ("every mistake is refused before training, with a hint for a name from another library", "refused: *",
+         lambda refused: len(refused) == 6 and "did you mean 'lr'" in refused["refused: learning_rate instead of lr"]),
+        ("full trains every weight, layers fewer than half, the prompts 2 x 8 x C; AdamW state is 8 bytes each",
+         "trainable_total_state_bytes", _stage_costs),
+        ("the kitchen stage moved only the top half of the blocks and ln_f",
+         "moved from after general to after kitchen",
+         lambda v: len(v) > 0 and all(n.startswith(TOP_TWO_BLOCKS + ("transformer.ln_f.",)) for n in v)),
+        ("the prompt stage moved no model weight", "moved from after kitchen to after prompts", lambda v: v == []),
+    ],
+    "10_evaluation.py": [
+        ("BLEU by hand and bleu_details both give the worked example's score", "bleu_by_hand_and_library",
+         lambda v: all(_close(x, LESSON10_BLEU) for x in v)),
+        ("the clipped n-gram counts and totals are the hand-counted ones", "bleu_counts_and_totals",
+         lambda v: v == [LESSON10_COUNTS, LESSON10_TOTALS]),
+        ("ROUGE F1: 6 shared words of 7 and 13 (60), 4 shared pairs of 6 and 12 (44.4), LCS 6 (60)", "rouge_f1",
+         lambda v: all(_close(v[k], f1) for k, f1 in {"rouge1": 60, "rouge2": 400 / 9, "rougeL": 60}.items())),
+        ("SQuAD: EM 1, 1, 0, 0 and F1 1, 1, 2/3, 0 over the four pairs", "squad",
+         lambda v: _close(v["exact_match"], 50) and _close(v["f1"], 200 / 3)),
+        ("a short fine-tune raises BLEU", "bleu_base_and_tuned", lambda v: v[1] > v[0]),
+        ("and lowers the teacher-forced loss", "val_loss_base_and_tuned", lambda v: v[1] < v[0] - 0.2),
+    ],
+    "11_choosing_a_strategy.py": [
+        ("the memory counted by hand is advise.memory_bytes'", "memory: *",
+         lambda m: len(m) == 3 and all(_close(a, b, 1e-6) for a, b in m.values())),
+        ("activations dominate: a prompt needs over 90 % of full fine-tuning's memory, top-half layers less",
+         ("memory: full", "memory: prompt (16 vectors)", "memory: layers (top half + ln_f)"),
+         lambda full, prompt, layers: prompt[0] > 0.9 * full[0] and layers[0] < full[0]),
+        ("the miniature experiment ran every cell: 2 sizes x 2 strategies x 1 seed", "experiment_runs",
+         lambda v: v == 4),
+        ("the interpolation in log N by hand is the advisor's", "interpolated: *",
+         lambda rows: len(rows) >= 2 and all(_close(a, b) for a, b in rows.values())),
+        ("under a 2 GB budget full fine-tuning of 124M weights does not fit, and the advice does",
+         "budget_choice_and_fits", lambda v: v[1]["full"] is False and v[1][v[0]] is True),
+    ],
+    "12_running_on_a_gpu.py": [
+        ("FLOPs per token by hand equal bench.flops_per_token",
+         ("flops_per_token: minift base", "flops_per_token: GPT-2 124M"),
+         lambda base, gpt2: base == [_flops_per_token(**BASE)] * 2
+         and gpt2 == [_flops_per_token(V=50304, T=1024, L=12, C=768)] * 2),
+        ("1 + 0.001 survives in float32 and rounds away in bf16", "one_plus_0.001_in_fp32_and_bf16",
+         lambda v: _close(v[0], 1.001, 1e-6) and v[1] == 1.0),
+        ("AdamW's foreach path gives the loop's weights", "foreach_minus_loop", lambda v: v < 1e-6),
+        ("two simulated ranks with the global token count give one process's gradients",
+         "two_ranks_minus_one_process", lambda v: v < 1e-6),
+        ("a GPT-2 folder written from a minift model loads back to identical logits", "load_gpt2_same_logits",
+         lambda v: v is True),
+    ],
+    # Solutions: the answers that do not depend on how long a run trains.
+    "solutions/01_tokenization.py": [
+        ("English and French both compress far better than bytes", "chars_per_token_en_fr",
+         lambda v: min(v.values()) > 2),
+        ("the GPT-2 pre-split stops every merge at a word boundary; one piece per line does not",
+         "spanning_tokens_with_and_without_regex", lambda v: v[0] == 0 < v[1]),
+    ],
+    "solutions/02_self_attention.py": [
+        ("with the mask, changing the last token leaves position 0 alone; without it, position 0 changes",
+         ("position_0_moved_mask_on", "position_0_moved_mask_off"), lambda on, off: on < 1e-6 and off > 1e-3),
+        ("one cached query gives the last row of the full call", "cached_last_minus_full_last", lambda v: v < 1e-5),
+    ],
+    "solutions/03_transformer_block.py": [
+        ("the formula and the model both count GPT-2 small's published 124,439,808 parameters",
+         "gpt2_small_formula_and_model",
+         lambda v: v == [124_439_808] * 2 == [_gpt_parameters(V=50257, T=1024, L=12, C=768)] * 2),
+        ("a KVCache holds 2·L·B·nh·max_len·hs·4 bytes", "kv_cache_bytes_formula_and_real",
+         lambda v: v == [2 * 4 * 3 * 4 * 200 * 32 * 4] * 2),
+    ],
+    "solutions/04_optimization.py": [
+        ("the uncorrected first move is (1 − β1)/√(1 − β2) · lr; corrected, and in the library, it is lr",
+         "first_move_uncorrected_corrected_library",
+         lambda v: all(_close(x, 0.1 * 0.1 / math.sqrt(0.001), 1e-6) for x in v[0])
+         and all(_close(x, 0.1, 1e-6) for x in v[1] + v[2])),
+        ("min_lr_ratio 0.2 puts the halfway rate at 60 % of max_lr", "halfway_lr_at_ratio",
+         lambda v: _close(v[0], 6e-4, 1e-15) and _close(v[1], 0.2, 1e-12)),
+        ("Dropout(0.2) zeroes about 20 % and keeps the mean near 1", "dropout_zeroed_and_mean",
+         lambda v: _close(v[0], 0.2, 0.01) and _close(v[1], 1, 0.01)),
+    ],
+    "solutions/05_pretraining.py": [
+        ("an untrained model's perplexity is about V; the base's is over 10x lower", "perplexity_untrained_base_and_V",
+         lambda v: 0.8 < v[0] / v[2] < 1.2 and v[1] < v[0] / 10),
+        ("byte tokens have a lower loss per token than 512 tokens", "val_loss_vocab_256_and_512",
+         lambda v: v[0] < v[1]),
+    ],
+    "solutions/06_full_finetuning.py": [
+        ("the batch's graded, prompt and padding positions are those its pairs' lengths give",
+         ("graded_prompt_padding_total", "ids_and_prompt_tokens_per_pair"),
+         lambda counts, pairs: counts == _batch_positions(pairs) and min(counts) > 0),
+    ],
+    "solutions/07_specific_layers.py": [
+        ("freezing the neighbours does not change block 3's gradients", "block_3_grads_frozen_minus_all",
+         lambda v: v < 1e-6),
+        ("training an untied head leaves the input embedding bit-identical and moves the head",
+         ("wte_unchanged", "head_moved"), lambda wte, head: wte is True and head is True),
+    ],
+    "solutions/08_prompt_tuning.py": [
+        ("a prompt refuses to load onto weights that moved", "stale_prompt_refused", lambda v: v is True),
+    ],
+    "solutions/09_hybrid_schedule.py": [
+        ("the TOML written by hand is the dict's recipe", "toml_by_hand_equals_dict", lambda v: v is True),
+        ("each of the six mistakes is refused", "refused: *", lambda refused: len(refused) == 6),
+        ("the styles run trained one prompt per style", "prompts_of_the_styles_run",
+         lambda v: v == ["headline", "sentence"]),
+    ],
+    "solutions/10_evaluation.py": [
+        ("'a b c d e' vs 'a b x c y': counts, totals and score as worked out by hand, two orders smoothed",
+         "bleu_counts_totals_score_smoothed",
+         lambda v: v[:2] == [[3, 1, 0, 0], [5, 4, 3, 2]] and _close(v[2], EXERCISE10_BLEU) and v[3] == 2),
+        ("'the big cat small sat' vs 'the cat sat': ROUGE-2 0, ROUGE-L 75 (LCS 3: P 3/5, R 1)",
+         "rouge2_and_rougeL_f1", lambda v: v[0] == 0 and _close(v[1], 75)),
+        ("'the' and 'a' both normalize to an empty answer: EM 100, F1 0", "em_and_f1_of_the_vs_a",
+         lambda v: v == [100, 0]),
+    ],
+    "solutions/11_choosing_a_strategy.py": [
+        ("mean and sample std by hand are experiment.mean_std's", "seeds: *",
+         lambda cells: len(cells) == 2 and all(_close(v[0], v[2]) and _close(v[1], v[3]) for v in cells.values())),
+        ("a prompt saves more memory as the model grows, crossing one half between 124M and 1.5B",
+         "prompt_over_full_memory_1M_124M_1.5B", lambda r: r[0] > r[1] > 0.5 > r[2]),
+        ("outside the measured sizes every prediction is the nearest measured value", "edge: *",
+         lambda rows: len(rows) >= 4 and all(a == b for a, b in rows.values())),
+    ],
+    "solutions/12_running_on_a_gpu.py": [
+        ("attention's share grows with T, and equals the weights' at T = N / (2·L·C)",
+         "attention_share_256_1024_4096_and_break_even",
+         lambda v: v[0] < v[1] < v[2] and v[3] == (12 * 12 * 768**2 + 50304 * 768) / (2 * 12 * 768)),
+        ("dividing by each rank's own token count gives wrong gradients; by the global count, right ones",
+         "naive_and_exact_rule_diff", lambda v: v[0] > 100 * max(v[1], 1e-9)),
+    ],
+}
+
+
+def test_every_script_says_what_it_shows():
+    """A new lesson or solution needs an entry in CLAIMS; an entry needs its script."""
+    scripts = {str(p.relative_to(TUTORIALS)) for p in LESSONS + SOLUTIONS}
+    assert scripts - set(CLAIMS) == set(), "these scripts have no entry in CLAIMS"
+    assert set(CLAIMS) - scripts == set(), "these CLAIMS entries name no script"
+    assert all(CLAIMS[name] for name in scripts), "an entry must check at least one claim"

@@ -24,7 +24,7 @@
 import time
 from collections import Counter
 
-from minift.course import header, pick
+from minift.course import claim, header, pick
 from minift.tokenizer import Tokenizer, count_words, merge_pair, split_words, train_bpe
 from minift.world import corpus
 
@@ -121,6 +121,7 @@ library_merges = sorted(ranks, key=ranks.get)[256:]
 print("hand:   ", hand_merges[:10], "...")
 print("library:", library_merges[:10], "...")
 assert hand_merges == library_merges
+claim("hand_merges_equal_library", hand_merges == library_merges)  # checked by tests/test_tutorials.py
 print(f"the first {n_merges} merges agree")
 
 # %% [markdown]
@@ -175,6 +176,7 @@ t0 = time.perf_counter()
 fast = tok.encode(text)
 t_tiktoken = time.perf_counter() - t0
 assert slow == fast
+claim("tiktoken_equals_python_loop", slow == fast)  # checked by tests/test_tutorials.py
 print(f"{len(text):,} characters -> {len(fast):,} tokens, the same ids both ways")
 print(f"python loop {t_python * 1000:8.1f} ms")
 print(f"tiktoken    {t_tiktoken * 1000:8.1f} ms   ({t_python / max(t_tiktoken, 1e-9):.0f}x faster)")
@@ -189,10 +191,12 @@ print(f"tiktoken    {t_tiktoken * 1000:8.1f} ms   ({t_python / max(t_tiktoken, 1
 
 # %%
 header("5. Unicode round trip")
-for sample in ["Le chat mange une pomme.", "Ça coûte 3 € — naïve façade", "東京で🙂を見た"]:
+samples = ["Le chat mange une pomme.", "Ça coûte 3 € — naïve façade", "東京で🙂を見た"]
+for sample in samples:
     ids = tok.encode(sample)
     assert tok.decode(ids) == sample
     print(f"{len(sample):>3} chars -> {len(ids):>3} tokens, round trip ok: {sample}")
+claim("round_trips", [tok.decode(tok.encode(s)) == s for s in samples])  # checked by tests/test_tutorials.py
 ids = tok.encode("🙂")
 print("🙂 is the bytes", "🙂".encode("utf-8"), "-> tokens", tok.decode_tokens(ids),
       "-> alone they decode to", [tok.decode([i]) for i in ids])
@@ -214,6 +218,7 @@ for vocab in (256, 512, 1024):
     rates.append(len(text) / n)
     print(f"{vocab:>6}  {n:>8,}  {rates[-1]:>11.2f}")
 assert rates[0] < 1 < rates[1] < rates[2]  # bytes only: slightly under 1 (é is two bytes)
+claim("chars_per_token_at_256_512_1024", rates)  # checked by tests/test_tutorials.py
 
 # %% [markdown]
 # What to notice: with 256 tokens (bytes only) one token is one character (a bit less, because

@@ -26,7 +26,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from minift.course import header, pick
+from minift.course import claim, header, pick
 from minift.model import GPT, CausalSelfAttention, GPTConfig
 from minift.optim import AdamW, param_groups
 from minift.pretrain import encode_stream, lm_batch_loss, stream_loss, window_batches
@@ -90,6 +90,7 @@ print("row sums:", weights0[0].sum(dim=-1).detach())
 y0 = weights0 @ v0  # (B, T, T) @ (B, T, hs) -> (B, T, hs)
 print("y0:", tuple(y0.shape))
 assert torch.all(weights0[0].triu(diagonal=1) == 0)
+claim("weight_on_the_future", weights0.triu(diagonal=1).abs().sum())  # checked by tests/test_tutorials.py
 
 # %% [markdown]
 # The first row has one choice only (position 0 sees only itself), so its weight is 1. With
@@ -144,6 +145,8 @@ with torch.no_grad():
 torch.testing.assert_close(out_by_hand.detach(), out_manual)
 torch.testing.assert_close(out_manual, out_sdpa)
 print("by hand == manual path == sdpa path")
+claim("by_hand_minus_manual", (out_by_hand - out_manual).abs().max())  # checked by tests/test_tutorials.py
+claim("manual_minus_sdpa", (out_manual - out_sdpa).abs().max())  # checked by tests/test_tutorials.py
 # The whole of section 3, from q, k, v to the heads' outputs, is this one PyTorch call:
 y_fused = F.scaled_dot_product_attention(qh, kh, vh, is_causal=True)  # (B, nh, T, hs)
 torch.testing.assert_close(y_fused.transpose(1, 2).reshape(B, T, C), y)
@@ -188,6 +191,8 @@ state = train_stage(model, optimizer, window_batches(stream, 64, 16), lm_batch_l
 print(f"{model.num_parameters():,} parameters, {steps} steps in {time.perf_counter() - t0:.1f} s, "
       f"validation loss {state.last_eval['val_loss']:.2f} "
       f"(a uniform guess: ln {tok.vocab_size} = {math.log(tok.vocab_size):.2f})")
+# checked by tests/test_tutorials.py
+claim("val_loss_and_ln_V", [state.last_eval["val_loss"], math.log(tok.vocab_size)])
 
 
 def attention_weights(block, x):

@@ -27,7 +27,7 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 
-from minift.course import header, pick
+from minift.course import claim, header, pick
 from minift.model import GPT, GPTConfig, lm_loss
 from minift.tokenizer import Tokenizer
 from minift.world import corpus
@@ -137,9 +137,11 @@ with torch.no_grad():
         x = layer(x)
     logits = model.lm_head(model.transformer.ln_f(x))  # (B, T, V)
     torch.testing.assert_close(logits, model(ids))
+    claim("forward_by_hand_minus_model", (logits - model(ids)).abs().max())  # checked by tests/test_tutorials.py
     loss = lm_loss(logits[:, :-1], ids[:, 1:])  # predict token t+1 from positions 0..t
 print("ids:", tuple(ids.shape), "-> logits:", tuple(logits.shape))
 print(f"loss at init {loss:.3f}  vs  ln V = ln {config.vocab_size} = {math.log(config.vocab_size):.3f}")
+claim("init_loss_and_ln_V", [loss, math.log(config.vocab_size)])  # checked by tests/test_tutorials.py
 
 # %% [markdown]
 # ## 5. Counting the parameters by hand
@@ -167,6 +169,8 @@ for name, n in parts.items():
 print(f"  {'formula':>16}: {sum(parts.values()):>9,}")
 print(f"  {'the model':>16}: {model.num_parameters():>9,}")
 assert sum(parts.values()) == model.num_parameters()
+# checked by tests/test_tutorials.py
+claim("parameters_formula_and_model", [sum(parts.values()), model.num_parameters()])
 
 # %% [markdown]
 # ## 6. Weight tying
@@ -183,6 +187,7 @@ untied = GPT(replace(config, tie_weights=False))
 extra = untied.num_parameters() - model.num_parameters()
 print(f"untied model: {untied.num_parameters():,} parameters, {extra:,} more = V·C = {V * C:,}")
 assert extra == V * C
+claim("untied_extra_and_VC", [extra, V * C])  # checked by tests/test_tutorials.py
 names = [name for name, _ in model.named_parameters()]
 print("named_parameters lists the shared matrix once:", "lm_head.weight" not in names)
 
@@ -212,6 +217,8 @@ for use_cache in (False, True):
           f"({new_tokens / seconds:,.0f} tokens/s)")
 assert torch.equal(results[False][0], results[True][0])
 assert torch.equal(results[False][1], results[True][1])
+# checked by tests/test_tutorials.py
+claim("same_tokens_with_cache", [torch.equal(results[False][i], results[True][i]) for i in (0, 1)])
 print(f"same tokens both ways; the cache is {results[False][2] / results[True][2]:.1f}x faster here")
 print("sampled text:", repr(tok.decode(results[True][1][0])[:160]))
 

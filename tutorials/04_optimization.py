@@ -24,7 +24,7 @@ import math
 
 import torch
 
-from minift.course import header, output_dir, pick, smoke
+from minift.course import claim, header, output_dir, pick, smoke
 from minift.model import GPT, GPTConfig
 from minift.optim import AdamW, clip_grad_norm, l2_penalty, lr_at, param_groups
 from minift.plot import line_chart
@@ -88,6 +88,8 @@ for t in range(1, 4):
     print(f"step {t}: by hand {p_hand}\n        minift  {p_minift.detach()}\n        torch   {p_torch.detach()}")
     torch.testing.assert_close(p_minift.detach(), p_hand)
     torch.testing.assert_close(p_torch.detach(), p_hand)
+# checked by tests/test_tutorials.py
+claim("adamw_minift_and_torch_minus_hand", [(p_minift - p_hand).abs().max(), (p_torch - p_hand).abs().max()])
 
 # %% [markdown]
 # ## 2. Adam + L2 is not AdamW
@@ -144,6 +146,7 @@ for _ in range(5):
         (((X @ w - y) ** 2).mean() + l2_penalty([w], penalty)).backward()
         optimizer.step()
 torch.testing.assert_close(w1, w2)
+claim("adam_l2_minus_torch_adam", (w1 - w2).abs().max())  # checked by tests/test_tutorials.py
 print("Adam + l2_penalty == torch.optim.Adam(weight_decay=λ): checked")
 
 # %% [markdown]
@@ -228,6 +231,8 @@ line_chart([{"name": "min_lr_ratio 0.1", "x": xs, "y": [lr_at(s, max_lr, warmup,
            vlines=[(warmup, "end of warmup"), (total, "total_steps")], path=OUT / "schedule.svg")
 print("chart:", OUT / "schedule.svg")
 assert math.isclose(lr_at(60, max_lr, warmup, total), 5.5e-4)  # halfway: the mean of max and min
+# checked by tests/test_tutorials.py
+claim("lr_at", {s: lr_at(s, max_lr, warmup, total) for s in (0, 4, 9, 10, 35, 60, 85, 110, 200)})
 
 # %% [markdown]
 # ## 5. Gradient clipping
@@ -256,6 +261,7 @@ torch.testing.assert_close(after, torch.cat([h.grad.flatten() for h in holders])
 cosine = torch.nn.functional.cosine_similarity(before, after, dim=0)
 print(f"norm before {norm:.2f} (torch: {torch_norm:.2f}), after {after.norm():.4f}; "
       f"cosine(before, after) = {cosine:.4f}")
+claim("norm_before_after_and_cosine", [norm, after.norm(), cosine])  # checked by tests/test_tutorials.py
 
 # %% [markdown]
 # ## Exercises

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 import minift
-from minift.course import header, output_dir, pick
+from minift.course import claim, header, output_dir, pick
 from minift.model import GPT, lm_loss
 from minift.pretrain import (PRESETS, bits_per_char, corpus_texts, encode_stream, pretrain, stream_loss,
                              window_batches)
@@ -133,6 +133,7 @@ print(f"logits {tuple(logits.shape)}; loss {loss:.4f} nats/token; ln V = ln {tok
       f"{math.log(tok.vocab_size):.4f}")
 assert torch.allclose(loss, by_hand, atol=1e-5)
 assert abs(float(loss) - math.log(tok.vocab_size)) < 0.1
+claim("init_loss_and_ln_V", [loss, math.log(tok.vocab_size)])  # checked by tests/test_tutorials.py
 
 # %% [markdown]
 # ## 4. Bits per character
@@ -176,6 +177,8 @@ print(f"\n{'step':>6}  {'val loss':>9}  {'val bpc':>8}")
 for r in records:
     if r["event"] == "eval":
         print(f"{r['step']:>6}  {r['metrics']['val_loss']:>9.3f}  {r['metrics']['val_bpc']:>8.3f}")
+# checked by tests/test_tutorials.py
+claim("val_loss_at_each_eval", [r["metrics"]["val_loss"] for r in records if r["event"] == "eval"])
 print(f"train loss every {spec.train.log_every} steps:",
       " ".join(f"{r['loss']:.2f}" for r in records if r["event"] == "train"))
 print("run folder:", OUT, "->", sorted(p.name for p in OUT.iterdir()))
@@ -223,6 +226,7 @@ if PRESET == "base":  # the same validation text as the one the base was scored 
 print(f"\n{'model':<28}{'steps':>6}{'val loss':>10}{'val bpc':>9}")
 print(f"{'ours, ' + PRESET + ' preset':<28}{summary['steps']:>6}{summary['val_loss']:>10.3f}{summary['val_bpc']:>9.3f}")
 print(f"{'shipped base':<28}{meta['steps']:>6}{meta['val_loss']:>10.3f}{meta['val_bpc']:>9.3f}")
+claim("val_loss_ours_and_base", [summary["val_loss"], base_loss])  # checked by tests/test_tutorials.py
 
 # %% [markdown]
 # ## 7. What the base writes

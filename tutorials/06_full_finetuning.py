@@ -28,7 +28,7 @@ import shutil
 import torch
 
 import minift
-from minift.course import header, output_dir, pick
+from minift.course import claim, header, output_dir, pick
 from minift.evaluate import evaluate_examples
 from minift.finetune import RunOptions, run_recipe
 from minift.model import lm_loss
@@ -103,6 +103,8 @@ for t in range(len(inputs)):
 mask = "".join("1" if int(v) != -100 else "0" for v in targets)
 print("\nloss mask:", mask)
 assert mask.count("1") == len(enc.ids) - enc.n_prompt  # the completion and the end-of-text token
+# checked by tests/test_tutorials.py
+claim("graded_targets_and_completion_tokens", [mask.count("1"), len(enc.ids) - enc.n_prompt])
 
 # %% [markdown]
 # ### What the base thinks of this example
@@ -189,6 +191,8 @@ assert abs(summary["before"]["bleu"] - before["metrics"]["bleu"]) < 1e-6  # the 
 print(f"\n{result['steps']} steps, {result['tokens']:,} graded tokens, {result['seconds']:.0f} s")
 records = [json.loads(line) for line in (RUN / "log.jsonl").read_text().splitlines()]
 print("validation loss:", ", ".join(f"step {r['step']}: {r['val_loss']:.3f}" for r in records if r["event"] == "eval"))
+# checked by tests/test_tutorials.py
+claim("val_loss_at_each_eval", [r["val_loss"] for r in records if r["event"] == "eval"])
 
 # %% [markdown]
 # ## 6. After
@@ -203,6 +207,8 @@ after = evaluate_examples(tuned, val)
 assert abs(after["metrics"]["bleu"] - result["metrics"]["bleu"]) < 1e-6  # what run_recipe measured
 print(f"BLEU: base {before['metrics']['bleu']:.2f} -> fine-tuned {after['metrics']['bleu']:.2f} "
       f"({N_TRAIN} training pairs, {result['steps']} steps)")
+# checked by tests/test_tutorials.py
+claim("bleu_before_and_after", [before["metrics"]["bleu"], after["metrics"]["bleu"]])
 for b, a in list(zip(before["samples"], after["samples"]))[:3]:
     print(f"  English:   {b['prompt'].split(chr(10))[0][len('English: '):]}\n"
           f"  reference: {a['reference']}\n  tuned:     {a['prediction']}\n")
@@ -236,6 +242,8 @@ print(f"model {4 * n_params / 2**20:.2f} MiB; optimizer state {result['optimizer
       f"= {result['optimizer_state_bytes'] / (4 * n_params):.1f} x the model")
 assert result["trainable_params"] == result["total_params"] == n_params
 assert result["optimizer_state_bytes"] == 2 * 4 * n_params
+# checked by tests/test_tutorials.py
+claim("trainable_total_and_state_bytes", [result["trainable_params"], n_params, result["optimizer_state_bytes"]])
 
 
 @torch.no_grad()

@@ -30,7 +30,7 @@ import torch
 
 import minift
 from minift import freezing
-from minift.course import header, output_dir, pick
+from minift.course import claim, header, output_dir, pick
 from minift.finetune import RunOptions, run_recipe
 from minift.model import lm_loss
 from minift.optim import AdamW, optimizer_state_bytes, param_groups
@@ -101,6 +101,8 @@ print(f"{len(moved)} tensors moved; all of them trainable: {set(moved) == set(na
 print(f"optimizer state: {optimizer_state_bytes(optimizer):,} bytes = 2 x 4 bytes x {trainable:,} trainable weights")
 assert set(moved) == set(names)
 assert optimizer_state_bytes(optimizer) == 8 * trainable
+claim("moved_and_trainable_tensors", [sorted(moved), sorted(names)])  # checked by tests/test_tutorials.py
+claim("state_bytes_and_trainable", [optimizer_state_bytes(optimizer), trainable])  # checked by tests/test_tutorials.py
 with torch.no_grad():  # put the base back for the next sections
     for n, p in model.named_parameters():
         p.copy_(before[n])
@@ -139,6 +141,7 @@ saved_top = saved_activation_bytes(forward_loss)
 print(f"everything trainable: {saved_full / 2**20:6.2f} MiB of activations saved for backward")
 print(f"top two blocks:       {saved_top / 2**20:6.2f} MiB ({saved_top / saved_full:.2f}x)")
 assert saved_top < saved_full
+claim("saved_bytes_top_two_and_full", [saved_top, saved_full])  # checked by tests/test_tutorials.py
 
 # %% [markdown]
 # Fewer saved activations also means less backward work. `bench_strategies` times one training step
@@ -198,6 +201,8 @@ extra = untied.num_parameters() - model.num_parameters()
 print(f"\nuntying added {extra:,} weights = V x C = {model.config.vocab_size} x {model.config.n_embd}")
 assert extra == model.config.vocab_size * model.config.n_embd
 assert not untied.transformer.wte.weight.requires_grad and untied.lm_head.weight.requires_grad
+# checked by tests/test_tutorials.py
+claim("untied_extra_and_VC", [extra, model.config.vocab_size * model.config.n_embd])
 
 # %% [markdown]
 # ## 6. Discriminative learning rates (ULMFiT)

@@ -28,7 +28,8 @@ import shutil
 import torch
 
 import minift
-from minift.course import header, output_dir, pick
+from minift.checkpoint import fingerprint
+from minift.course import claim, header, output_dir, pick
 from minift.errors import MiniftError
 from minift.evaluate import evaluate_examples, generate_text
 from minift.finetune import RunOptions, run_recipe
@@ -106,6 +107,8 @@ print(f"model: {sum(p.requires_grad for p in model.parameters())} trainable tens
 print(f"prompt gradient norm {prompt.weight.grad.norm():.4f}; any model gradient? "
       f"{any(p.grad is not None for p in model.parameters())}")
 assert prompt.weight.grad is not None and all(p.grad is None for p in model.parameters())
+# checked by tests/test_tutorials.py
+claim("model_tensors_with_a_gradient", sum(p.grad is not None for p in model.parameters()))
 
 # %% [markdown]
 # ## 3. Why a large learning rate, and no weight decay
@@ -136,6 +139,7 @@ for lr in (1e-4, 1e-1):
         losses.append(loss.item())
     moved = (trial.weight - prompt.weight).detach().norm(dim=1).mean()
     print(f"  lr {lr:.0e}: loss {losses[0]:.3f} -> {losses[-1]:.3f}; each vector moved {moved:.3f} on average")
+    claim(f"lr_{lr:g}_first_loss_last_loss_moved", [losses[0], losses[-1], moved])  # checked by tests/test_tutorials.py
 
 # %% [markdown]
 # At 1e-4 nothing happens in twenty steps. At 1e-1 the loss falls fast, and the vectors travel
@@ -200,6 +204,11 @@ prompt_dir, prompt_summary = run("prompt-only", prompt_recipe)
 stage = prompt_summary["stages"][0]
 print(f"trained prompts {sorted(minift.load_model(prompt_dir).prompts)}: {stage['trainable_params']:,} weights, "
       f"optimizer state {stage['optimizer_state_bytes']:,} bytes, {stage['seconds']:.0f} s")
+prompt_run = minift.load_model(prompt_dir)
+prompt_weights = sum(p.weight.numel() for p in prompt_run.prompts.values())
+# checked by tests/test_tutorials.py: only the prompts trained, and the base's weights are bit-identical
+claim("trainable_and_prompt_weights", [stage["trainable_params"], prompt_weights])
+claim("base_weights_unchanged", fingerprint(prompt_run.model) == fingerprint(base.model))
 results = {"base, no prompt": score(base, use_prompts=False),
            "base + prompts": score(minift.load_model(prompt_dir), use_prompts=True)}
 for name, r in results.items():
@@ -277,6 +286,7 @@ print(story)
 for name, text in zip(names, mixed):
     print(f"  {str(name):>8}: {text}")
 assert mixed == alone  # each row of the mixed batch wrote what it writes alone
+claim("mixed_batch_equals_alone", mixed == alone)  # checked by tests/test_tutorials.py
 
 # %% [markdown]
 # ## 7. A prompt on disk, tied to its base
@@ -301,6 +311,7 @@ try:
     load_prompt(path, base.model)
 except MiniftError as error:
     print("onto the base instead:", error)
+    claim("refused_onto_another_base", str(error))  # checked by tests/test_tutorials.py
 
 # %% [markdown]
 # ## 8. What a prompt costs per step

@@ -34,7 +34,7 @@ import torch
 
 import minift
 from minift.cli_tasks import print_stage_table
-from minift.course import header, output_dir, pick, smoke
+from minift.course import claim, header, output_dir, pick, smoke
 from minift.errors import MiniftError
 from minift.evaluate import evaluate_examples
 from minift.finetune import RunOptions, run_recipe
@@ -138,6 +138,7 @@ toml_path.write_text("\n".join(lines) + "\n")
 print(toml_path.read_text())
 from_file = load_recipe(toml_path)
 assert from_file.stages == recipe.stages
+claim("toml_stages_equal_dict", from_file.stages == recipe.stages)  # checked by tests/test_tutorials.py
 print(f"load_recipe({toml_path.name}) gives the same {len(from_file.stages)} stages")
 print("built-in recipes:", ", ".join(builtin_recipes()), "(minift/recipes/)")
 
@@ -164,11 +165,13 @@ for what, doc in mistakes.items():
     except MiniftError as error:
         message = str(error).split("; allowed: ")[0]  # the list of allowed fields is left out here
         print(f"{what}:\n    {message}")
+        claim(f"refused: {what}", message)  # checked by tests/test_tutorials.py
 bad_blocks = parse_recipe({"stages": [{"strategy": "layers", "blocks": [-1, 7]}]}, source="my.toml")
 try:
     check_against_model(bad_blocks, n_layer=4, block_size=256)
 except MiniftError as error:
     print(f"block 7 of a 4-block model:\n    {error}")
+    claim("refused: block 7 of a 4-block model", str(error))  # checked by tests/test_tutorials.py
 
 # %% [markdown]
 # ## 5. Running it
@@ -187,6 +190,9 @@ shutil.rmtree(run_dir, ignore_errors=True)  # a run refuses to overwrite an earl
 summary = run_recipe(recipe, RunOptions(out=str(run_dir), seed=0, quiet=True, eval_limit=pick(64, 4)))
 print(f"{len(summary['stages'])} stages in {summary['seconds']:.0f} s of training; run folder: {run_dir}")
 print_stage_table(summary)
+# checked by tests/test_tutorials.py: what each stage trained and what it cost
+stage_costs = [[s["trainable_params"], s["total_params"], s["optimizer_state_bytes"]] for s in summary["stages"]]
+claim("trainable_total_state_bytes", stage_costs)
 
 # %% [markdown]
 # How to read the table. `trainable` and `of`: the full stage trains every weight; the layers
@@ -226,6 +232,10 @@ test = {subset: load_examples(task="translation", split="test", n=n_test, seed=0
 models = {"base": minift.load_model("base")}
 for i, stage in enumerate(summary["stages"]):
     models[f"after {stage['name']}"] = minift.load_model(run_dir / "stages" / f"{i}-{stage['name']}")
+# checked by tests/test_tutorials.py: which weights each stage changed
+w = {name: dict(bundle.model.named_parameters()) for name, bundle in models.items()}
+for a, b in zip(list(models)[1:], list(models)[2:]):
+    claim(f"moved from {a} to {b}", sorted(n for n in w[b] if not torch.equal(w[a][n], w[b][n])))
 scores = {}
 print(f"{'model':>16} " + " ".join(f"{s + ' BLEU':>13}" for s in test))
 for name, bundle in models.items():

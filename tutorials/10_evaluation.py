@@ -38,7 +38,7 @@ import torch
 
 import minift
 from minift import metrics
-from minift.course import header, output_dir, pick, smoke
+from minift.course import claim, header, output_dir, pick, smoke
 from minift.evaluate import evaluate_examples, teacher_forced_loss
 from minift.finetune import RunOptions, run_recipe
 from minift.schedule import parse_recipe
@@ -149,6 +149,8 @@ details = metrics.bleu_details(hypotheses, references)
 assert details["counts"] == counts and details["totals"] == totals
 assert math.isclose(details["bp"], bp) and math.isclose(details["score"], score)
 print(f"minift.metrics.bleu_details agrees: {details['score']:.2f}")
+claim("bleu_by_hand_and_library", [score, details["score"]])  # checked by tests/test_tutorials.py
+claim("bleu_counts_and_totals", [details["counts"], details["totals"]])  # checked by tests/test_tutorials.py
 
 # %% [markdown]
 # Corpus BLEU is **not** the mean of sentence BLEUs: the counts are summed first. A perfect
@@ -227,6 +229,7 @@ for key, m, n_pred, n_ref in (("rouge1", m1, len(pred), len(ref)), ("rouge2", m2
                               ("rougeL", lcs, len(pred), len(ref))):
     assert math.isclose(library[key]["f1"], 100 * prf(m, n_pred, n_ref)[2])
 print("minift.metrics.rouge_pair agrees:", {k: round(v["f1"], 2) for k, v in library.items()})
+claim("rouge_f1", {k: v["f1"] for k, v in library.items()})  # checked by tests/test_tutorials.py
 
 # %% [markdown]
 # Word order: ROUGE-1 cannot see it, ROUGE-2 and ROUGE-L can.
@@ -266,7 +269,9 @@ for prediction, gold in pairs:
     assert normalize(prediction) == metrics.normalize_answer(prediction)
     assert em == metrics.exact_match(prediction, gold) and math.isclose(f1, metrics.token_f1(prediction, gold))
     print(f"  {prediction!r:32} vs {gold!r:16}  normalized {normalize(prediction)!r:24} EM {em:5.1f}  F1 {f1:5.1f}")
-print("minift.metrics.squad agrees:", metrics.squad([p for p, _ in pairs], [g for _, g in pairs]))
+# checked by tests/test_tutorials.py
+squad = claim("squad", metrics.squad([p for p, _ in pairs], [g for _, g in pairs]))
+print("minift.metrics.squad agrees:", squad)
 print("several gold answers, the best counts:", metrics.squad(["3"], [["three", "3"]]))
 
 # %% [markdown]
@@ -322,6 +327,9 @@ tuned_loss = teacher_forced_loss(tuned, test)
 print(f"{'model':>10} {'BLEU':>7} {'val loss':>9}")
 print(f"{'base':>10} {base_report['metrics']['bleu']:7.2f} {base_loss:9.3f}")
 print(f"{'fine-tuned':>10} {tuned_report['metrics']['bleu']:7.2f} {tuned_loss:9.3f}")
+# checked by tests/test_tutorials.py
+claim("bleu_base_and_tuned", [base_report["metrics"]["bleu"], tuned_report["metrics"]["bleu"]])
+claim("val_loss_base_and_tuned", [base_loss, tuned_loss])  # checked by tests/test_tutorials.py
 for s in tuned_report["samples"][:3]:
     print(f"  English:    {s['prompt'].splitlines()[0][len('English: '):]}\n"
           f"  reference:  {s['reference']}\n  prediction: {s['prediction']}")

@@ -32,7 +32,7 @@ import torch
 import minift
 from minift import advise, experiment
 from minift.checkpoint import data_dir
-from minift.course import header, output_dir, pick, smoke
+from minift.course import claim, header, output_dir, pick, smoke
 from minift.errors import MiniftError
 from minift.freezing import select_parameters
 
@@ -83,6 +83,7 @@ for name, (trainable, backward) in strategies.items():
     stage = {"trainable_fraction": trainable / P, "total_params": P, "batch_size": B, "backward_fraction": backward}
     library = advise.memory_bytes([stage], model, P)
     assert math.isclose(library["total"], sum(parts.values()))
+    claim(f"memory: {name}", [sum(parts.values()), library["total"]])  # checked by tests/test_tutorials.py
     print(f"{name:>26} " + " ".join(f"{v / 1e6:8.2f}" for v in parts.values()) + f" {sum(parts.values()) / 1e6:9.2f}")
 
 # %% [markdown]
@@ -112,7 +113,9 @@ mini = experiment.run_experiment(
     max_steps=pick(100, 2), test_limit=pick(50, 3), strategies=pick(("full", "layers", "prompt", "scratch"),
                                                                   ("full", "prompt")), quiet=True)
 print((mini_dir / "results.md").read_text())
-print("records:", sum(1 for _ in (mini_dir / "results.jsonl").open()), "runs in", mini_dir / "results.jsonl")
+# checked by tests/test_tutorials.py
+n_runs = claim("experiment_runs", sum(1 for _ in (mini_dir / "results.jsonl").open()))
+print("records:", n_runs, "runs in", mini_dir / "results.jsonl")
 print("chart:", mini_dir / "translation.svg")
 
 # %% [markdown]
@@ -240,6 +243,7 @@ for row in advice["table"]:
     t = (math.log(N) - math.log(lo)) / (math.log(hi) - math.log(lo))
     by_hand = m_lo + t * (m_hi - m_lo)
     assert math.isclose(by_hand, row["predicted"])
+    claim(f"interpolated: {row['strategy']}", [by_hand, row["predicted"]])  # checked by tests/test_tutorials.py
     print(f"  {row['strategy']:>8}: {m_lo:6.1f} at N={lo}, {m_hi:6.1f} at N={hi} -> {by_hand:6.1f} at N={N} (t = {t:.2f})")
 
 # %% [markdown]
@@ -263,6 +267,8 @@ print(f"full fine-tuning of 124M weights needs about {full_needs:,.0f} MB")
 try:
     tight = advise.advise(task, N, params=124e6, memory_mb=2000, results=results)
     print(advise.format_advice(tight))
+    # checked by tests/test_tutorials.py
+    claim("budget_choice_and_fits", [tight["strategy"], {r["strategy"]: r["fits"] for r in tight["table"]}])
 except MiniftError as error:
     print("no strategy fits:", error)
 

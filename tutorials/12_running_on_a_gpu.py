@@ -33,7 +33,7 @@ import torch
 
 import minift
 from minift import bench, distributed
-from minift.course import header, output_dir, pick, smoke
+from minift.course import claim, header, output_dir, pick, smoke
 from minift.device import resolve_device
 from minift.model import GPT, GPTConfig, lm_loss
 from minift.optim import AdamW, param_groups
@@ -103,6 +103,8 @@ for name, shape in (("minift base", dict(vocab_size=1026, block_size=256, n_laye
                     ("GPT-2 124M", bench.GPT2_SHAPE)):
     config = GPTConfig(**shape)
     assert flops_by_hand(config) == bench.flops_per_token(config)
+    # checked by tests/test_tutorials.py
+    claim(f"flops_per_token: {name}", [flops_by_hand(config), bench.flops_per_token(config)])
     attention = 12 * config.n_layer * config.block_size * config.n_embd
     print(f"{name:>12}: {bench.flops_per_token(config) / 1e6:8.1f} MFLOP per token "
           f"(attention's share {attention / bench.flops_per_token(config):.0%})")
@@ -162,6 +164,8 @@ for dtype in (torch.float32, torch.bfloat16, torch.float16):
 w = torch.tensor(1.0)
 update = torch.tensor(1e-3)
 print(f"1 + 0.001 in float32 = {(w + update).item():.6f};  in bf16 = {(w.bfloat16() + update.bfloat16()).item():.6f}")
+# checked by tests/test_tutorials.py
+claim("one_plus_0.001_in_fp32_and_bf16", [(w + update).item(), (w.bfloat16() + update.bfloat16()).item()])
 
 # %% [markdown]
 # The last line is why the **weights stay float32**: an AdamW step moves a weight by about
@@ -237,6 +241,7 @@ for step in range(3):
 difference = max((a - b).abs().max().item() for a, b in zip(model_loop.parameters(), model_fast.parameters()))
 print(f"after 3 steps the largest weight difference is {difference:.2e}")
 assert difference < 1e-6  # equal up to float32 rounding (fused kernels may round a last bit differently)
+claim("foreach_minus_loop", difference)  # checked by tests/test_tutorials.py
 
 for p in model_loop.parameters():  # time the optimizer step alone, with gradients in place
     p.grad = torch.randn_like(p)
@@ -379,6 +384,7 @@ averaged = [(a + b) / 2 for a, b in zip(*per_rank)]  # what DDP's all-reduce com
 worst = max((a - b).abs().max().item() for a, b in zip(averaged, one_process))
 print(f"largest gradient difference, 2 ranks vs 1 process: {worst:.1e}")
 assert worst < 1e-6
+claim("two_ranks_minus_one_process", worst)  # checked by tests/test_tutorials.py
 
 # %% [markdown]
 # The real launch (NCCL between GPUs, gloo between CPU processes). Only rank 0 writes logs and
@@ -422,6 +428,7 @@ loaded = minift.load_gpt2(folder).eval()
 x = torch.randint(0, 300, (2, 32))
 with torch.no_grad():
     assert torch.equal(loaded(x), tiny(x))
+    claim("load_gpt2_same_logits", torch.equal(loaded(x), tiny(x)))  # checked by tests/test_tutorials.py
 print(f"wrote {folder} ({(folder / 'model.safetensors').stat().st_size:,} bytes); load_gpt2 gives identical logits")
 
 gpt2_path = os.environ.get("MINIFT_GPT2")  # a real GPT-2 folder, if you have downloaded one

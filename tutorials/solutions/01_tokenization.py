@@ -5,7 +5,7 @@
 # checks the answer with `assert` where a check is possible.
 
 # %%
-from minift.course import header, pick
+from minift.course import claim, header, pick
 from minift.tokenizer import Tokenizer
 from minift.world import corpus
 
@@ -25,6 +25,7 @@ for lang in ("en", "fr"):
     rates[lang] = len(text) / len(tok.encode(text))
     print(f"{lang}: {rates[lang]:.2f} characters per token")
 assert all(rate > 2 for rate in rates.values())  # both far better than bytes (about 1)
+claim("chars_per_token_en_fr", rates)  # checked by tests/test_tutorials.py
 
 # %% [markdown]
 # Both languages share the 768 merges. French words are longer and carry accents (two bytes in
@@ -65,6 +66,7 @@ print(f"GPT-2 regex: {len(with_regex)} tokens span words")
 print(f"one piece per line: {len(without)} tokens span words, e.g.",
       [t.decode("utf-8", errors="replace") for t in sorted(without, key=len, reverse=True)[:8]])
 assert len(with_regex) == 0 and len(without) > 0
+claim("spanning_tokens_with_and_without_regex", [len(with_regex), len(without)])  # checked by tests/test_tutorials.py
 
 # %% [markdown]
 # The unsplit tokenizer spends its vocabulary on frequent *phrases* of this small world

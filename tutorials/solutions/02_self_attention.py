@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from minift.course import header, pick
+from minift.course import claim, header, pick
 from minift.model import CausalSelfAttention, GPTConfig, KVCache
 
 torch.manual_seed(0)
@@ -43,6 +43,7 @@ with torch.no_grad():
         diff = (attention(attn, x, causal)[:, 0] - attention(attn, x_changed, causal)[:, 0]).abs().max().item()
         print(f"mask {'on ' if causal else 'off'}: output at position 0 moved by {diff:.2e}")
         assert diff < 1e-6 if causal else diff > 1e-3
+        claim(f"position_0_moved_mask_{'on' if causal else 'off'}", diff)  # checked by tests/test_tutorials.py
     # The library's module has the mask built in: position 0 ignores the last token.
     torch.testing.assert_close(attn(x)[:, 0], attn(x_changed)[:, 0])
 print("with the mask, position 0 never sees the future; without it, it reads the answer")
@@ -105,6 +106,7 @@ with torch.no_grad():
 print("full call, last row:", full[0, -1, :4])
 print("cached call:        ", last[0, 0, :4])
 torch.testing.assert_close(last[:, 0], full[:, -1])
+claim("cached_last_minus_full_last", (last[:, 0] - full[:, -1]).abs().max())  # checked by tests/test_tutorials.py
 
 # %% [markdown]
 # A past position's key and value depend only on that position's input, which never changes,

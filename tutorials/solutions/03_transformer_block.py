@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import torch
 
-from minift.course import header, pick, smoke
+from minift.course import claim, header, pick, smoke
 from minift.freezing import count_parameters
 from minift.model import GPT, GPTConfig, KVCache, lm_loss
 from minift.optim import AdamW, param_groups
@@ -37,6 +37,7 @@ with torch.device("meta"):
     counted = GPT(gpt2_small).num_parameters()
 print(f"formula {by_formula:,}   model {counted:,}")
 assert by_formula == counted == 124_439_808
+claim("gpt2_small_formula_and_model", [by_formula, counted])  # checked by tests/test_tutorials.py
 print(f"of which the token embedding: {50257 * 768:,} ({50257 * 768 / counted:.0%})")
 
 # %% [markdown]
@@ -116,6 +117,7 @@ cache = KVCache(small, batch_size=3, max_len=200, device="cpu", dtype=torch.floa
 real = sum(t.numel() * t.element_size() for t in cache.k + cache.v)
 print(f"formula {cache_bytes(small, 3, 200):,} bytes, real KVCache {real:,} bytes")
 assert real == cache_bytes(small, 3, 200)
+claim("kv_cache_bytes_formula_and_real", [cache_bytes(small, 3, 200), real])  # checked by tests/test_tutorials.py
 print(f"GPT-2 small, batch 8, 1024 positions: {cache_bytes(gpt2_small, 8, 1024) / 2**20:,.0f} MiB "
       f"(the weights themselves: {counted * 4 / 2**20:,.0f} MiB)")
 

@@ -10,7 +10,7 @@ import math
 import torch
 from torch import nn
 
-from minift.course import header
+from minift.course import claim, header
 from minift.model import GPT, GPTConfig
 from minift.optim import AdamW, lr_at, param_groups
 
@@ -42,6 +42,8 @@ optimizer = AdamW([p], lr=lr, weight_decay=0.0)
 p.grad = g.clone()
 optimizer.step()
 torch.testing.assert_close(p.detach(), -corrected)
+# checked by tests/test_tutorials.py
+claim("first_move_uncorrected_corrected_library", [uncorrected.abs(), corrected.abs(), p.detach().abs()])
 
 # %% [markdown]
 # ## Exercise 2 — What decays?
@@ -76,6 +78,7 @@ ratio = 2 * 0.6 - 1
 halfway = lr_at(60, 1e-3, warmup_steps=10, total_steps=110, min_lr_ratio=ratio)
 print(f"min_lr_ratio {ratio:.1f}: lr halfway {halfway:.2e}")
 assert math.isclose(halfway, 0.6e-3)
+claim("halfway_lr_at_ratio", [halfway, ratio])  # checked by tests/test_tutorials.py
 
 # %% [markdown]
 # ## Exercise 4 — Inverted dropout
@@ -92,6 +95,7 @@ assert abs((dropped == 0).float().mean().item() - 0.2) < 0.01
 torch.testing.assert_close(kept, torch.full_like(kept, 1 / 0.8))
 assert abs(dropped.mean().item() - 1.0) < 0.01
 assert torch.equal(dropout.eval()(ones), ones)
+claim("dropout_zeroed_and_mean", [(dropped == 0).float().mean(), dropped.mean()])  # checked by tests/test_tutorials.py
 
 # %% [markdown]
 # The kept values are scaled by `1/(1 − p) = 1.25` during training, so the expected value of

@@ -12,7 +12,7 @@ import re
 import torch
 
 import minift
-from minift.course import header, output_dir, pick, smoke
+from minift.course import claim, header, output_dir, pick, smoke
 from minift.model import GPT
 from minift.pretrain import bits_per_char, encode_stream, pretrain, stream_loss
 from minift.world import corpus
@@ -70,6 +70,8 @@ ppl_base = math.exp(score(model, val)[0])
 print(f"untrained: {ppl_untrained:.0f} (V = {tok.vocab_size}); base: {ppl_base:.2f}")
 assert 0.8 * tok.vocab_size < ppl_untrained < 1.2 * tok.vocab_size  # a nearly uniform guess
 assert ppl_base < ppl_untrained / 10
+# checked by tests/test_tutorials.py
+claim("perplexity_untrained_base_and_V", [ppl_untrained, ppl_base, tok.vocab_size])
 
 # %% [markdown]
 # An untrained model is as unsure as a uniform choice among all V tokens. The base hesitates
@@ -86,6 +88,8 @@ for vocab in (256, 512):
                            seed=0, quiet=True)
     print(f"vocab {vocab}: {runs[vocab]['val_loss']:.3f} nats/token, {runs[vocab]['val_bpc']:.3f} bits/char")
 assert runs[256]["val_loss"] < runs[512]["val_loss"]
+# checked by tests/test_tutorials.py
+claim("val_loss_vocab_256_and_512", [runs[256]["val_loss"], runs[512]["val_loss"]])
 
 # %% [markdown]
 # With bytes only, a token is about one character: easy to guess, so the loss per token is low,

@@ -10,7 +10,7 @@ import shutil
 import torch
 
 import minift
-from minift.course import header, output_dir, pick, smoke
+from minift.course import claim, header, output_dir, pick, smoke
 from minift.evaluate import evaluate_examples
 from minift.finetune import RunOptions, run_recipe
 from minift.schedule import load_recipe
@@ -109,6 +109,9 @@ print(f"(B, T) = {tuple(batch.targets.shape)}: {graded / total:.0%} graded, {pro
       f"{padding / total:.0%} padding")
 assert graded + prompt + padding == total
 assert graded == sum(len(x.ids) - x.n_prompt for x in encoded)  # each completion and its end-of-text
+claim("graded_prompt_padding_total", [graded, prompt, padding, total])  # checked by tests/test_tutorials.py
+# checked by tests/test_tutorials.py
+claim("ids_and_prompt_tokens_per_pair", [[len(x.ids), x.n_prompt] for x in encoded])
 
 # %% [markdown]
 # Well under half of the positions carry a gradient. The rest are read (the prompt) or skipped

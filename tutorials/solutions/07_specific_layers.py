@@ -11,7 +11,7 @@ import torch
 
 import minift
 from minift import freezing
-from minift.course import header, output_dir, pick
+from minift.course import claim, header, output_dir, pick
 from minift.finetune import RunOptions, run_recipe
 from minift.model import lm_loss
 from minift.optim import AdamW, param_groups
@@ -82,6 +82,8 @@ freezing.freeze_blocks(model, keep=[3])
 only_block3 = block3_grads()
 for name in everything:
     torch.testing.assert_close(only_block3[name], everything[name])
+# checked by tests/test_tutorials.py
+claim("block_3_grads_frozen_minus_all", max((only_block3[n] - everything[n]).abs().max() for n in everything))
 print(f"all {len(everything)} gradients of block 3 are equal; frozen parts got none:",
       all(p.grad is None for n, p in model.named_parameters() if not n.startswith("transformer.h.3.")))
 
@@ -110,6 +112,8 @@ print("input embedding bit-identical:", torch.equal(model.transformer.wte.weight
 assert trainable == model.config.vocab_size * model.config.n_embd
 assert torch.equal(model.transformer.wte.weight, wte_before)
 assert not torch.equal(model.lm_head.weight, head_before)
+claim("wte_unchanged", torch.equal(model.transformer.wte.weight, wte_before))  # checked by tests/test_tutorials.py
+claim("head_moved", not torch.equal(model.lm_head.weight, head_before))  # checked by tests/test_tutorials.py
 print(freezing.describe(model).splitlines()[-1])
 
 # %% [markdown]

@@ -11,7 +11,7 @@ import shutil
 import torch
 
 import minift
-from minift.course import header, output_dir, pick, smoke
+from minift.course import claim, header, output_dir, pick, smoke
 from minift.errors import MiniftError
 from minift.evaluate import evaluate_examples
 from minift.finetune import RunOptions, run_recipe
@@ -147,6 +147,7 @@ except MiniftError as error:
     refused = True
     print("refused:", error)
 assert refused
+claim("stale_prompt_refused", refused)  # checked by tests/test_tutorials.py
 assert load_prompt(prompt_file, minift.load_model(prompt_runs[4]).model) is not None  # its own base: fine
 
 # %% [markdown]

@@ -17,7 +17,7 @@ import torch
 import random
 
 import minift
-from minift.course import header, output_dir, pick, smoke
+from minift.course import claim, header, output_dir, pick, smoke
 from minift.errors import MiniftError
 from minift.evaluate import evaluate_examples
 from minift.finetune import RunOptions, run_recipe
@@ -95,6 +95,8 @@ lr = 0.05
 path = out / "by-hand.toml"
 path.write_text(text)
 assert load_recipe(path).stages == parse_recipe(doc, source="dict").stages
+# checked by tests/test_tutorials.py
+claim("toml_by_hand_equals_dict", load_recipe(path).stages == parse_recipe(doc, source="dict").stages)
 print(f"{path}: the same stages as the dict")
 
 # %% [markdown]
@@ -115,6 +117,7 @@ for what, bad in more.items():
         parse_recipe(bad, source="my.toml")
     except MiniftError as error:
         print(f"{what}: {error}")
+        claim(f"refused: {what}", str(error))  # checked by tests/test_tutorials.py
     else:
         raise AssertionError(f"{what} was accepted")
 
@@ -189,6 +192,7 @@ recipe = parse_recipe({
 run_recipe(recipe, RunOptions(out=str(out / "styles"), **options))
 bundle = minift.load_model(out / "styles")
 assert sorted(bundle.prompts) == sorted(styles)
+claim("prompts_of_the_styles_run", sorted(bundle.prompts))  # checked by tests/test_tutorials.py
 for style in styles:
     examples = load_examples(task="summarization", split="test", n=pick(32, 2), seed=0, subset=style)
     for prompt in styles:

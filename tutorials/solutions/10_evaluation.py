@@ -13,7 +13,7 @@ import torch
 
 import minift
 from minift import metrics
-from minift.course import header, output_dir, pick, smoke
+from minift.course import claim, header, output_dir, pick, smoke
 from minift.evaluate import evaluate_examples, teacher_forced_loss
 from minift.finetune import RunOptions, run_recipe
 from minift.schedule import parse_recipe
@@ -52,6 +52,8 @@ assert all(math.isclose(100 * a, b) for a, b in zip(p, d["precisions"]))
 assert math.isclose(score, d["score"])
 print(f"{smoothed} orders needed smoothing (3-grams: 1/(2*3), 4-grams: 1/(4*2))")
 assert smoothed == 2
+# checked by tests/test_tutorials.py
+claim("bleu_counts_totals_score_smoothed", [d["counts"], d["totals"], d["score"], smoothed])
 
 # %% [markdown]
 # ## Exercise 2 — The brevity penalty is a corpus property
@@ -78,6 +80,7 @@ prediction, reference = "the big cat small sat", "the cat sat"
 scores = metrics.rouge_pair(prediction, reference)
 print({k: round(v["f1"], 2) for k, v in scores.items()})
 assert scores["rouge2"]["f1"] == 0 and scores["rougeL"]["f1"] > 50  # LCS "the cat sat": P 3/5, R 1 -> 75
+claim("rouge2_and_rougeL_f1", [scores["rouge2"]["f1"], scores["rougeL"]["f1"]])  # checked by tests/test_tutorials.py
 
 # %% [markdown]
 # ## Exercise 4 — Normalization matters
@@ -90,6 +93,8 @@ assert not raw_equal and metrics.exact_match("The Door!", "door") == 100.0
 print(f"'the' vs 'a': EM {metrics.exact_match('the', 'a')}, F1 {metrics.token_f1('the', 'a')} "
       f"(both normalize to {metrics.normalize_answer('the')!r}: equal, but no shared token)")
 assert metrics.exact_match("the", "a") == 100.0 and metrics.token_f1("the", "a") == 0.0
+# checked by tests/test_tutorials.py
+claim("em_and_f1_of_the_vs_a", [metrics.exact_match("the", "a"), metrics.token_f1("the", "a")])
 
 # %% [markdown]
 # ## Exercise 5 — Score a different task: question answering

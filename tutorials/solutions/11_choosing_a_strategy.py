@@ -18,7 +18,7 @@ import torch
 import minift
 from minift import advise, experiment
 from minift.checkpoint import data_dir
-from minift.course import header, output_dir, pick, smoke
+from minift.course import claim, header, output_dir, pick, smoke
 from minift.freezing import select_parameters
 
 torch.manual_seed(0)
@@ -47,6 +47,7 @@ for strategy in ("full", "prompt"):
     cell = json.loads((seeds_dir / "results.json").read_text())["results"]["translation"][strategy][str(pick(300, 8))]
     assert math.isclose(mean, lib_mean) and math.isclose(std, lib_std)
     assert math.isclose(mean, cell["mean"]) and math.isclose(std, cell["std"], abs_tol=1e-12)
+    claim(f"seeds: {strategy}", [mean, std, lib_mean, lib_std])  # checked by tests/test_tutorials.py
     cells[strategy] = (mean, std, len(scores))
     print(f"{strategy:>7}: seeds {[round(s, 2) for s in scores]} -> mean {mean:.2f}, std {std:.2f}")
 (m1, s1, n1), (m2, s2, n2) = cells["full"], cells["prompt"]
@@ -86,6 +87,7 @@ for P in (1e6, 124e6, 1.5e9):
     ratio[P] = advise.memory_bytes(costs["prompt"], model, P)["total"] / advise.memory_bytes(costs["full"], model, P)["total"]
     print(f"  prompt / full = {ratio[P]:.2f}")
 assert ratio[1e6] > ratio[124e6] > ratio[1.5e9]
+claim("prompt_over_full_memory_1M_124M_1.5B", list(ratio.values()))  # checked by tests/test_tutorials.py
 # At 1M weights the activations dominate and a prompt saves 5 %; as P grows, weights, gradients
 # and AdamW state (16 bytes per trainable weight) take over: prompt / full printed 0.95, 0.59
 # and 0.39, so the ratio crosses one half between 124M and 1.5B weights. A prompt keeps only the
@@ -137,5 +139,7 @@ for N, end in ((max(1, sizes[0] // 2), sizes[0]), (sizes[-1] * 2, sizes[-1])):
     a = advise.advise(task, N, results=results)
     for row in a["table"]:
         assert row["predicted"] == table[row["strategy"]][str(end)]["mean"]
+        # checked by tests/test_tutorials.py
+        claim(f"edge: N={N}, {row['strategy']}", [row["predicted"], table[row["strategy"]][str(end)]["mean"]])
     print(f"N={N}: every prediction equals the value measured at N={end}")
     print(f"   reason: {a['reasons'][0]}")

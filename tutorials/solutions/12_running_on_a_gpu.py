@@ -10,7 +10,7 @@ import copy
 import torch
 
 from minift import bench, distributed
-from minift.course import header, pick, smoke
+from minift.course import claim, header, pick, smoke
 from minift.device import resolve_device
 from minift.model import GPT, GPTConfig, lm_loss
 from minift.optim import AdamW, param_groups
@@ -37,6 +37,8 @@ n_matmul = c.n_layer * 12 * c.n_embd ** 2 + c.vocab_size * c.n_embd
 break_even = n_matmul / (2 * c.n_layer * c.n_embd)
 print(f"attention equals the weights at T = {break_even:,.0f} tokens")
 assert shares[256] < shares[1024] < shares[4096] and 4096 < break_even < 8192
+# checked by tests/test_tutorials.py
+claim("attention_share_256_1024_4096_and_break_even", [shares[256], shares[1024], shares[4096], break_even])
 
 # %% [markdown]
 # ## Exercise 2 — Batch size and speed
@@ -109,6 +111,7 @@ naive_diff = max((((a + b) / 2) - g).abs().max().item() for a, b, g in zip(*naiv
 exact_diff = max((((a + b) / 2) - g).abs().max().item() for a, b, g in zip(*exact, one))
 print(f"naive rule: largest difference {naive_diff:.2e};  minift's rule: {exact_diff:.2e}")
 assert naive_diff > 100 * max(exact_diff, 1e-9)
+claim("naive_and_exact_rule_diff", [naive_diff, exact_diff])  # checked by tests/test_tutorials.py
 
 # %% [markdown]
 # ## Exercise 5 — Loop versus foreach, by size
