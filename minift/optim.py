@@ -365,17 +365,20 @@ def l1_penalty(params, weight: float) -> torch.Tensor:
     ``abs`` returns the subgradient ``sign(0) = 0`` there, so a weight that is exactly 0 feels no
     pull. The pull is the same size, ``weight``, however small the weight is, while L2's,
     ``l2 * p``, fades as the weight shrinks: under plain gradient descent L2 scales every weight by
-    ``(1 - lr * l2)`` each step and never reaches 0, whereas L1 moves every weight ``lr * weight``
-    towards 0 each step, so a weight whose data gradient is smaller than ``weight`` goes all the way
-    and then jitters around 0 (within ``lr * weight``: a subgradient step overshoots zero, it does
-    not land on it; proximal methods would set it to exactly 0). That is why L1 selects features:
-    the useless weights end near zero, the useful ones keep a value shrunk by a constant.
+    ``(1 - lr * l2)`` each step (on top of the data's step) and never brings one to 0, whereas L1
+    moves every weight ``lr * weight`` towards 0 each step, so a weight whose data gradient stays
+    below ``weight`` goes all the way. It does not stop there: a subgradient step overshoots zero
+    and the weight jitters around it, by about ``lr * weight`` (more with momentum), until the rate
+    itself decays (proximal methods, soft-thresholding, would set it to exactly 0 instead). That is
+    why L1 selects features: the weights the data does not need end near zero, the useful ones keep
+    a value shrunk by a constant.
 
     Under Adam the penalty's gradient is divided by ``sqrt(v_hat)`` like the rest of the gradient
-    (the same tangle as ``l2_penalty`` explains): for a weight the data ignores, ``v_hat`` is made
-    of ``weight**2`` alone, so its step is about ``lr * sign(p)``, which is not small at all; it
-    flips sign around zero instead of settling. Adam + L1 still drives the useless weights towards
-    zero, but only to within about ``lr`` of it; SGD, whose steps shrink with the rate, does better.
+    (the same tangle ``l2_penalty`` explains). For a weight the data barely uses, ``v_hat`` is made
+    mostly of the penalty's own ``weight**2``, so the step is about ``lr * sign(p)``, not
+    ``lr * weight``: a weak L1 pushes such weights as hard as a strong one would, and at a constant
+    rate they hover within about ``lr`` of zero. Under either optimizer, a schedule that decays the
+    rate towards 0 (``lr_at`` with a small ``min_lr_ratio``) lets them settle.
     Tutorial 04 counts the weights that end near zero under L1, L2 and decoupled decay.
     """
     _check_finite("l1_penalty: weight", weight, 0.0, allow_equal=True)

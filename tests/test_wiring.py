@@ -17,6 +17,8 @@ A second recipe wires the optimizer fields: ``optimizer = "sgd"`` gives minift's
 per trainable weight in summary.json (none without momentum), discriminative rates stepped as
 lr * lr_scale * gradient, and ``l1`` handed to the trainer.
 """
+import json
+
 import pytest
 import torch
 
@@ -273,7 +275,8 @@ def sgd_run(tiny_setup, tmp_path_factory):
         mp.setattr(finetune, "train_stage", recording_train_stage)
         opts = finetune.RunOptions(out=str(folder / "run"), data=str(tiny_setup / "pairs.jsonl"),
                                    base=str(tiny_setup / "base"), quiet=True, eval_limit=4)
-        summary = finetune.run_recipe(load_recipe(folder / "r.toml"), opts)
+        finetune.run_recipe(load_recipe(folder / "r.toml"), opts)
+    summary = json.loads((folder / "run" / "summary.json").read_text())  # what the run left on disk
     weights = {name: minift.load_model(folder / "run" / "stages" / f"{i}-{name}").model.state_dict()
                for i, name in enumerate(SGD_STAGES)}
     return (summary, dict(zip(SGD_STAGES, RecordingSGD.made, strict=True)),
