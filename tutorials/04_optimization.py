@@ -226,8 +226,9 @@ assert (w_l1.abs() > 0.1).all() and (w_l1.abs() < w_none.abs()).all()  # kept, e
 # - **L2** and **decoupled decay** shrink the weights and zero (almost) none of them: the irrelevant
 #   weights stay small but not zero, each still fitting some of the noise (compare the largest of
 #   them with L1's).
-# - Under SGD, an L2 penalty and SGD's `weight_decay` are the same update, `w ← w − lr(g + λw)`;
-#   only under Adam does "decoupled" make the difference of section 2.
+# - Under SGD, an L2 penalty and SGD's `weight_decay` are the same thing: both add `λw` to the
+#   gradient (without momentum, `w ← w − lr(g + λw)`); only under Adam does "decoupled" make the
+#   difference of section 2.
 # - The counts depend on the threshold `1e-3`: L1's near-zero weights are not *exactly* zero, they
 #   jitter around it by a step that the decaying rate shrinks (exercise 5).
 #
