@@ -3,7 +3,7 @@
 Start with ``tutorials/README.md`` for the course, or ``minift --help`` for the command line.
 The floors of the house, each standing on the ones below:
 
-1. ideas that stand alone: ``model`` (GPT), ``optim`` (AdamW, L2, schedules), ``tokenizer`` (BPE),
+1. ideas that stand alone: ``model`` (GPT), ``optim`` (AdamW, SGD, L2, L1, schedules), ``tokenizer`` (BPE),
    ``metrics`` (BLEU, ROUGE, EM/F1), ``world`` (the generated English/French world);
 2. acting on the model from outside: ``freezing``, ``prompt_tuning``, ``pretrained``, ``tasks``;
 3. running: ``trainer``, ``evaluate``;

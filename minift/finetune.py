@@ -6,7 +6,8 @@ For every stage of a recipe (``schedule.py``):
     2. strategy  full: every weight trains.  layers: freezing.py picks the blocks/parts (with
                  discriminative rates or gradual unfreezing if asked).  prompt: the model is frozen
                  and soft prompts (prompt_tuning.py) are the only weights;
-    3. optimizer a fresh AdamW over exactly the trainable weights;
+    3. optimizer a fresh one (the stage's ``optimizer``: AdamW, or SGD with momentum) over exactly
+                 the trainable weights;
     4. train     trainer.train_stage, with early stopping and a resume point every eval;
     5. after     the best weights are restored, the task metrics are measured on the validation
                  split, and the stage's checkpoint is written to ``stages/N-NAME/``.
@@ -33,8 +34,8 @@ from minift.errors import MiniftError
 from minift.evaluate import evaluate_examples, teacher_forced_loss
 from minift.io import atomic_torch_save, atomic_write_json, usable_folder
 from minift.model import GPT
-from minift.optim import AdamW, optimizer_state_bytes, param_groups
-from minift.schedule import Recipe, Stage, check_against_model
+from minift.optim import SGD, AdamW, optimizer_state_bytes, param_groups
+from minift.schedule import SGD_MOMENTUM, Recipe, Stage, check_against_model
 from minift.tasks import MAIN_METRIC, collate, encode_example, load_examples
 from minift.trainer import LOWER_IS_BETTER, RunLog, TrainConfig, TrainState, train_stage
 
@@ -114,7 +115,7 @@ class RunOptions:
     base: str | None = None
     eval_limit: int | None = None  # validation examples for the after-stage metrics
     dist: distributed.DistContext = dataclasses.field(default_factory=distributed.DistContext)
-    compile: bool = False  # torch.compile the training module and the AdamW update (worth it on GPUs)
+    compile: bool = False  # torch.compile the training module and the AdamW update (worth it on GPUs; SGD's is not)
 
 
 def start_bundle(base: str, device, seed: int) -> ModelBundle:
@@ -212,6 +213,21 @@ def setup_strategy(stage: Stage, bundle: ModelBundle, train_examples, log: RunLo
     return module, groups, before_step, row_prompts
 
 
+def stage_optimizer(groups, stage: Stage, compile: bool = False) -> torch.optim.Optimizer:
+    """The stage's optimizer over ``groups``: AdamW, or SGD with the stage's momentum (default 0.9).
+
+    Each group's own weight_decay (0 for biases and LayerNorm, see ``optim.param_groups``) wins over
+    the stage's. ``compile`` (``--compile``) fuses AdamW's update only; SGD's loop is left as it is.
+    """
+    if stage.optimizer == "sgd":
+        momentum = SGD_MOMENTUM if stage.momentum is None else stage.momentum
+        return SGD(groups, lr=stage.lr, momentum=momentum, weight_decay=stage.weight_decay)
+    if stage.optimizer != "adamw" or stage.momentum is not None:  # parse_stage refuses both already
+        raise MiniftError(f"stage '{stage.name}': optimizer {stage.optimizer!r} with momentum {stage.momentum!r}: "
+                          f"allowed: adamw (no momentum) or sgd")
+    return AdamW(groups, lr=stage.lr, weight_decay=stage.weight_decay, compile=compile)
+
+
 def stage_loss(batch, train_module, device, ctx: distributed.DistContext):
     """Mean loss over the graded tokens of the *global* batch (see distributed.py), and their count."""
     batch = batch.to(device)
@@ -237,7 +253,7 @@ def run_stage(i: int, stage: Stage, recipe: Recipe, opts: RunOptions, bundle: Mo
     torch.manual_seed(seed * 1000 + i)  # dropout and prompt init of this stage
     set_dropout(bundle.model, stage.dropout)
     module, groups, before_step, row_prompts = setup_strategy(stage, bundle, train_examples, log, seed * 1000 + i)
-    optimizer = AdamW(groups, lr=stage.lr, weight_decay=stage.weight_decay, compile=opts.compile)
+    optimizer = stage_optimizer(groups, stage, compile=opts.compile)
 
     tok, block = bundle.tokenizer, bundle.model.config.block_size
     encoded, truncated, dropped = [], 0, 0
@@ -309,7 +325,7 @@ def run_stage(i: int, stage: Stage, recipe: Recipe, opts: RunOptions, bundle: Mo
     distributed.barrier(ctx)
     peak_bytes, peak_kind = peak_memory(device)
     return {
-        "name": stage.name, "strategy": stage.strategy, "data": stage.data,
+        "name": stage.name, "strategy": stage.strategy, "data": stage.data, "optimizer": stage.optimizer,
         "examples": len(encoded), "trainable_params": n_trainable, "total_params": total_params,
         "trainable_names": trainable_names, "optimizer_state_bytes": optimizer_state_bytes(optimizer),
         "steps": state.step, "seconds": round(state.elapsed, 2), "tokens": state.tokens,

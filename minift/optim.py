@@ -1,4 +1,4 @@
-"""Optimization: AdamW with decoupled weight decay, L2, learning-rate schedules, clipping.
+"""Optimization: AdamW with decoupled weight decay, SGD with momentum, L2 and L1, schedules, clipping.
 
 The idea. Adam keeps two running averages per weight: ``m``, the mean of recent gradients (which
 way to go), and ``v``, the mean of recent squared gradients (how noisy that direction is). Each
@@ -31,11 +31,28 @@ fuses them into a few kernels that read p, g, m, v once and write p, m, v once. 
 change every step (the rate, the bias corrections) go in as a tensor, not as Python numbers:
 ``torch.compile`` bakes a Python number into the code, so a new rate would mean a new compile.
 
-Around the optimizer: ``param_groups`` (which weights decay, per-weight learning-rate multipliers),
-``set_lr`` and ``lr_at`` (warmup + cosine schedule), ``clip_grad_norm``.
+Plain gradient descent is the other optimizer, ``SGD``: step against the gradient, optionally
+along a running sum of past gradients (momentum), exactly as ``torch.optim.SGD`` documents it::
 
-Used by tutorial 04 (optimization: AdamW versus Adam + L2, dropout, learning-rate schedules) and
-tutorial 07 (discriminative learning rates: each block lower learns at rate / 2.6).
+    g = g + wd * p                          # coupled weight decay: the pull joins the gradient
+    b = g                 on the first step  # momentum buffer, same shape as p
+    b = mu * b + (1 - dampening) * g  after
+    g = g + mu * b  if nesterov, else  g = b
+    p = p - lr * g
+
+Its state is one tensor of ``p``'s shape (the buffer ``b``), none at all without momentum.
+
+Regularizers added to the loss: ``l2_penalty`` (0.5 * l2 * sum p^2, which shrinks weights in
+proportion to their size) and ``l1_penalty`` (l1 * sum |p|, which pulls every weight by the same
+amount and so drives the useless ones to zero). Their docstrings compare them with decay.
+
+Around the optimizer: ``param_groups`` (which weights decay, per-weight learning-rate multipliers),
+``decayed`` (the rule: matrices decay, vectors do not), ``set_lr`` and ``lr_at`` (warmup + cosine
+schedule), ``clip_grad_norm``.
+
+Used by tutorial 04 (optimization: AdamW versus Adam + L2, L1 versus L2 versus decay, dropout,
+learning-rate schedules) and tutorial 07 (discriminative learning rates: each block lower learns
+at rate / 2.6).
 """
 from __future__ import annotations
 
@@ -193,6 +210,83 @@ class AdamW(torch.optim.Optimizer):
                            [self.state[p]["exp_avg_sq"] for p in params], table, beta1, beta2, eps)
 
 
+class SGD(torch.optim.Optimizer):
+    """Stochastic gradient descent with momentum: ``torch.optim.SGD``'s update, written out.
+
+    Same signature and meaning as ``torch.optim.SGD(params, lr, momentum, dampening, weight_decay,
+    nesterov)`` (the module docstring gives the five lines); the tests hold the two equal. Unlike
+    AdamW's, ``weight_decay`` here is *coupled*: ``wd * p`` is added to the gradient, so with
+    momentum it is accumulated in the buffer like the gradient is. Groups may carry ``lr_scale``,
+    as for ``AdamW`` (see ``set_lr``); extra keys such as ``names`` are kept.
+
+    State per parameter: ``momentum_buffer`` (p's shape), created on the parameter's first step
+    with a gradient, and only when the group's momentum is not 0. One loop over the parameters,
+    no multi-tensor or compiled path: ``--compile`` fuses AdamW's update only.
+    """
+
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False):
+        params = list(params)
+        if not params:
+            raise MiniftError("SGD got no parameters to optimize (is everything frozen?)")
+        self._base_lr = lr  # lets a group that gives only "lr_scale" start at lr * lr_scale
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                        nesterov=nesterov)
+        self._check_hyperparameters(defaults, where="SGD")
+        super().__init__(params, defaults)
+
+    @staticmethod
+    def _check_hyperparameters(group: dict, where: str) -> None:
+        _check_finite(f"{where}: lr", group["lr"], 0.0, allow_equal=False)
+        _check_finite(f"{where}: momentum", group["momentum"], 0.0, allow_equal=True)
+        _check_finite(f"{where}: dampening", group["dampening"], float("-inf"), allow_equal=False)
+        _check_finite(f"{where}: weight_decay", group["weight_decay"], 0.0, allow_equal=True)
+        if group["nesterov"] not in (True, False):
+            raise MiniftError(f"{where}: nesterov must be True or False, got {group['nesterov']!r}")
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            # torch refuses the same: Nesterov's look-ahead is defined for undamped momentum only.
+            raise MiniftError(f"{where}: nesterov needs momentum > 0 and dampening = 0, got "
+                              f"momentum={group['momentum']!r}, dampening={group['dampening']!r}")
+        if "lr_scale" in group:
+            _check_finite(f"{where}: lr_scale", group["lr_scale"], 0.0, allow_equal=False)
+
+    def add_param_group(self, param_group: dict) -> None:
+        # As in AdamW: a group that names a scale but no rate starts at lr * lr_scale.
+        if "lr_scale" in param_group and "lr" not in param_group:
+            param_group = dict(param_group, lr=self._base_lr * param_group["lr_scale"])
+        self._check_hyperparameters({**self.defaults, **param_group},
+                                    where=f"SGD param group {len(self.param_groups)}")
+        super().add_param_group(param_group)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
+            dampening, nesterov = group["dampening"], group["nesterov"]
+            for p in group["params"]:
+                if p.grad is None:  # frozen or unused: not touched, no state
+                    continue
+                if p.grad.is_sparse:
+                    raise MiniftError("SGD does not support sparse gradients (build nn.Embedding with sparse=False)")
+                g = p.grad
+                if wd != 0:
+                    g = g.add(p, alpha=wd)  # a new tensor: p.grad itself is left as backward made it
+                if mu != 0:
+                    state = self.state[p]
+                    if "momentum_buffer" not in state:  # first step: the buffer is the gradient itself
+                        state["momentum_buffer"] = g.detach().clone()
+                    else:
+                        state["momentum_buffer"].mul_(mu).add_(g, alpha=1 - dampening)
+                    b = state["momentum_buffer"]
+                    g = g.add(b, alpha=mu) if nesterov else b
+                p.add_(g, alpha=-lr)
+        return loss
+
+
 def _foreach_update(params, grads, ms, vs, decay, beta1, beta2, eps, root_bias2, step_sizes) -> None:
     """The update of ``_step_loop``, each line applied to whole lists of tensors.
 
@@ -260,6 +354,49 @@ def l2_penalty(params, weight: float) -> torch.Tensor:
     return 0.5 * weight * sum(p.pow(2).sum() for p in params)
 
 
+def l1_penalty(params, weight: float) -> torch.Tensor:
+    """``weight * sum |p|`` over the trainable ``params`` (a module or an iterable of tensors).
+
+    The trainer adds it over the *decayed* weights only (``decayed``: the matrices; biases and
+    LayerNorm are left alone, as weight decay leaves them). Give this function the weights to
+    penalize: it sums over every trainable tensor it is handed, each tied tensor once.
+
+    Its gradient is ``weight * sign(p)``. ``|p|`` has no derivative at 0; autograd's backward of
+    ``abs`` returns the subgradient ``sign(0) = 0`` there, so a weight that is exactly 0 feels no
+    pull. The pull is the same size, ``weight``, however small the weight is, while L2's,
+    ``l2 * p``, fades as the weight shrinks: under plain gradient descent L2 scales every weight by
+    ``(1 - lr * l2)`` each step (on top of the data's step) and never brings one to 0, whereas L1
+    moves every weight ``lr * weight`` towards 0 each step, so a weight whose data gradient stays
+    below ``weight`` goes all the way. It does not stop there: a subgradient step overshoots zero
+    and the weight jitters around it, by about ``lr * weight`` (more with momentum), until the rate
+    itself decays (proximal methods, soft-thresholding, would set it to exactly 0 instead). That is
+    why L1 selects features: the weights the data does not need end near zero, the useful ones keep
+    a value shrunk by a constant.
+
+    Under Adam the penalty's gradient is divided by ``sqrt(v_hat)`` like the rest of the gradient
+    (the same tangle ``l2_penalty`` explains). For a weight the data barely uses, ``v_hat`` is made
+    mostly of the penalty's own ``weight**2``, so the step is about ``lr * sign(p)``, not
+    ``lr * weight``: a weak L1 pushes such weights as hard as a strong one would, and at a constant
+    rate they hover within about ``lr`` of zero. Under either optimizer, a schedule that decays the
+    rate towards 0 (``lr_at`` with a small ``min_lr_ratio``) lets them settle.
+    Tutorial 04 counts the weights that end near zero under L1, L2 and decoupled decay.
+    """
+    _check_finite("l1_penalty: weight", weight, 0.0, allow_equal=True)
+    params = _unique_trainable(params)
+    if not params:
+        return torch.zeros(())
+    return weight * sum(p.abs().sum() for p in params)
+
+
+def decayed(p: torch.Tensor) -> bool:
+    """Whether ``p`` is a weight that decay and the trainer's L1 act on: a matrix (``p.dim() >= 2``).
+
+    Linear layers, embeddings and soft prompts are; biases, LayerNorm gains and shifts and scalars
+    are not (``param_groups`` explains why).
+    """
+    return p.dim() >= 2
+
+
 def param_groups(model_or_named_params, weight_decay: float, lr: float | None = None,
                  lr_scales: dict[str, float] | None = None) -> list[dict]:
     """Split the trainable parameters into optimizer groups.
@@ -292,7 +429,7 @@ def param_groups(model_or_named_params, weight_decay: float, lr: float | None = 
         if not p.requires_grad or id(p) in seen:
             continue
         seen.add(id(p))
-        decay = weight_decay if p.dim() >= 2 else 0.0
+        decay = weight_decay if decayed(p) else 0.0
         scale = float(lr_scales.get(name, 1.0))
         if (decay, scale) not in groups:
             group = {"params": [], "names": [], "weight_decay": decay, "lr_scale": scale}
@@ -369,7 +506,11 @@ def clip_grad_norm(params, max_norm: float) -> float:
 
 
 def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
-    """Bytes held by the tensors in ``optimizer.state`` (for AdamW: m and v, the size of the model twice)."""
+    """Bytes held by the tensors in ``optimizer.state``.
+
+    For AdamW: m and v, twice the trained weights; for SGD with momentum: the buffer, once; for SGD
+    without momentum: nothing.
+    """
     return sum(value.numel() * value.element_size()
                for state in optimizer.state.values()
                for value in state.values()

@@ -14,7 +14,8 @@ learned for one set of trainable weights mean nothing for another), and leaves a
 Every field, with its meaning and default, is in ``STAGE_FIELDS`` / ``RECIPE_FIELDS`` below and
 in ``minift/recipes/README.md``. A recipe is validated completely before any training starts: an
 unknown or misspelled key, a wrong type, a block index outside the model, a prompt longer than the
-block, a learning rate <= 0, an empty stage list: each is one line naming the file and the field.
+block, a learning rate <= 0, an unknown optimizer, a negative l1, an empty stage list: each is one
+line naming the file and the field.
 
 Tutorial 09 (the hybrid schedule) builds one recipe by hand and runs it.
 """
@@ -37,6 +38,8 @@ else:  # Python 3.10: tomllib arrived in 3.11; tomli is the same parser under it
         tomllib = None
 
 STRATEGIES = ("full", "layers", "prompt")
+OPTIMIZERS = ("adamw", "sgd")
+SGD_MOMENTUM = 0.9  # the momentum of an sgd stage that does not give one
 RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
 
 
@@ -45,11 +48,16 @@ class Stage(TrainConfig):
     """One stage of a schedule. Fields left out of a recipe take these defaults.
 
     The optimisation knobs (max_steps, batch_size, lr, warmup_steps, min_lr_ratio, weight_decay,
-    l2, grad_clip, eval_every, log_every, patience, min_delta, monitor, restore_best) are the
-    trainer's own ``TrainConfig`` fields, inherited; a stage adds what to train and on what.
+    l2, l1, grad_clip, eval_every, log_every, patience, min_delta, monitor, restore_best) are the
+    trainer's own ``TrainConfig`` fields, inherited; a stage adds which optimizer, what to train
+    and on what.
     """
 
     max_steps: int = 300  # a fine-tuning stage is shorter than TrainConfig's default
+    optimizer: str = "adamw"
+    """adamw (decoupled decay, two moments per weight) | sgd (coupled decay, one momentum buffer)."""
+    momentum: float | None = None
+    """SGD's momentum, in [0, 1) (default SGD_MOMENTUM, 0.9); only an sgd stage may give it."""
     name: str = ""
     """A short name, used in logs, charts and checkpoint file names (default: the strategy)."""
     strategy: str = "full"
@@ -176,6 +184,13 @@ def _check_stage(source, where, s: Stage):
         bad("strategy", f"unknown strategy; allowed: {', '.join(STRATEGIES)}")
     if s.lr <= 0:
         bad("lr", "the learning rate must be > 0")
+    if s.optimizer not in OPTIMIZERS:
+        bad("optimizer", f"unknown optimizer; allowed: {', '.join(OPTIMIZERS)}")
+    if s.momentum is not None and s.optimizer != "sgd":
+        bad("momentum", f"only an 'sgd' stage uses it (this stage's optimizer is '{s.optimizer}'; "
+                        f"AdamW has betas instead)")
+    if s.momentum is not None and not 0 <= s.momentum < 1:
+        bad("momentum", "must be in [0, 1) (0 = plain SGD, 0.9 = the default)")
     for key in ("max_steps", "batch_size", "eval_every", "log_every", "eval_examples", "prompt_tokens"):
         if getattr(s, key) < 1:
             bad(key, "must be >= 1")
@@ -185,7 +200,7 @@ def _check_stage(source, where, s: Stage):
     for key in ("warmup_steps",):
         if getattr(s, key) < 0:
             bad(key, "must be >= 0")
-    for key in ("weight_decay", "l2", "min_delta", "grad_clip", "min_lr_ratio"):
+    for key in ("weight_decay", "l2", "l1", "min_delta", "grad_clip", "min_lr_ratio"):
         if getattr(s, key) < 0:
             bad(key, "must be >= 0")
     if not 0 <= s.dropout < 1:

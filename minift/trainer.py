@@ -5,6 +5,7 @@ One step, in the order a student should picture it:
     batch  = batches(generator)              draw B examples with the stage's own random generator
     loss   = loss_fn(model, batch)           mean cross-entropy over the graded tokens
              + l2_penalty(trainable, l2)     coupled L2, only if asked for (optim.py explains)
+             + l1_penalty(matrices, l1)      L1 on the decayed weights only, only if asked for
     loss.backward()                          gradients flow only into parameters that require them
     clip_grad_norm(trainable, grad_clip)     one exploding batch cannot wreck the weights
     set_lr(optimizer, lr_at(step, ...))      warmup then cosine
@@ -41,7 +42,7 @@ from typing import Callable
 import torch
 
 from minift.io import atomic_write_text, read_jsonl
-from minift.optim import clip_grad_norm, l2_penalty, lr_at, set_lr
+from minift.optim import clip_grad_norm, decayed, l1_penalty, l2_penalty, lr_at, set_lr
 
 LOWER_IS_BETTER = {"val_loss", "loss", "bpc", "perplexity"}
 
@@ -61,9 +62,11 @@ class TrainConfig:
     min_lr_ratio: float = 0.1
     """The cosine decays to lr * min_lr_ratio at max_steps."""
     weight_decay: float = 0.1
-    """Decoupled weight decay (AdamW) on matrices; biases and LayerNorm are never decayed."""
+    """Weight decay on matrices (decoupled under AdamW, coupled under SGD); biases and LayerNorm are never decayed."""
     l2: float = 0.0
     """Coupled L2 penalty 0.5 * l2 * ||θ||² added to the loss (0 = off)."""
+    l1: float = 0.0
+    """L1 penalty l1 * Σ|w| over the decayed weights (matrices) added to the loss (0 = off)."""
     grad_clip: float = 1.0
     """Clip the global gradient norm to this (0 = off)."""
     eval_every: int = 50
@@ -277,6 +280,8 @@ def train_stage(
             loss, n_tokens = loss_fn(module, batch)
             if config.l2 > 0:
                 loss = loss + l2_penalty([p for p in trainable if p.requires_grad], config.l2)
+            if config.l1 > 0:  # the weights decay acts on, not biases and LayerNorm (optim.decayed)
+                loss = loss + l1_penalty([p for p in trainable if p.requires_grad and decayed(p)], config.l1)
         if int(n_tokens) == 0:
             # Every target in this batch is masked (-100): the mean loss would be 0/0 = NaN.
             # Skip the update (the step still counts, so a run cannot loop forever on such data).

@@ -184,3 +184,25 @@ def test_report_from_a_broken_summary_keeps_the_report_already_there(tmp_path, c
     err, _ = one_line_error(["report", str(run_dir)], capsys)
     assert f"{run_dir / 'summary.json'}: not valid JSON" in err
     assert (run_dir / "report.md").read_text() == old
+
+
+# --- recipe fields refused before training ------------------------------------------------------------
+
+@pytest.mark.parametrize("stage, message", [
+    ('optimizer = "adam"', "stages[0].optimizer = 'adam': unknown optimizer; allowed: adamw, sgd"),
+    ("l1 = -0.5", "stages[0].l1 = -0.5: must be >= 0"),
+    ("momentum = 0.9", "stages[0].momentum = 0.9: only an 'sgd' stage uses it"),
+])
+def test_finetune_with_a_bad_optimizer_field_is_one_line_exit_2_before_training(tmp_path, capsys, stage, message,
+                                                                                monkeypatch):
+    import minift.finetune
+
+    def no_training(*args, **kwargs):  # reached only if the recipe got through
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(minift.finetune, "run_recipe", no_training)
+    recipe = tmp_path / "bad.toml"
+    recipe.write_text(f'[[stages]]\nstrategy = "full"\n{stage}\n')
+    err, out = one_line_error(["finetune", "--recipe", str(recipe), "--out", str(tmp_path / "run")], capsys)
+    assert f"{recipe}: {message}" in err and out == ""
+    assert not (tmp_path / "run").exists()

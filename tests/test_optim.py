@@ -1,4 +1,9 @@
-"""Tests for minift.optim: AdamW against PyTorch's, L2 versus decoupled decay, schedules, clipping."""
+"""Tests for minift.optim: AdamW and SGD against PyTorch's, L2 versus decoupled decay, L1, schedules, clipping.
+
+SGD is held to torch.optim.SGD over 30 steps for each combination of momentum, dampening, coupled
+weight decay and Nesterov, with groups of their own rates, and through set_lr with lr_scale; its
+first steps are also worked by hand. l1_penalty is checked by value and by gradient (sign(w), 0 at 0).
+"""
 import copy
 import io
 import math
@@ -8,8 +13,8 @@ import torch
 from torch import nn
 
 from minift.errors import MiniftError
-from minift.optim import (AdamW, clip_grad_norm, l2_penalty, lr_at, optimizer_state_bytes,
-                          param_groups, set_lr)
+from minift.optim import (SGD, AdamW, clip_grad_norm, decayed, l1_penalty, l2_penalty, lr_at,
+                          optimizer_state_bytes, param_groups, set_lr)
 
 
 def make_mlp_params(dtype, seed=0):
@@ -324,3 +329,188 @@ def test_optimizer_state_bytes_is_two_float32_copies_of_the_trained_params():
     _, ref_opt = train(lambda p: torch.optim.AdamW(two_groups(p)), torch.float32, 1)
     # torch keeps its step as a float32 scalar tensor per parameter: 4 bytes each more.
     assert optimizer_state_bytes(ref_opt) == 2 * 4 * n_trained + 4 * 4
+
+
+# --- SGD ------------------------------------------------------------------------------------------
+
+def sgd_groups(p, **hyper):
+    # Matrices decay (coupled, under SGD) and learn fast; biases do not decay and learn slower.
+    # The biases' group also overrides the momentum when one is asked for, so a group's own value is used.
+    second = {"params": [p["b1"], p["b2"]], "lr": 0.02, "weight_decay": 0.0}
+    if hyper.get("momentum") and not hyper.get("nesterov"):
+        second["momentum"] = 0.5
+    return [{"params": [p["w1"], p["w2"], p["unused"]], "lr": 0.05, "weight_decay": hyper.pop("weight_decay", 0.0)},
+            second]
+
+
+SGD_SETTINGS = [
+    dict(),                                                  # plain gradient descent
+    dict(weight_decay=0.1),                                  # coupled decay only
+    dict(momentum=0.9),                                      # heavy ball
+    dict(momentum=0.9, dampening=0.3),                       # damped: (1 - dampening) of each new gradient
+    dict(momentum=0.9, weight_decay=0.1),                    # decay goes through the buffer
+    dict(momentum=0.9, nesterov=True),                       # look-ahead
+    dict(momentum=0.8, nesterov=True, weight_decay=0.05),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("hyper", SGD_SETTINGS, ids=lambda h: ",".join(f"{k}={v}" for k, v in h.items()) or "plain")
+def test_sgd_matches_torch_sgd_after_30_steps(dtype, hyper):
+    def build(cls):
+        def factory(p):
+            kw = dict(hyper)
+            groups = sgd_groups(p, **kw)
+            kw.pop("weight_decay", None)
+            return cls(groups, lr=0.01, **kw)
+        return factory
+
+    ours, opt = train(build(SGD), dtype, 30)
+    ref, _ = train(build(torch.optim.SGD), dtype, 30)
+    assert relative_error(ours, ref) <= TOLERANCE[dtype]
+    assert relative_error(make_mlp_params(dtype), ref) > 1e-2  # the weights moved: the comparison means something
+    assert torch.equal(ours["unused"], make_mlp_params(dtype)["unused"]) and ours["unused"] not in opt.state
+
+
+def test_sgd_first_steps_hand_worked():
+    # lr 0.1, momentum 0.9, dampening 0.5, wd 0.1, gradient 0.5 every step, p = 1:
+    # step 1: g = 0.5 + 0.1 * 1 = 0.6; the buffer starts as g itself (no dampening): b = 0.6; p = 1 - 0.06 = 0.94.
+    # step 2: g = 0.5 + 0.1 * 0.94 = 0.594; b = 0.9 * 0.6 + 0.5 * 0.594 = 0.837; p = 0.94 - 0.0837 = 0.8563.
+    p = torch.tensor([1.0], dtype=torch.float64, requires_grad=True)
+    opt = SGD([p], lr=0.1, momentum=0.9, dampening=0.5, weight_decay=0.1)
+    seen = []
+    for _ in range(2):
+        p.grad = torch.tensor([0.5], dtype=torch.float64)
+        opt.step()
+        seen.append((p.item(), opt.state[p]["momentum_buffer"].item()))
+    assert seen == [pytest.approx((0.94, 0.6), abs=1e-15), pytest.approx((0.8563, 0.837), abs=1e-15)]
+    assert p.grad.item() == 0.5  # the decay term is added to a copy, never into p.grad
+
+    # Nesterov, lr 0.1, momentum 0.9, no decay, gradient 0.5:
+    # step 1: b = 0.5, step along g + 0.9 b = 0.95: p = 1 - 0.095 = 0.905.
+    # step 2: b = 0.9 * 0.5 + 0.5 = 0.95, step along 0.5 + 0.9 * 0.95 = 1.355: p = 0.905 - 0.1355 = 0.7695.
+    p = torch.tensor([1.0], dtype=torch.float64, requires_grad=True)
+    opt = SGD([p], lr=0.1, momentum=0.9, nesterov=True)
+    for want in (0.905, 0.7695):
+        p.grad = torch.tensor([0.5], dtype=torch.float64)
+        opt.step()
+        assert p.item() == pytest.approx(want, abs=1e-15)
+
+
+def test_sgd_follows_set_lr_times_each_groups_lr_scale_like_torch_with_explicit_rates():
+    """The schedule sets every group to lr * lr_scale; torch's SGD, given those rates by hand, agrees."""
+    def model_and_groups():
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 4))
+        scales = {"0.weight": 1 / 2.6, "0.bias": 1 / 2.6}  # the lower layer learns at rate / 2.6
+        return model, param_groups(model, weight_decay=0.1, lr_scales=scales)
+
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(32, 8, generator=g), torch.randn(32, 4, generator=g)
+    rates = [lr_at(step, 0.1, 5, 30) for step in range(30)]
+
+    ours_model, groups = model_and_groups()
+    ours = SGD(groups, lr=1.0, momentum=0.9)  # no lr in the groups: each starts at 1.0 * lr_scale
+    assert sorted(g["lr"] for g in ours.param_groups) == pytest.approx([1 / 2.6, 1 / 2.6, 1.0, 1.0])
+    ref_model, ref_groups = model_and_groups()
+    scales = [grp.pop("lr_scale") for grp in ref_groups]  # torch knows nothing of lr_scale
+    for grp in ref_groups:
+        del grp["names"]
+    ref = torch.optim.SGD(ref_groups, lr=1.0, momentum=0.9)
+    for lr in rates:
+        set_lr(ours, lr)
+        for grp, scale in zip(ref.param_groups, scales):
+            grp["lr"] = lr * scale
+        for model, opt in ((ours_model, ours), (ref_model, ref)):
+            opt.zero_grad()
+            ((model(x) - y) ** 2).mean().backward()
+            opt.step()
+        assert [grp["lr"] for grp in ours.param_groups] == pytest.approx([grp["lr"] for grp in ref.param_groups])
+    got, want = dict(ours_model.named_parameters()), dict(ref_model.named_parameters())
+    assert relative_error(got, want) <= 1e-6
+    assert relative_error(dict(model_and_groups()[0].named_parameters()), want) > 1e-2
+
+
+def test_sgd_state_dict_round_trip_continues_exactly():
+    factory = lambda p: SGD(sgd_groups(p), lr=0.01, momentum=0.9)  # noqa: E731
+    straight, _ = train(factory, torch.float32, 20)
+    first, opt = train(factory, torch.float32, 10)
+    buffer = io.BytesIO()
+    torch.save({"params": {k: v.detach() for k, v in first.items()}, "optim": opt.state_dict()}, buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)
+    resumed = {k: v.clone().requires_grad_() for k, v in saved["params"].items()}
+    opt = factory(resumed)
+    opt.load_state_dict(saved["optim"])  # the momentum buffers come back: without them step 11 would differ
+    for _ in range(10):
+        opt.zero_grad(set_to_none=True)
+        mlp_loss(resumed, torch.float32).backward()
+        opt.step()
+    for k in straight:
+        assert torch.equal(resumed[k], straight[k]), k
+
+
+def test_sgd_state_bytes_are_one_float32_buffer_with_momentum_and_none_without():
+    p, opt = train(lambda p: SGD(sgd_groups(p), lr=0.01, momentum=0.9), torch.float32, 1)
+    n_trained = sum(t.numel() for k, t in p.items() if k != "unused")
+    assert optimizer_state_bytes(opt) == 4 * n_trained
+    _, ref = train(lambda p: torch.optim.SGD(sgd_groups(p), lr=0.01, momentum=0.9), torch.float32, 1)
+    assert optimizer_state_bytes(ref) == 4 * n_trained  # torch keeps the same buffer, and nothing else
+    _, plain = train(lambda p: SGD(sgd_groups(p), lr=0.01), torch.float32, 3)
+    assert optimizer_state_bytes(plain) == 0
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    (dict(lr=0.0), "lr"), (dict(lr=float("nan")), "lr"), (dict(momentum=-0.1), "momentum"),
+    (dict(weight_decay=-0.1), "weight_decay"), (dict(dampening=float("inf")), "dampening"),
+    (dict(nesterov=True), "nesterov needs momentum > 0"),
+    (dict(nesterov=True, momentum=0.9, dampening=0.1), "nesterov needs momentum > 0 and dampening = 0"),
+    (dict(nesterov="yes", momentum=0.9), "nesterov must be True or False"),
+])
+def test_bad_sgd_hyperparameters_raise(kwargs, field):
+    with pytest.raises(MiniftError, match=f"SGD: {field}"):
+        SGD([torch.zeros(2, requires_grad=True)], **kwargs)
+
+
+def test_bad_sgd_groups_raise_and_are_not_kept():
+    p = torch.zeros(2, requires_grad=True)
+    with pytest.raises(MiniftError, match="no parameters"):
+        SGD([])
+    with pytest.raises(MiniftError, match="param group 0: momentum"):
+        SGD([{"params": [p], "momentum": -1.0}])
+    opt = SGD([p], lr=0.1)
+    with pytest.raises(MiniftError, match="param group 1: lr_scale"):
+        opt.add_param_group({"params": [torch.zeros(1, requires_grad=True)], "lr": 0.1, "lr_scale": 0.0})
+    assert len(opt.param_groups) == 1
+    q = torch.zeros(2, requires_grad=True)
+    q.grad = torch.zeros(2).to_sparse()
+    with pytest.raises(MiniftError, match="sparse"):
+        SGD([q], lr=0.1).step()
+
+
+# --- L1 -------------------------------------------------------------------------------------------
+
+def test_l1_penalty_value_counts_trainable_and_tied_params_once():
+    a = torch.tensor([1.0, -2.0], requires_grad=True)  # |a| sums to 3
+    b = torch.tensor([[-3.0]], requires_grad=True)     # 3
+    frozen = torch.tensor([10.0])
+    assert l1_penalty([a, b, a, frozen], 0.2).item() == pytest.approx(0.2 * 6)
+    assert l1_penalty([frozen], 0.2).item() == 0.0
+    with pytest.raises(MiniftError, match="l1_penalty: weight"):
+        l1_penalty([a], -0.1)
+
+
+def test_l1_penalty_gradient_is_weight_times_sign_and_zero_at_zero():
+    w = torch.tensor([[-2.0, 0.0, 3e-4]], requires_grad=True)
+    l1_penalty(w, 0.25).backward()
+    # d/dw of 0.25 |w| = 0.25 sign(w); autograd's subgradient of |w| at 0 is 0. Small weights feel the
+    # full pull (L2's would be 0.25 * 3e-4): that is what drives them to zero.
+    assert w.grad.tolist() == [[-0.25, 0.0, 0.25]]
+
+
+def test_decayed_is_the_rule_param_groups_uses():
+    model = TinyLM()
+    groups = param_groups(model, weight_decay=0.1)
+    for g in groups:
+        assert all(decayed(p) == (g["weight_decay"] > 0) for p in g["params"])
+    assert decayed(model.proj.weight) and not decayed(model.proj.bias) and not decayed(model.ln.weight)

@@ -1,4 +1,7 @@
-"""Recipes: the built-in ones parse; every kind of bad recipe is refused before training, naming the field."""
+"""Recipes: the built-in ones parse; every kind of bad recipe is refused before training, naming the field.
+
+The optimizer fields: optimizer (adamw | sgd), momentum (sgd only, in [0, 1)) and l1 (>= 0).
+"""
 import pytest
 
 from minift.errors import MiniftError
@@ -40,6 +43,18 @@ BAD = [
     ('[[stages]]\nstrategy = "full"\n[[stages]]\nstrategy = "full"\n', r"two stages are named 'full'"),
     ('[[stages]\nstrategy = "full"\n', r"not valid TOML"),
     ('[defaults]\nlrr = 1\n[[stages]]\nstrategy = "full"\n', r"unknown field defaults\.lrr"),
+    # optimizer, momentum, l1
+    ('[[stages]]\noptimizer = "adam"\n', r"stages\[0\]\.optimizer = 'adam': unknown optimizer; allowed: adamw, sgd$"),
+    ('[[stages]]\noptimizer = "SGD"\n', r"stages\[0\]\.optimizer = 'SGD': unknown optimizer; allowed: adamw, sgd$"),
+    ('[[stages]]\noptimizer = 1\n', r"stages\[0\]\.optimizer must be a str, got int 1"),
+    ('[[stages]]\nl1 = -0.001\n', r"stages\[0\]\.l1 = -0.001: must be >= 0$"),
+    ('[[stages]]\nl1 = "a lot"\n', r"stages\[0\]\.l1 must be a float"),
+    ('[[stages]]\nmomentum = 0.9\n', r"stages\[0\]\.momentum = 0.9: only an 'sgd' stage uses it \(this stage's "
+                                      r"optimizer is 'adamw'; AdamW has betas instead\)$"),
+    ('[defaults]\nmomentum = 0.5\n[[stages]]\noptimizer = "sgd"\n[[stages]]\nname = "b"\n',
+     r"stages\[1\]\.momentum = 0.5: only an 'sgd' stage uses it"),
+    ('[[stages]]\noptimizer = "sgd"\nmomentum = 1.0\n', r"stages\[0\]\.momentum = 1.0: must be in \[0, 1\)"),
+    ('[[stages]]\noptimizer = "sgd"\nmomentum = -0.1\n', r"stages\[0\]\.momentum = -0.1: must be in \[0, 1\)"),
 ]
 
 
@@ -50,6 +65,17 @@ def test_bad_recipe_is_refused_naming_the_file_and_field(tmp_path, text, message
     with pytest.raises(MiniftError, match=message) as info:
         load_recipe(path)
     assert str(path) in str(info.value)
+
+
+def test_optimizer_momentum_and_l1_parse_with_their_defaults(tmp_path):
+    path = tmp_path / "r.toml"
+    path.write_text('[defaults]\nl1 = 0\n[[stages]]\nname = "a"\n'
+                    '[[stages]]\nname = "s"\noptimizer = "sgd"\n'
+                    '[[stages]]\nname = "m"\noptimizer = "sgd"\nmomentum = 0\nl1 = 1e-4\n')
+    a, s, m = load_recipe(path).stages
+    assert (a.optimizer, a.momentum, a.l1) == ("adamw", None, 0.0) and isinstance(a.l1, float)
+    assert (s.optimizer, s.momentum) == ("sgd", None)  # None: finetune gives SGD_MOMENTUM (0.9)
+    assert (m.optimizer, m.momentum, m.l1) == ("sgd", 0.0, 1e-4)
 
 
 def test_block_index_outside_the_model_and_too_long_prompt_are_refused(tmp_path):

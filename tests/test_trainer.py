@@ -3,7 +3,8 @@
 And the loop's knobs, seen from inside the optimizer step (not from the log): the learning rate each
 group actually uses equals the warmup + cosine schedule (times the group's lr_scale), gradient
 clipping bounds the global gradient norm the update is made of, the L2 penalty adds l2 * theta to
-the gradient, and early stopping on a higher-is-better task metric puts back the best weights.
+the gradient, the L1 penalty adds l1 * sign(theta) to the gradient of the matrices only (what
+minift's SGD is handed), and early stopping on a higher-is-better task metric puts back the best weights.
 Expected numbers are worked by hand from the formulas in optim.py, in the comments.
 """
 import json
@@ -12,7 +13,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from minift.optim import AdamW, param_groups
+from minift.optim import SGD, AdamW, param_groups
 from minift.trainer import RunLog, TrainConfig, is_better, train_stage
 
 
@@ -233,6 +234,46 @@ def test_the_l2_penalty_adds_l2_times_theta_to_the_gradient():
     assert grads == pytest.approx([2 * 2.0 + 0.5 * 2.0, 2 * 1.5 + 0.5 * 1.5]) and w == pytest.approx(1.125)
     grads, w = run(0.0)
     assert grads == pytest.approx([4.0, 3.2]) and w == pytest.approx(1.28)
+
+
+class RecordingMiniftSGD(SGD):
+    """minift's SGD, recording, per step, the gradient of each parameter as the step receives it."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.grads = []  # per step: {name: gradient list}
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        self.grads.append({n: p.grad.flatten().tolist() for g in self.param_groups
+                           for n, p in zip(g["names"], g["params"])})
+        return super().step(closure)
+
+
+def test_the_l1_penalty_adds_l1_times_sign_to_the_decayed_weights_only():
+    # y = w . x + b with x = (0.75, -0.5), loss = y: data gradients (0.75, -0.5) on the weight matrix
+    # (1, 2), 1 on the bias. l1 = 0.25 adds 0.25 * sign(w) to the matrix, nothing to the bias (not
+    # decayed), and 0 where w is exactly 0 (autograd's subgradient of |w| there).
+    # Start w = (0.3, 0.0), b = 0.4; plain SGD at lr 0.1:
+    #   step 1: grad w = (0.75 + 0.25, -0.5 + 0) = (1.0, -0.5), grad b = 1;  w -> (0.2, 0.05)
+    #   step 2: grad w = (0.75 + 0.25, -0.5 + 0.25) = (1.0, -0.25) (sign(0.05) = +1), grad b = 1.
+    def run(l1):
+        model = nn.Linear(2, 1)
+        with torch.no_grad():
+            model.weight.copy_(torch.tensor([[0.3, 0.0]]))
+            model.bias.fill_(0.4)
+        x = torch.tensor([[0.75, -0.5]])
+        optimizer = RecordingMiniftSGD(param_groups(model, weight_decay=0.0), lr=0.1)
+        config = TrainConfig(max_steps=2, lr=0.1, l1=l1, grad_clip=0.0, **FLAT)
+        train_stage(model, optimizer, lambda g: None, lambda m, b: (m(x).sum(), 1), config)
+        return optimizer.grads, model.weight.flatten().tolist()
+
+    grads, w = run(0.25)
+    assert grads[0] == {"weight": pytest.approx([1.0, -0.5]), "bias": pytest.approx([1.0])}
+    assert grads[1] == {"weight": pytest.approx([1.0, -0.25]), "bias": pytest.approx([1.0])}
+    assert w == pytest.approx([0.2 - 0.1, 0.05 + 0.025])
+    grads, _ = run(0.0)  # off: the data gradient alone
+    assert grads[0] == {"weight": pytest.approx([0.75, -0.5]), "bias": pytest.approx([1.0])}
 
 
 def test_early_stopping_on_a_task_metric_keeps_the_highest_and_restores_its_weights():

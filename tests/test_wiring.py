@@ -11,7 +11,14 @@ base). Expected sets and rates come from the field's meaning in schedule.py / fr
 The schedule is flat (no warmup, min_lr_ratio = 1) and weight decay is 0, so every group steps at
 exactly lr * lr_scale and a weight moves only if it had a gradient; restore_best = false keeps the
 trained weights (with so few steps the starting point could otherwise be "best" and come back).
+
+A second recipe wires the optimizer fields: ``optimizer = "sgd"`` gives minift's SGD with the
+``momentum`` asked for (0.9 when left out), its coupled decay on matrices only, one float32 buffer
+per trainable weight in summary.json (none without momentum), discriminative rates stepped as
+lr * lr_scale * gradient, and ``l1`` handed to the trainer.
 """
+import json
+
 import pytest
 import torch
 
@@ -193,3 +200,118 @@ def test_untie_head_lets_the_head_train_alone_and_leaves_wte_bit_identical(run):
     assert moved(run, "probe") == {HEAD}  # wte, the old tied copy, did not move
     before, after = run[2]["parts"], run[2]["probe"]
     assert not torch.equal(after[HEAD], after[WTE]) and torch.equal(after[WTE], before[WTE])
+
+
+# --- optimizer = "sgd" ------------------------------------------------------------------------------
+
+SGD_RECIPE = f"""
+name = "sgd-wiring"
+[defaults]
+optimizer = "sgd"
+batch_size = 4
+max_steps = 2
+eval_every = 100
+eval_examples = 4
+lr = {LR}
+warmup_steps = 0
+min_lr_ratio = 1.0
+restore_best = false
+
+[[stages]]        # 0: momentum given, coupled decay, L1 on
+name = "heavy"
+strategy = "full"
+momentum = 0.8
+weight_decay = 0.05
+l1 = 0.001
+
+[[stages]]        # 1: momentum left out (0.9); ULMFiT rates; one step, no decay
+name = "rates"
+strategy = "layers"
+blocks = [0, 1]
+discriminative = 2.0
+weight_decay = 0.0
+max_steps = 1
+
+[[stages]]        # 2: plain gradient descent on soft prompts: no optimizer state at all
+name = "plain"
+strategy = "prompt"
+momentum = 0.0
+prompt_tokens = 2
+"""
+SGD_STAGES = ["heavy", "rates", "plain"]
+
+
+class RecordingSGD(finetune.SGD):
+    """finetune's SGD, recording the gradient and weight of every parameter at each step."""
+
+    made: list = []
+
+    def __init__(self, params, *args, **kwargs):
+        super().__init__(params, *args, **kwargs)
+        self.steps = []  # per step: {name: (grad, weight before the step)}
+        RecordingSGD.made.append(self)
+
+    def step(self, closure=None):
+        self.steps.append({n: (p.grad.clone(), p.detach().clone()) for g in self.param_groups
+                           for n, p in zip(g["names"], g["params"]) if p.grad is not None})
+        return super().step(closure)
+
+
+@pytest.fixture(scope="module")
+def sgd_run(tiny_setup, tmp_path_factory):
+    """(summary, optimizers by stage name, the TrainConfig each stage trained with, state dicts by stage)."""
+    folder = tmp_path_factory.mktemp("sgd")
+    (folder / "r.toml").write_text(SGD_RECIPE)
+    RecordingSGD.made = []
+    configs = []
+    real_train_stage = finetune.train_stage
+
+    def recording_train_stage(model, optimizer, batches, loss_fn, config, **kwargs):
+        configs.append(config)
+        return real_train_stage(model, optimizer, batches, loss_fn, config, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(finetune, "SGD", RecordingSGD)
+        mp.setattr(finetune, "train_stage", recording_train_stage)
+        opts = finetune.RunOptions(out=str(folder / "run"), data=str(tiny_setup / "pairs.jsonl"),
+                                   base=str(tiny_setup / "base"), quiet=True, eval_limit=4)
+        finetune.run_recipe(load_recipe(folder / "r.toml"), opts)
+    summary = json.loads((folder / "run" / "summary.json").read_text())  # what the run left on disk
+    weights = {name: minift.load_model(folder / "run" / "stages" / f"{i}-{name}").model.state_dict()
+               for i, name in enumerate(SGD_STAGES)}
+    return (summary, dict(zip(SGD_STAGES, RecordingSGD.made, strict=True)),
+            dict(zip(SGD_STAGES, configs, strict=True)), weights)
+
+
+def test_an_sgd_stage_gets_minifts_sgd_with_its_momentum_decay_on_matrices_and_l1(sgd_run):
+    summary, optimizers, configs, _ = sgd_run
+    heavy = optimizers["heavy"]
+    assert isinstance(heavy, minift.optim.SGD)
+    assert {g["momentum"] for g in heavy.param_groups} == {0.8}
+    for g in heavy.param_groups:  # coupled decay on the matrices, none on biases and LayerNorm
+        assert g["weight_decay"] == (0.05 if all(p.dim() >= 2 for p in g["params"]) else 0.0)
+    assert {g["weight_decay"] for g in heavy.param_groups} == {0.05, 0.0}
+    assert configs["heavy"].l1 == 0.001 and configs["rates"].l1 == 0.0
+    assert {g["momentum"] for g in optimizers["rates"].param_groups} == {0.9}  # left out: SGD_MOMENTUM
+    assert {g["momentum"] for g in optimizers["plain"].param_groups} == {0.0}
+    assert [s["optimizer"] for s in summary["stages"]] == ["sgd"] * 3
+
+
+def test_sgd_state_in_the_summary_is_one_float32_buffer_per_trainable_weight(sgd_run):
+    stages = {s["name"]: s for s in sgd_run[0]["stages"]}
+    for name in ("heavy", "rates"):
+        assert stages[name]["optimizer_state_bytes"] == 4 * stages[name]["trainable_params"] > 0, name
+    assert stages["plain"]["optimizer_state_bytes"] == 0  # momentum 0: no buffer
+
+
+def test_sgd_steps_each_weight_by_lr_times_its_scale_times_its_gradient(sgd_run):
+    _, optimizers, _, weights = sgd_run
+    optimizer = optimizers["rates"]
+    scale = {n: g["lr_scale"] for g in optimizer.param_groups for n in g["names"]}
+    assert scale == {**{n: 1.0 for n in block(1)}, **{n: 0.5 for n in block(0)}}
+    (seen,) = optimizer.steps  # one step: the buffer is the gradient itself, no decay
+    assert set(seen) == set(scale) and max((LR * scale[n] * g).abs().max().item() for n, (g, _) in seen.items()) > 1e-4
+    before, after = weights["heavy"], weights["rates"]
+    for name, (grad, weight) in seen.items():
+        torch.testing.assert_close(weight, before[name])
+        torch.testing.assert_close(after[name], before[name] - LR * scale[name] * grad, rtol=0, atol=1e-7)

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Lesson 04 — Optimization: AdamW versus Adam + L2, dropout, learning-rate schedules
+# # Lesson 04 — Optimization: AdamW versus Adam + L2, L1, dropout, learning-rate schedules
 #
 # Every later lesson trains something with the same few tools: the AdamW optimizer, a learning
 # rate that warms up and then decays, gradient clipping and, sometimes, dropout. This lesson takes
@@ -8,6 +8,7 @@
 # **You will learn**
 # - one AdamW step, line by line, and that minift's `AdamW` and `torch.optim.AdamW` agree with it;
 # - why weight decay under Adam is *not* the same as an L2 penalty, on a regression you can read;
+# - why an L1 penalty sets useless weights to (nearly) zero while L2 and weight decay only shrink them;
 # - what dropout does to training and validation loss when data is scarce;
 # - the warmup + cosine schedule `lr_at`, printed and drawn;
 # - what gradient clipping changes (the length of the step) and what it keeps (the direction).
@@ -16,8 +17,8 @@
 #
 # **Time:** about 45 minutes; the script runs in under a minute on 2 CPU cores.
 #
-# Library code: `minift/optim.py` (`AdamW`, `l2_penalty`, `lr_at`, `clip_grad_norm`,
-# `param_groups`) and `minift/trainer.py` (`train_stage`, the loop every lesson uses).
+# Library code: `minift/optim.py` (`AdamW`, `SGD`, `l2_penalty`, `l1_penalty`, `lr_at`,
+# `clip_grad_norm`, `param_groups`) and `minift/trainer.py` (`train_stage`, the loop every lesson uses).
 
 # %%
 import math
@@ -26,7 +27,7 @@ import torch
 
 from minift.course import claim, header, output_dir, pick, smoke
 from minift.model import GPT, GPTConfig
-from minift.optim import AdamW, clip_grad_norm, l2_penalty, lr_at, param_groups
+from minift.optim import SGD, AdamW, clip_grad_norm, l2_penalty, lr_at, param_groups
 from minift.plot import line_chart
 from minift.pretrain import encode_stream, lm_batch_loss, stream_loss, window_batches
 from minift.tokenizer import Tokenizer
@@ -158,7 +159,83 @@ print("Adam + l2_penalty == torch.optim.Adam(weight_decay=λ): checked")
 # - Same strength on paper, different models. That is why minift (like GPT-2's training) uses
 #   AdamW, and why `trainer.TrainConfig` keeps `weight_decay` and `l2` as separate knobs.
 #
-# ## 3. Dropout against overfitting
+# ## 3. L1 versus L2 versus decoupled decay: which weights end at zero?
+#
+# An **L1 penalty** adds `λ Σ|w|` to the loss. Its gradient is `λ · sign(w)`: a pull of the same
+# size however small the weight already is (autograd gives `sign(0) = 0` at exactly zero). L2's
+# pull, `λ w`, fades as the weight shrinks, and decoupled decay removes a fixed *fraction*
+# `lr · wd` of the weight each step: both shrink a weight in proportion to its size, so neither
+# ever brings one to zero. L1 moves every weight by the same amount towards zero, so a weight
+# whose data gradient is weaker than `λ` goes all the way: L1 *selects* features.
+#
+# The problem: 60 features, of which only the first 5 matter, and only 100 examples, so the
+# 55 irrelevant ones can fit noise. We fit a linear model four ways with `train_stage`, the
+# library's own loop, its knobs `TrainConfig.l1`, `TrainConfig.l2` and `weight_decay`:
+# `minift.optim.SGD` (momentum 0.9) with no penalty, with L1 and with L2, and `AdamW` with
+# decoupled decay. The trainer puts L1 on the *matrices* only (the weights that decay), not on
+# the bias. The rate follows a cosine down to 0 (`min_lr_ratio=0`), for a reason the exercises
+# explore. Then we count the weights that end near zero, `|w| < 1e-3`.
+
+# %%
+header("3. L1 versus L2 versus decoupled decay: weights near zero")
+n, d, relevant = 100, 60, 5
+data = torch.Generator().manual_seed(0)  # its own generator: the same data however the cells ran
+X = torch.randn(n, d, generator=data)  # (n, d)
+w_true = torch.zeros(d)
+w_true[:relevant] = torch.tensor([2.0, -1.5, 1.0, -0.7, 0.5])
+y = X @ w_true + 0.5 * torch.randn(n, generator=data)  # (n,)
+steps = pick(1000, 200)
+NEAR_ZERO = 1e-3
+
+
+def fit_linear(optimizer_name, lr, weight_decay=0.0, **penalty):
+    torch.manual_seed(1)
+    model = torch.nn.Linear(d, 1)  # weight (1, d): a matrix, so it decays and L1 acts on it
+    groups = param_groups(model, weight_decay)
+    if optimizer_name == "sgd":
+        optimizer = SGD(groups, lr=lr, momentum=0.9)
+    else:
+        optimizer = AdamW(groups, lr=lr)
+    config = TrainConfig(max_steps=steps, batch_size=n, lr=lr, warmup_steps=0, min_lr_ratio=0.0,
+                         weight_decay=weight_decay, grad_clip=0.0, eval_every=steps, log_every=steps,
+                         restore_best=False, **penalty)
+    train_stage(model, optimizer, lambda generator: None,  # every step sees the whole data set
+                lambda m, batch: (((m(X).squeeze(1) - y) ** 2).mean(), n), config)
+    return model.weight.detach().flatten(), ((model(X).squeeze(1) - y) ** 2).mean().item()
+
+
+regularized = {
+    "SGD, none": fit_linear("sgd", 0.05),
+    "SGD + L1 (λ=0.1)": fit_linear("sgd", 0.05, l1=0.1),
+    "SGD + L2 (λ=0.1)": fit_linear("sgd", 0.05, l2=0.1),
+    "AdamW (wd=0.1)": fit_linear("adamw", 0.02, weight_decay=0.1),
+}
+near_zero = {name: int((w.abs() < NEAR_ZERO).sum()) for name, (w, _) in regularized.items()}
+print(f"{'':>18} {f'|w| < {NEAR_ZERO:g}':>12} {f'max |w|, the {d - relevant} irrelevant':>27} {'train MSE':>10}   "
+      f"the 5 relevant weights (true: {[round(v, 1) for v in w_true[:relevant].tolist()]})")
+for name, (w, mse) in regularized.items():
+    print(f"{name:>18} {near_zero[name]:>12} {w[relevant:].abs().max():>27.4f} {mse:>10.3f}   "
+          f"{[round(v, 2) for v in w[:relevant].tolist()]}")
+# The claims of the text, checked (they hold at the smoke run's size too): L1 ends with the most
+# weights near zero, and none of them is a weight that matters.
+assert near_zero["SGD + L1 (λ=0.1)"] > max(v for k, v in near_zero.items() if k != "SGD + L1 (λ=0.1)")
+w_l1, w_none = regularized["SGD + L1 (λ=0.1)"][0][:relevant], regularized["SGD, none"][0][:relevant]
+assert (w_l1.abs() > 0.1).all() and (w_l1.abs() < w_none.abs()).all()  # kept, each a little smaller
+
+# %% [markdown]
+# What to notice:
+# - **L1** leaves most of the 55 irrelevant weights near zero and keeps the 5 that matter, each a
+#   little smaller than without a penalty (L1 shrinks by a constant, not a fraction).
+# - **L2** and **decoupled decay** shrink the weights and zero (almost) none of them: the irrelevant
+#   weights stay small but not zero, each still fitting some of the noise (compare the largest of
+#   them with L1's).
+# - Under SGD, an L2 penalty and SGD's `weight_decay` are the same thing: both add `λw` to the
+#   gradient (without momentum, `w ← w − lr(g + λw)`); only under Adam does "decoupled" make the
+#   difference of section 2.
+# - The counts depend on the threshold `1e-3`: L1's near-zero weights are not *exactly* zero, they
+#   jitter around it by a step that the decaying rate shrinks (exercise 5).
+#
+# ## 4. Dropout against overfitting
 #
 # Dropout zeroes a random fraction `p` of activations during training (and scales the rest by
 # `1/(1−p)`), so no unit can rely on one particular other unit. At evaluation it is off. We train
@@ -166,7 +243,7 @@ print("Adam + l2_penalty == torch.optim.Adam(weight_decay=λ): checked")
 # loss and the *validation* loss (held-out paragraphs).
 
 # %%
-header("3. Dropout: train and validation loss on a tiny data set")
+header("4. Dropout: train and validation loss on a tiny data set")
 tok = Tokenizer.train(corpus(pick(2000, 200), seed=0), 512)
 train_stream = encode_stream(tok, corpus(40, seed=0))
 val_stream = encode_stream(tok, corpus(pick(200, 40), seed=1))
@@ -211,7 +288,7 @@ if not smoke():
 # not stop overfitting, it delays it. With plenty of data there is little to gain, and minift's
 # base model trains with dropout 0.
 #
-# ## 4. The learning-rate schedule: warmup, then cosine
+# ## 5. The learning-rate schedule: warmup, then cosine
 #
 # At the start, Adam's `v̂` is estimated from a handful of gradients and the weights are random:
 # big steps are risky, so the rate **warms up** linearly. Then it follows half a **cosine** down
@@ -220,7 +297,7 @@ if not smoke():
 # `train_stage` calls it before every step.
 
 # %%
-header("4. lr_at: warmup + cosine")
+header("5. lr_at: warmup + cosine")
 max_lr, warmup, total = 1e-3, 10, 110
 for step in (0, 4, 9, 10, 35, 60, 85, 110, 200):
     print(f"step {step:>3}: lr {lr_at(step, max_lr, warmup, total):.2e}")
@@ -235,7 +312,7 @@ assert math.isclose(lr_at(60, max_lr, warmup, total), 5.5e-4)  # halfway: the me
 claim("lr_at", {s: lr_at(s, max_lr, warmup, total) for s in (0, 4, 9, 10, 35, 60, 85, 110, 200)})
 
 # %% [markdown]
-# ## 5. Gradient clipping
+# ## 6. Gradient clipping
 #
 # One unlucky batch can produce a huge gradient and throw the weights far away. Clipping
 # measures the *global* norm of all gradients, `‖g‖ = √(Σ ‖g_i‖²)`, and if it exceeds `max_norm`
@@ -243,7 +320,7 @@ claim("lr_at", {s: lr_at(s, max_lr, warmup, total) for s in (0, 4, 9, 10, 35, 60
 # is capped. We compare `clip_grad_norm` with PyTorch's `clip_grad_norm_`.
 
 # %%
-header("5. clip_grad_norm")
+header("6. clip_grad_norm")
 model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=32, n_layer=2, n_head=4, n_embd=64))
 x, y = window_batches(train_stream, 32, 8)(torch.Generator().manual_seed(0))
 lm_batch_loss("cpu")(model, (x, y))[0].mul(100.0).backward()  # an exaggerated loss: large gradients
@@ -276,5 +353,9 @@ claim("norm_before_after_and_cosine", [norm, after.norm(), cosine])  # checked b
 #    through the cosine is 60 % of `max_lr`, and check it with `lr_at`.
 # 4. **Inverted dropout.** Show that `nn.Dropout(0.2)` in training mode keeps the mean of a
 #    large tensor of ones near 1 (how?), and that in eval mode it is the identity.
+# 5. **L1 at a constant rate.** Refit section 3's SGD + L1 with `min_lr_ratio=1.0` (no decay).
+#    How many weights end below `1e-3` now, and how large are the irrelevant ones typically (their
+#    median `|w|`)? Why does a subgradient step not land on zero? Do the same with Adam + L1
+#    (`AdamW` with `weight_decay=0` and `l1=0.1`), at a constant and at a decaying rate.
 #
 # Solutions: `tutorials/solutions/04_optimization.py`.

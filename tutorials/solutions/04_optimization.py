@@ -10,9 +10,10 @@ import math
 import torch
 from torch import nn
 
-from minift.course import claim, header
+from minift.course import claim, header, pick
 from minift.model import GPT, GPTConfig
-from minift.optim import AdamW, lr_at, param_groups
+from minift.optim import SGD, AdamW, lr_at, param_groups
+from minift.trainer import TrainConfig, train_stage
 
 torch.manual_seed(0)
 
@@ -101,3 +102,50 @@ claim("dropout_zeroed_and_mean", [(dropped == 0).float().mean(), dropped.mean()]
 # The kept values are scaled by `1/(1 − p) = 1.25` during training, so the expected value of
 # every activation is unchanged and nothing needs rescaling at evaluation, where dropout simply
 # passes its input through.
+
+# %% [markdown]
+# ## Exercise 5 — L1 at a constant rate
+#
+# The L1 step is `lr · λ · sign(w)` (times Adam's rescaling under Adam): the same size however
+# close the weight is to zero. A weight closer to zero than one step does not stop there, it
+# crosses it, and the next step pulls it back: it jitters around zero by about one step. Only
+# a weight that is *exactly* 0 stops (`sign(0) = 0`), and a float never lands there by chance.
+# With the cosine going to 0 the steps shrink to nothing at the end, so the jitter dies out and
+# the weights settle near zero; at a constant rate they keep hovering, mostly above `1e-3`.
+# Adam + L1 does the same: its step on such a weight is about `lr · sign(w)`, whatever `λ`.
+
+# %%
+header("Exercise 5: L1 at a constant and at a decaying rate")
+n, d, relevant = 100, 60, 5
+data = torch.Generator().manual_seed(0)  # the data of the lesson's section 3
+X = torch.randn(n, d, generator=data)
+w_true = torch.zeros(d)
+w_true[:relevant] = torch.tensor([2.0, -1.5, 1.0, -0.7, 0.5])
+y = X @ w_true + 0.5 * torch.randn(n, generator=data)
+steps = pick(1000, 200)
+
+
+def fit_l1(optimizer_name, lr, min_lr_ratio):
+    torch.manual_seed(1)
+    model = nn.Linear(d, 1)
+    groups = param_groups(model, 0.0)
+    optimizer = SGD(groups, lr=lr, momentum=0.9) if optimizer_name == "sgd" else AdamW(groups, lr=lr, weight_decay=0.0)
+    config = TrainConfig(max_steps=steps, batch_size=n, lr=lr, warmup_steps=0, min_lr_ratio=min_lr_ratio,
+                         weight_decay=0.0, l1=0.1, grad_clip=0.0, eval_every=steps, log_every=steps,
+                         restore_best=False)
+    train_stage(model, optimizer, lambda generator: None, lambda m, b: (((m(X).squeeze(1) - y) ** 2).mean(), n),
+                config)
+    w = model.weight.detach().flatten()
+    return int((w.abs() < 1e-3).sum()), w[relevant:].abs().median().item()
+
+
+results = {}
+for name, lr in (("sgd", 0.05), ("adam", 0.02)):
+    for schedule, ratio in (("cosine to 0", 0.0), ("constant", 1.0)):
+        results[name, schedule] = fit_l1(name, lr, ratio)
+        count, median = results[name, schedule]
+        print(f"{name:>4} + L1, rate {schedule:>11}: {count:>2} weights below 1e-3; "
+              f"median |w| of the {d - relevant} irrelevant {median:.1e}")
+for name in ("sgd", "adam"):
+    assert results[name, "constant"][0] < results[name, "cosine to 0"][0]  # fewer settle without decay
+    assert results[name, "constant"][1] > 1e-3 > results[name, "cosine to 0"][1]  # they hover above 1e-3
