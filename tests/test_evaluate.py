@@ -16,15 +16,30 @@ What this file pins, and against what:
   temperature divides the logits (empirical frequencies of many seeded draws against
   softmax(logits / T), within a stated bound, and entropy falls as T falls);
 * ``GPT.generate``: a row that emitted the end-of-text id keeps emitting it while the other rows
-  go on, and generation stops at exactly the step where the last row finished.
+  go on, and generation stops at exactly the step where the last row finished;
+* soft prompts in ``generate_text``: each row reads its own prompt (or none) in a mixed batch, the
+  unused prefix slots are masked, the prompt's length is taken from the text's room, an unknown
+  name is an error that names it and the prompts there are;
+* how the work is cut: prompts of similar length share a batch, 32 rows at a time by default,
+  ``top_k`` reaches the sampler, at least one prompt token is always read, and generation stops
+  once every row has ended (on the scripted model's record of what it was asked to read);
+* the glue of ``evaluate_examples``: the whole report (keys, samples, soft prompt per row chosen by
+  subset, else task), ``max_new_tokens_for`` on worked lengths, ``metric_scores`` on the worked
+  examples of ``minift/metrics.py``, ``row_prompt_names`` and ``choose_prompt``;
+* ``teacher_forced_loss`` with soft prompts: every row is cut to the room the widest prompt leaves,
+  against each example scored alone by hand; an empty completion is graded on its end-of-text.
 
 The scripted model is a ``GPT`` subclass with a tiny config whose ``embed`` and ``forward_embeds``
 are replaced by a bigram table: at every position the logits strongly favour ``NEXT[token]``.
 Everything around it is the library's own code: ``GPT.generate`` (KV cache, padding masks, eos
 handling), ``GPT._pick``, and ``generate_text``'s tokenizing, cutting, sorting, batching and decoding.
 Tokens are bytes (a tokenizer without merges), so each character is one id and the script can be
-written as words.
+written as words. A scripted soft prompt is a few vectors that carry a trigger character and a flag
+saying "prompt": the model reads a "?" in the text of a prompted row as that trigger, so the row
+writes the trigger's word; without a prompt "?" is off the script.
 """
+
+import math
 
 import pytest
 import torch
@@ -32,8 +47,11 @@ import torch.nn.functional as F
 
 from minift import metrics
 from minift.checkpoint import ModelBundle, load_model
-from minift.evaluate import evaluate_examples, generate_text, teacher_forced_loss
+from minift.errors import MiniftError
+from minift.evaluate import (choose_prompt, evaluate_examples, generate_text, max_new_tokens_for, metric_scores,
+                             row_prompt_names, teacher_forced_loss)
 from minift.model import GPT, GPTConfig
+from minift.prompt_tuning import SoftPrompt
 from minift.tasks import encode_example
 from minift.tasks.data import make_example
 from minift.tokenizer import Tokenizer
@@ -46,6 +64,7 @@ BLOCK = 32
 WORDS = {"A": "dog", "B": "cat", "C": "fish", "L": "plumber"}
 AFTER_EOT = "xyz"  # what the script writes after <|endoftext|>: shows up only if a cut or a pad is missing
 FILLER = "-"  # not in the script: its successor is "~", then "~" forever
+PLACEHOLDER = "?"  # not in the script either; a prompted row reads it as its prompt's trigger
 
 
 def script() -> dict[int, int]:
@@ -71,14 +90,19 @@ class ScriptedGPT(GPT):
             table[a, b] = 10.0
         self.register_buffer("table", table)
         self.windows = []  # the real token ids of each row the first time the model reads a batch
+        self.reads = []  # (rows, slots) of each batch the first time the model reads it
+        self.calls = 0  # forward passes; with the KV cache, one per generated token
 
     def embed(self, idx):
         x = torch.zeros(*idx.shape, self.config.n_embd)
         x[..., 0] = idx.float()  # carry the id itself (exact in float32 for ids < 2**24)
         return x
 
-    def forward_embeds(self, x, positions=None, key_padding_mask=None, cache=None):
+    def forward_embeds(self, x, positions=None, key_padding_mask=None, cache=None, return_hidden=False):
+        assert not return_hidden, "the script has logits, not hidden states"
+        self.calls += 1
         ids = x[..., 0].round().long()
+        is_prompt = x[..., 1] > 0.5  # a soft prompt's vectors carry the flag; tokens and padding do not
         B, T = ids.shape
         past = cache.length if cache is not None else 0
         if positions is None:
@@ -86,20 +110,46 @@ class ScriptedGPT(GPT):
         if int(positions.max()) >= self.config.block_size:  # the real model refuses this too
             raise ValueError(f"position {int(positions.max())} is beyond block_size {self.config.block_size}")
         if past == 0:
+            self.reads.append((B, T))
             for r in range(B):
                 real = key_padding_mask[r, -T:] if key_padding_mask is not None else torch.ones(T, dtype=torch.bool)
                 self.windows.append(ids[r][real].tolist())
         if cache is not None:
             cache.length += T
-        return self.table[ids]
+        logits = self.table[ids]
+        for r in range(B):
+            if is_prompt[r].any():  # "?" stands for the trigger that the row's prompt carries
+                trigger = int(ids[r][is_prompt[r]][0])
+                logits[r, ids[r] == ord(PLACEHOLDER)] = self.table[trigger]
+        return logits
 
 
-def scripted_bundle(block_size=BLOCK):
-    return ModelBundle(ScriptedGPT(block_size).eval(), TOK)
+def scripted_prompt(trigger, n_tokens):
+    """A soft prompt of n_tokens vectors, each carrying the id of ``trigger`` and the prompt flag."""
+    weight = torch.zeros(n_tokens, 4)
+    weight[:, 0] = ord(trigger)
+    weight[:, 1] = 1.0
+    return SoftPrompt.from_weight(weight)
+
+
+# Two prompts of different lengths, so a batch that mixes them pads the shorter one.
+PROMPTS = {"b": ("B", 3), "c": ("C", 2)}
+
+
+def scripted_bundle(block_size=BLOCK, prompts=None):
+    prompts = {name: scripted_prompt(t, n) for name, (t, n) in (prompts or {}).items()}
+    return ModelBundle(ScriptedGPT(block_size).eval(), TOK, prompts=prompts)
 
 
 def ids_of(text):
     return TOK.encode(text)
+
+
+def text_example(i, prompt, completion, subset=None):
+    record = {"prompt": prompt, "completion": completion}
+    if subset is not None:
+        record["subset"] = subset
+    return make_example("text", record, f"test:{i}")
 
 
 # --- generate_text ------------------------------------------------------------------------------------
@@ -143,11 +193,95 @@ def test_a_prompt_longer_than_the_room_is_cut_from_the_left():
     assert sorted(bundle.model.windows) == sorted([ids_of(long)[-room:], ids_of("B")])
 
 
+def test_each_row_reads_its_own_soft_prompt_in_a_mixed_batch():
+    # One batch mixes prompt "b" (3 vectors, trigger B), prompt "c" (2 vectors, trigger C) and no
+    # prompt. "?" becomes the row's trigger: "cat" under "b", "fish" under "c", off the script ("~")
+    # without a prompt. "A" needs no prompt to write "dog", whatever prompt it has.
+    bundle = scripted_bundle(prompts=PROMPTS)
+    texts, names = ["--?", "?", "-?", "A"], ["b", "c", None, "b"]
+    got = generate_text(bundle, texts, max_new_tokens=5, prompt_names=names, batch_size=4)
+    assert got == ["cat", "fish", "~" * 5, "dog"]
+    # What each row read: its own prompt's vectors, then its text; the prefix slots a row does not
+    # use (one for "c", all three without a prompt) are masked, so the model never reads them.
+    B, C = ord("B"), ord("C")
+    assert sorted(bundle.model.windows) == sorted([[B] * 3 + ids_of("--?"), [C] * 2 + ids_of("?"),
+                                                   ids_of("-?"), [B] * 3 + ids_of("A")])
+
+
+def test_a_soft_prompt_takes_its_length_from_the_room_of_the_text():
+    bundle = scripted_bundle(prompts=PROMPTS)
+    max_new = 10
+    room = BLOCK - 3 - max_new  # prompt "b" holds 3 positions: 19 tokens of text fit, for every row
+    long = "C" + FILLER * 40 + PLACEHOLDER
+    got = generate_text(bundle, [long, "B"], max_new_tokens=max_new, prompt_names=["b", None], batch_size=2)
+    assert got == ["cat", "cat"]
+    assert sorted(bundle.model.windows) == sorted([[ord("B")] * 3 + ids_of(long)[-room:], ids_of("B")])
+
+
+def test_an_unknown_soft_prompt_is_an_error_that_names_it_and_the_known_ones():
+    with pytest.raises(MiniftError) as info:
+        generate_text(scripted_bundle(prompts=PROMPTS), ["A", "B"], prompt_names=[None, "zz"])
+    assert "'zz'" in str(info.value) and "(it has: b, c)" in str(info.value)
+    with pytest.raises(MiniftError) as info:
+        generate_text(scripted_bundle(), ["A"], prompt_names=["b"])
+    assert "'b'" in str(info.value) and "(it has: none)" in str(info.value)
+
+
+def test_prompts_of_similar_length_share_a_batch():
+    # Lengths 2, 7, 2, 7 in batches of 2: sorted by length, each batch holds two prompts of the same
+    # length, so no row is padded (in the given order, every batch would be 7 slots wide).
+    bundle = scripted_bundle()
+    texts = ["-A", "------B", "-B", "------A"]
+    assert generate_text(bundle, texts, max_new_tokens=10, batch_size=2) == ["dog", "cat", "cat", "dog"]
+    assert bundle.model.reads == [(2, 2), (2, 7)]
+
+
+def test_the_default_batch_is_32_rows_and_a_report_keeps_5_samples():
+    examples = [text_example(i, "A", "dog") for i in range(33)]
+    bundle = scripted_bundle()
+    assert generate_text(bundle, ["A"] * 33, max_new_tokens=5) == ["dog"] * 33
+    assert [rows for rows, _ in bundle.model.reads] == [32, 1]
+
+    bundle = scripted_bundle()
+    report = evaluate_examples(bundle, examples)
+    assert [rows for rows, _ in bundle.model.reads] == [32, 1]
+    assert report["n"] == 33 and len(report["samples"]) == 5
+
+    bundle = scripted_bundle()
+    teacher_forced_loss(bundle, examples)
+    assert [rows for rows, _ in bundle.model.reads] == [32, 1]
+
+
+def test_the_default_is_64_new_tokens():
+    # "-" is followed by "~" forever: only the token budget ends it (a block of 128 leaves room).
+    assert generate_text(scripted_bundle(block_size=128), [FILLER]) == ["~" * 64]
+
+
+def test_top_k_reaches_the_sampler():
+    # At temperature 1000 the script's margin of 20 shrinks to 0.02: drawing from all 258 ids is
+    # close to uniform, while top_k = 1 still draws the script's token.
+    texts, words = list(WORDS), list(WORDS.values())
+    torch.manual_seed(0)
+    assert generate_text(scripted_bundle(), texts, max_new_tokens=10, temperature=1000.0, top_k=1) == words
+    assert generate_text(scripted_bundle(), texts, max_new_tokens=10, temperature=1000.0) != words
+
+
+def test_generation_stops_at_the_step_where_the_last_row_ends():
+    # "L" writes "plumber" and <|endoftext|>: 8 steps, one forward pass each with the KV cache, of
+    # the budget of 20 (the script would go on writing "xyz" after <|endoftext|>).
+    bundle = scripted_bundle()
+    assert generate_text(bundle, ["A", "L"], max_new_tokens=20) == ["dog", "plumber"]
+    assert bundle.model.calls == 8
+
+
+def test_a_budget_that_fills_the_block_still_reads_the_last_prompt_token():
+    # block_size - max_new_tokens = 0: the room is one token, the prompt's last one.
+    bundle = scripted_bundle()
+    assert generate_text(bundle, ["BA"], max_new_tokens=BLOCK) == ["dog"]
+    assert bundle.model.windows[0] == ids_of("A")
+
+
 # --- evaluate_examples ----------------------------------------------------------------------------------
-def text_example(i, prompt, completion):
-    return make_example("text", {"prompt": prompt, "completion": completion}, f"test:{i}")
-
-
 def test_the_metric_is_computed_from_exactly_the_generated_outputs():
     # The model writes dog / cat / fish. References: dog, cat, "fish cake".
     #   exact match: 100, 100, 0                       -> 200 / 3
@@ -166,6 +300,77 @@ def test_the_metric_is_computed_from_exactly_the_generated_outputs():
     assert report["n"] == 3 and report["main_metric"] == "f1"
     assert [(s["prompt"], s["prediction"]) for s in report["samples"]] == [
         ("----A", "dog"), ("B", "cat"), ("--C", "fish")]
+
+
+def test_the_report_holds_every_sample_with_the_soft_prompt_chosen_by_subset_else_task():
+    # Prompts "b" and "text" (trigger C). By default a row takes the prompt named after its subset,
+    # else the one named after its task:  "--?" (subset b) -> b -> "cat";  "?" (no subset) -> text
+    # -> "fish";  "-A" (subset zz, no such prompt) -> text -> "dog", against "dog food".
+    bundle = scripted_bundle(prompts={"b": ("B", 3), "text": ("C", 2)})
+    examples = [text_example(0, "--?", "cat", subset="b"), text_example(1, "?", "fish"),
+                text_example(2, "-A", "dog food", subset="zz")]
+    report = evaluate_examples(bundle, examples, batch_size=2)
+    assert report == {
+        "task": "text", "n": 3, "main_metric": "f1", "metric_names": ["exact_match", "f1"],
+        # EM 100, 100, 0; F1 100, 100 and 2/3 for "dog" against "dog food" (P 1, R 1/2).
+        "metrics": pytest.approx({"exact_match": 200 / 3, "f1": 800 / 9}),
+        "samples": [
+            {"prompt": "--?", "reference": "cat", "prediction": "cat", "subset": "b", "soft_prompt": "b"},
+            {"prompt": "?", "reference": "fish", "prediction": "fish", "subset": None, "soft_prompt": "text"},
+            {"prompt": "-A", "reference": "dog food", "prediction": "dog", "subset": "zz", "soft_prompt": "text"},
+        ]}
+    assert [rows for rows, _ in bundle.model.reads] == [2, 1]  # batch_size reaches generation
+
+    # prompt_names=None: no row gets a prompt, so "?" is off the script. The token budget is then
+    # what ends those rows: the longest reference, " dog food", is 9 tokens, 9 * 1.5 + 4 = 17, cut to
+    # half the block, 16.
+    report = evaluate_examples(scripted_bundle(prompts={"b": ("B", 3), "text": ("C", 2)}), examples,
+                               prompt_names=None)
+    assert [(s["prediction"], s["soft_prompt"]) for s in report["samples"]] == [
+        ("~" * 16, None), ("~" * 16, None), ("dog", None)]
+
+
+def test_a_translation_is_scored_by_bleu():
+    # One example (the task is read from it): its prompt ends "French:", off the script, so the
+    # model writes "~"s and BLEU is 0; what is pinned is that BLEU, and only BLEU, is computed.
+    example = make_example("translation", {"source": "the cat", "target": "le chat"}, "test:0")
+    report = evaluate_examples(scripted_bundle(), [example])
+    assert report["task"] == "translation" and report["n"] == 1
+    assert report["metrics"] == {"bleu": 0.0}
+    assert report["main_metric"] == "bleu" and report["metric_names"] == ["bleu"]
+
+
+def test_metric_scores_route_each_task_to_its_metric():
+    # The worked examples of minift/metrics.py.
+    assert metric_scores("translation", ["the cat sat on the mat"], ["the cat is on the mat"]) == pytest.approx(
+        {"bleu": 100 / 48 ** 0.25})
+    assert metric_scores("summarization", ["sat the cat"], ["the cat sat"]) == pytest.approx(
+        {"rouge1": 100.0, "rouge2": 50.0, "rougeL": 200 / 3})
+    for task in ("qa", "text"):
+        assert metric_scores(task, ["in Paris, France"], ["Paris"]) == pytest.approx({"exact_match": 0.0, "f1": 50.0})
+
+
+def test_the_token_budget_is_one_and_a_half_times_the_longest_reference_plus_four():
+    # " ab" and " abcd" are 3 and 5 byte tokens: int(5 * 1.5) + 4 = 7 + 4 = 11, within the cap;
+    # a cap below that wins, but the budget never falls under 4.
+    examples = [text_example(0, "x", "ab"), text_example(1, "y", "abcd")]
+    assert max_new_tokens_for(TOK, examples, cap=100) == 11
+    assert max_new_tokens_for(TOK, examples, cap=9) == 9
+    assert max_new_tokens_for(TOK, examples, cap=2) == 4
+    assert max_new_tokens_for(TOK, [text_example(0, "x", "")], cap=100) == 5  # " ": 1 token, 1 + 4
+
+
+def test_row_prompt_names_auto_by_subset_else_task_one_name_for_all_or_one_per_row():
+    bundle = scripted_bundle(prompts={"b": ("B", 3), "text": ("C", 2)})
+    examples = [text_example(0, "p", "c", subset="b"), text_example(1, "p", "c"),
+                text_example(2, "p", "c", subset="zz")]
+    assert row_prompt_names(bundle, examples) == ["b", "text", "text"]  # "auto" is the default
+    assert row_prompt_names(bundle, examples, "b") == ["b", "b", "b"]
+    assert row_prompt_names(bundle, examples, None) == [None, None, None]
+    assert row_prompt_names(bundle, examples, ("text", None, "b")) == ["text", None, "b"]
+    # Without a prompt named after the task, a row whose subset has none gets none.
+    only_b = scripted_bundle(prompts={"b": ("B", 3)})
+    assert [choose_prompt(only_b, e) for e in examples] == ["b", None, None]
 
 
 # --- teacher_forced_loss --------------------------------------------------------------------------------
@@ -197,6 +402,51 @@ def test_validation_loss_is_the_mean_over_graded_tokens_not_over_batches():
     assert teacher_forced_loss(bundle, examples, batch_size=2) == pytest.approx(per_token, rel=1e-5)
     # The batch size changes only how the work is cut up, not the number.
     assert teacher_forced_loss(bundle, examples, batch_size=5) == pytest.approx(per_token, rel=1e-5)
+
+
+def test_an_empty_completion_is_graded_on_its_end_of_text():
+    # One graded token: after "-" the script puts 10 on "~" and -10 on the other 257 ids, the
+    # end-of-text id among them, so its loss is 20 + log(1 + 257 e^-20).
+    loss = teacher_forced_loss(scripted_bundle(), [text_example(0, FILLER, "")])
+    assert loss == pytest.approx(20 + math.log1p(257 * math.exp(-20)), rel=1e-6)
+
+
+def summed_loss(model, prompt, completion, keep, prefix=None):
+    """(-log p of the completion and eot, their count) for the last ``keep`` + 1 ids, read alone
+    after the prefix vectors, at positions 0, 1, ...: the reference, written without the library's
+    cutting and batching."""
+    ids = (TOK.encode(prompt) + TOK.encode(completion) + [EOT])[-(keep + 1):]
+    n_graded = len(TOK.encode(completion)) + 1
+    x = model.embed(torch.tensor(ids[:-1])[None])
+    P = 0
+    if prefix is not None:
+        P = prefix.size(0)
+        x = torch.cat([prefix[None], x], 1)
+    with torch.no_grad():
+        logp = F.log_softmax(model.forward_embeds(x)[0, P:].double(), dim=-1)
+    T = len(ids) - 1
+    return -sum(float(logp[t, ids[t + 1]]) for t in range(T - n_graded, T)), n_graded
+
+
+def test_validation_loss_with_soft_prompts_cuts_every_row_to_the_room_of_the_widest():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=TOK.vocab_size, block_size=24, n_layer=1, n_head=2, n_embd=16)).eval()
+    with torch.no_grad():
+        model.transformer.wte.weight.mul_(40)
+    prompt = SoftPrompt.from_weight(torch.randn(3, 16))  # 3 vectors: width 16 would cut far more
+    bundle = ModelBundle(model, TOK, prompts={"p": prompt})
+    # Both prompts are longer than the block; "p" is chosen by subset, the other row has none.
+    examples = [text_example(0, "the first prompt is longer than the block", "abc", subset="p"),
+                text_example(1, "and the second prompt is longer than it too", "de")]
+    # With "p" in the batch, both rows keep 24 - 3 = 21 positions; the prompted row reads "p" first.
+    s0, n0 = summed_loss(model, examples[0].prompt, "abc", 21, prefix=prompt.weight.detach())
+    s1, n1 = summed_loss(model, examples[1].prompt, "de", 21)
+    assert teacher_forced_loss(bundle, examples, batch_size=2) == pytest.approx((s0 + s1) / (n0 + n1), rel=1e-5)
+    # No prompt at all: both rows keep the whole block of 24.
+    s0, n0 = summed_loss(model, examples[0].prompt, "abc", 24)
+    s1, n1 = summed_loss(model, examples[1].prompt, "de", 24)
+    assert teacher_forced_loss(bundle, examples, prompt_names=None, batch_size=2) == pytest.approx(
+        (s0 + s1) / (n0 + n1), rel=1e-5)
 
 
 # --- GPT._pick on known logits --------------------------------------------------------------------------
