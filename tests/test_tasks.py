@@ -1,4 +1,13 @@
-"""Task formatting, the loss mask, JSONL reading and its errors."""
+"""Task formatting, the loss mask, batches, JSONL reading and writing, and their errors.
+
+Pinned here: the prompt/completion templates; the ids, targets and loss mask of a worked example
+(byte tokenizer, so every id is written by hand); the truncation boundary (a prompt that exactly
+fills the room is whole, one token of room is still an example); batches' dtypes, soft-prompt
+names per row, and their moves to a device or to pinned memory; which task a JSONL line is, its
+``file:line``, subset filtering and ``n``; generated examples as ``minift.world.examples`` draws
+them (seed, split, subset); ``write_jsonl`` writing readable UTF-8 that reads back the same; and
+the errors, each naming the file and line (or the field) at fault.
+"""
 import json
 
 import pytest
@@ -6,7 +15,8 @@ import torch
 
 from minift.errors import MiniftError
 from minift.model import GPT, GPTConfig, lm_loss
-from minift.tasks import collate, encode_example, format_example, load_examples, read_jsonl
+from minift.tasks import (Batch, collate, encode_example, format_example, load_examples, read_jsonl,
+                          task_names, write_jsonl)
 from minift.tokenizer import Tokenizer
 
 
@@ -26,6 +36,9 @@ def test_loss_mask_grades_only_the_completion_on_a_worked_example(byte_tok):
     assert batch.input_ids.tolist() == [[97, 98, 99, 100]]
     assert batch.targets.tolist() == [[-100, 99, 100, eot]]
     assert batch.attention_mask.tolist() == [[True, True, True, True]]
+    # Ids and targets index embeddings and cross-entropy (long); the mask is a boolean mask, not 0./1.
+    assert batch.input_ids.dtype == batch.targets.dtype == torch.long
+    assert batch.attention_mask.dtype == torch.bool
 
 
 def test_padding_rows_are_right_padded_and_never_graded(byte_tok):
@@ -54,6 +67,63 @@ def test_too_long_prompts_are_cut_from_the_left_never_the_answer(byte_tok):
     # room for ids: max_len + 1 = 7; the answer + eot takes 3, so 4 prompt tokens remain: "6789".
     assert enc.truncated and enc.ids == [54, 55, 56, 57, 97, 98, byte_tok.eot_id]
     assert encode_example(byte_tok, "p", "abcdefgh", max_len=6) is None  # the answer alone does not fit
+
+
+def test_truncation_boundaries_a_prompt_that_fills_the_room_is_whole_one_token_of_room_is_enough(byte_tok):
+    eot = byte_tok.eot_id
+    # max_len 6 -> 7 ids; "ab" + eot takes 3: a 4-token prompt fits exactly and is not cut.
+    enc = encode_example(byte_tok, "wxyz", "ab", max_len=6)
+    assert enc.ids == [119, 120, 121, 122, 97, 98, eot] and enc.n_prompt == 4 and not enc.truncated
+    # "abcde" + eot takes 6 of the 7: room for exactly one prompt token, the last one ("3").
+    enc = encode_example(byte_tok, "0123", "abcde", max_len=6)
+    assert enc.ids == [51, 97, 98, 99, 100, 101, eot] and enc.n_prompt == 1 and enc.truncated
+
+
+def test_soft_prompt_names_travel_from_each_example_to_its_batch_row(byte_tok):
+    styled = encode_example(byte_tok, "a", "b", max_len=8, prompt_name="headline")
+    plain = encode_example(byte_tok, "c", "d", max_len=8)
+    assert styled.prompt_name == "headline" and plain.prompt_name is None
+    assert collate([styled, plain], byte_tok.pad_id).prompt_names == ["headline", None]
+
+
+def small_batch(byte_tok):
+    return collate([encode_example(byte_tok, "ab", "c", max_len=8, prompt_name="p1"),
+                    encode_example(byte_tok, "d", "ef", max_len=8)], byte_tok.pad_id)
+
+
+def test_batch_to_moves_every_tensor_and_keeps_the_prompt_names(byte_tok):
+    batch = small_batch(byte_tok)
+    # "meta" is a device every torch build has: tensors there keep shape and dtype, not values.
+    moved = batch.to("meta")
+    for name in ("input_ids", "targets", "attention_mask"):
+        before, after = getattr(batch, name), getattr(moved, name)
+        assert after.device.type == "meta", name
+        assert after.shape == before.shape and after.dtype == before.dtype, name
+    assert moved.prompt_names == ["p1", None]
+    if torch.cuda.is_available():  # a real round trip keeps every value in its field
+        back = batch.to("cuda").to("cpu")
+        for name in ("input_ids", "targets", "attention_mask"):
+            assert torch.equal(getattr(back, name), getattr(batch, name)), name
+
+
+def test_pin_memory_pins_every_tensor_and_keeps_each_field(byte_tok, monkeypatch):
+    if not torch.cuda.is_available():
+        # Pinning needs a CUDA runtime; without one, a stand-in marks what it was asked to pin so
+        # the test still checks which tensors are pinned and that each stays in its own field.
+        def fake_pin(self):
+            out = self.clone()
+            out.pinned_by_test = True
+            return out
+        monkeypatch.setattr(torch.Tensor, "pin_memory", fake_pin)
+        monkeypatch.setattr(torch.Tensor, "is_pinned", lambda self: getattr(self, "pinned_by_test", False))
+    batch = small_batch(byte_tok)
+    pinned = batch.pin_memory()
+    assert isinstance(pinned, Batch)
+    for name in ("input_ids", "targets", "attention_mask"):
+        before, after = getattr(batch, name), getattr(pinned, name)
+        assert after.is_pinned(), name
+        assert torch.equal(after, before) and after.dtype == before.dtype, name
+    assert pinned.prompt_names == ["p1", None]
 
 
 def test_templates_leave_the_style_to_the_model():
@@ -89,6 +159,40 @@ def test_malformed_jsonl_names_file_and_line(tmp_path, lines, message):
         load_examples(data=write(tmp_path, lines))
 
 
+def test_an_unrecognised_line_says_which_fields_it_has_and_what_each_task_needs(tmp_path):
+    path = write(tmp_path, [json.dumps({"text": "a", "label": "b"})])
+    with pytest.raises(MiniftError) as info:
+        load_examples(data=path)
+    assert str(info.value) == (f"{path}:1: no task's fields found (have label, text; need one of: source, target; "
+                               "document, summary; context, question, answer; prompt, completion)")
+
+
+def test_file_examples_know_their_line_and_filter_by_subset_and_n(tmp_path):
+    path = write(tmp_path, [json.dumps({"source": "one", "target": "un", "subset": "general"}),
+                            json.dumps({"source": "egg", "target": "oeuf", "subset": "kitchen"}),
+                            json.dumps({"source": "two", "target": "deux", "subset": "general"}),
+                            json.dumps({"source": "three", "target": "trois"})])  # no subset: never chosen by one
+    general = load_examples(data=path, subset="general")
+    assert [(e.reference, e.where) for e in general] == [("un", f"{path}:1"), ("deux", f"{path}:3")]
+    assert [e.reference for e in load_examples(data=path, n=2)] == ["un", "oeuf"]  # the first n lines
+    assert [e.reference for e in load_examples(data=path, n=1)] == ["un"]
+    assert len(load_examples(data=path)) == 4  # no n, no subset: every line
+
+
+def test_write_jsonl_writes_readable_utf8_that_reads_back_the_same(tmp_path):
+    lines = ['{"source": "the egg", "target": "l\'œuf à la ferme", "subset": "kitchen"}',
+             '{"prompt": "2+2=", "completion": " 4"}']
+    examples = load_examples(data=write(tmp_path, lines))
+    out = tmp_path / "out" / "copy.jsonl"
+    out.parent.mkdir()
+    write_jsonl(out, examples)
+    # One JSON object per line, accents as themselves (not \u00e0): the file a person reads and edits.
+    assert out.read_text(encoding="utf-8") == "\n".join(lines) + "\n"
+    again = load_examples(data=out)
+    assert [e.fields for e in again] == [e.fields for e in examples]
+    assert [e.task for e in again] == ["translation", "text"]
+
+
 def test_missing_task_field_is_named(tmp_path):
     path = write(tmp_path, [json.dumps({"source": "a"})])
     with pytest.raises(MiniftError, match=r"data.jsonl:1: missing field 'target'"):
@@ -109,6 +213,26 @@ def test_generated_task_examples_are_formatted():
     for e in examples:
         assert e.prompt.startswith("Context: ") and e.prompt.endswith("\nAnswer:")
         assert e.reference in e.fields["context"]  # extractive: the answer is in the passage
+
+
+def test_generated_tasks_are_the_three_the_world_makes():
+    assert task_names() == ("translation", "summarization", "qa")  # "text" exists only as JSONL
+
+
+@pytest.mark.parametrize("kw, world_kw", [
+    (dict(task="translation", split="val", n=3), dict(seed=0, split="val")),  # seed 0 by default
+    (dict(task="translation", split="val", n=3, seed=1), dict(seed=1, split="val")),
+    (dict(task="summarization", split="test", n=2, subset="headline"), dict(seed=0, split="test", subset="headline")),
+    (dict(task="qa", n=1), dict(seed=0, split="train")),  # n=1 is allowed; train by default
+])
+def test_generated_examples_are_the_worlds_draw_for_that_seed_split_and_subset(kw, world_kw):
+    from minift.world import examples as world_examples
+
+    got = load_examples(**kw)
+    assert [e.fields for e in got] == world_examples(kw["task"], kw["n"], **world_kw)
+    assert all(e.where == f"{kw['task']}/{world_kw['split']}" for e in got)
+    if "subset" in kw:
+        assert all(e.subset == kw["subset"] for e in got)
 
 
 @pytest.mark.parametrize("kw, message", [
