@@ -84,7 +84,10 @@ def load_results(results_dir=None) -> dict:
 
 
 def interpolate(points: dict[int, float], n: float) -> float:
-    """Linear in ln N between the two measured sizes around n; the nearest end outside them."""
+    """Linear in ln N between the two measured sizes around n; the nearest end outside them; at a
+    measured size, the value measured there."""
+    if n in points:  # exactly: lo + 1 * (hi - lo) can miss it by a rounding, and is NaN if lo's value is
+        return points[n]
     sizes = sorted(points)
     if n <= sizes[0]:
         return points[sizes[0]]

@@ -1,11 +1,24 @@
-"""The advisor: measured winners, log-N interpolation, memory arithmetic, and helpful refusals."""
+"""The advisor: measured winners, log-N interpolation, memory arithmetic, and helpful refusals.
+
+Then the edges of each rule, against worked examples: a measured size predicts exactly what was
+measured; the 90% memory line and the gap-equals-standard-error line; one seed means no noise;
+the least memory wins among strategies within the noise; the command carries the experiment's
+settings; results.json is read as UTF-8 on any locale; and the text's table layout.
+"""
 import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from minift.advise import advise, default_results_dir, format_advice, grid_agreement, interpolate, memory_bytes
+import minift.advise
+from minift.advise import (advise, default_results_dir, format_advice, grid_agreement, interpolate, load_results,
+                           memory_bytes)
 from minift.errors import MiniftError
+from minift.io import atomic_write_json
 
 MODEL = {"params": 1_000_000, "n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 128, "vocab_size": 1024}
 # prompt wins at 50, layers at 200, full at 1000 and 5000.
@@ -50,6 +63,10 @@ def test_interpolation_between_sizes_is_linear_in_log_n(results_dir):
     t = math.log(70 / 50) / math.log(200 / 50)  # 0.2427...
     assert interpolate({50: 20, 200: 40}, 70) == pytest.approx(20 + 20 * t, abs=1e-12)
     assert "between the measured sizes 50 and 200" in advice["reasons"][0]
+    # Between a later pair too: sqrt(1000 * 5000) is halfway in ln N from 1000 to 5000. One size: that value.
+    assert interpolate(MEANS["full"], math.sqrt(1000 * 5000)) == pytest.approx(70.0, abs=1e-12)
+    assert interpolate(MEANS["full"], 2000) == pytest.approx(60 + 20 * math.log(2) / math.log(5), abs=1e-12)
+    assert interpolate({50: 7.0}, 10) == interpolate({50: 7.0}, 100) == 7.0
 
 
 def test_sizes_outside_the_measured_range_are_clamped_and_said_so(results_dir):
@@ -58,6 +75,9 @@ def test_sizes_outside_the_measured_range_are_clamped_and_said_so(results_dir):
     assert "below the smallest measured size (50)" in low["reasons"][0]
     high = advise("translation", 100_000, results_dir=results_dir)
     assert high["predicted"] == 80 and "above the largest measured size (5000)" in high["reasons"][0]
+    # The reason names the size whose values are used: the nearest end.
+    assert "the predictions are the values measured at 50, clamped" in low["reasons"][0]
+    assert "the predictions are the values measured at 5000, clamped" in high["reasons"][0]
 
 
 def test_memory_is_weights_gradients_adamw_state_and_activations():
@@ -96,6 +116,9 @@ def test_too_little_memory_excludes_full_and_picks_the_best_that_fits(results_di
     assert fits == {"full": False, "layers": True, "prompt": True}
     assert advice["strategy"] == "layers" and advice["predicted"] == 50
     assert any(r.startswith("full does not fit in 110 MB: it needs about 116.7 MB") for r in advice["reasons"])
+    # ... and says where the memory goes, in MB: 4e6 + 4e6 + 8e6 + 100_663_296 bytes.
+    assert "full does not fit in 110 MB: it needs about 116.7 MB (weights 4.0, gradients 4.0, AdamW state 8.0, " \
+           "activations 100.7)." in advice["reasons"]
     tight = advise("translation", 5000, memory_mb=80, results_dir=results_dir)  # prompt needs 104.7 MB
     assert tight["strategy"] == "layers"
     with pytest.raises(MiniftError, match="no strategy fits in 10 MB: the smallest, layers, needs about 68.1 MB"):
@@ -155,3 +178,248 @@ def test_on_the_measured_grid_the_advice_matches_the_measured_winner_in_most_cel
         print("advice differs:", line)
     print(f"advice matches the measured winner in {check['agree']} of {check['total']} cells")
     assert check["agree"] >= 0.75 * check["total"]
+
+
+# --- the edges of each rule, one behaviour per test ------------------------------------------------
+
+
+def test_a_measured_size_predicts_exactly_what_was_measured():
+    # 42.9 + 1 * (6.8 - 42.9) is 6.799999999999997: the formula misses a measured value by a rounding,
+    # and a NaN next door (time not recorded at 50) would spread into a cell that has its own.
+    points = {50: 42.9, 200: 6.8, 1000: 3.0}
+    assert [interpolate(points, n) for n in (50, 200, 1000)] == [42.9, 6.8, 3.0]
+    assert interpolate({50: math.nan, 200: 12.0, 1000: math.nan}, 200) == 12.0
+    assert interpolate({50: 1.0, 200: 12.0}, 50) == 1.0 and interpolate({50: math.nan, 200: 12.0}, 200) == 12.0
+
+
+def test_the_reason_says_measured_directly_at_the_smallest_and_largest_size(results_dir):
+    # The ends of the range are measured sizes, not clamped ones.
+    assert advise("translation", 50, results_dir=results_dir)["reasons"][0] == \
+        "N=50 was measured directly (bleu, mean over seeds)."
+    assert advise("translation", 5000, results_dir=results_dir)["reasons"][0] == \
+        "N=5000 was measured directly (bleu, mean over seeds)."
+
+
+def test_the_default_results_are_where_the_experiment_writes_them(tmp_path, monkeypatch):
+    # `minift experiment strategies` writes to --out data/experiments/strategies by default.
+    monkeypatch.setenv("MINIFT_DATA", str(tmp_path))
+    (tmp_path / "experiments" / "strategies").mkdir(parents=True)
+    (tmp_path / "experiments" / "strategies" / "results.json").write_text(json.dumps(make_results()))
+    assert default_results_dir() == tmp_path / "experiments" / "strategies"
+    assert advise("translation", 200)["strategy"] == "layers"
+
+
+def test_results_are_read_as_utf8_whatever_the_locale(tmp_path):
+    # The experiment writes results.json in UTF-8 (non-ASCII kept as is); on a machine whose locale is
+    # plain ASCII it must still read (the default encoding there would fail on the first accent).
+    results = make_results()
+    results["settings"] = {"base": "modèles/base.pt"}
+    atomic_write_json(tmp_path / "results.json", results)
+    assert "modèles".encode("utf-8") in (tmp_path / "results.json").read_bytes()
+    assert load_results(tmp_path)["settings"]["base"] == "modèles/base.pt"
+    code = ("import sys; from minift.advise import advise; "
+            "print(ascii(advise('translation', 200, results_dir=sys.argv[1])['command']))")
+    root = str(Path(minift.advise.__file__).resolve().parents[1])
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0", "PYTHONPATH": root}
+    env.pop("PYTHONIOENCODING", None)
+    run = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == ascii("minift finetune --recipe layers --task translation --examples 200 "
+                                       "--base modèles/base.pt --out runs/translation-layers-200")
+
+
+def test_results_without_a_task_say_so_and_name_the_file(tmp_path):
+    (tmp_path / "results.json").write_text(json.dumps({"model": MODEL, "results": {}, "costs": {}}))
+    with pytest.raises(MiniftError, match=r"results\.json: the experiment results hold no task"):
+        advise("translation", 100, results_dir=tmp_path)
+
+
+def test_the_command_carries_the_experiments_base_and_step_cap():
+    results = make_results()
+    results["settings"] = {"base": "runs/pre/model.pt", "max_steps": 50, "data": None, "test_limit": 200}
+    assert advise("translation", 200, results=results)["command"] == (
+        "minift finetune --recipe layers --task translation --examples 200 --base runs/pre/model.pt "
+        "--max-steps 50 --out runs/translation-layers-200")
+    # scratch is the full recipe from fresh weights: its own --base, never the experiment's.
+    results = make_results({"scratch": {50: 90}, "full": {50: 10}})
+    results["settings"] = {"base": "runs/pre/model.pt", "max_steps": None}
+    assert advise("translation", 50, results=results)["command"] == (
+        "minift finetune --recipe full --task translation --examples 50 --base scratch "
+        "--out runs/translation-scratch-50")
+
+
+def test_examples_must_be_a_whole_number_from_one(results_dir):
+    for bad in (True, 2.5, -3):
+        with pytest.raises(MiniftError, match="--examples must be a whole number >= 1"):
+            advise("translation", bad, results_dir=results_dir)
+    one = advise("translation", 1, results_dir=results_dir)  # one example is few, but allowed
+    assert one["strategy"] == "prompt" and one["examples"] == 1
+
+
+def test_params_and_memory_must_be_positive(results_dir):
+    with pytest.raises(MiniftError, match="--params must be > 0"):
+        advise("translation", 10, params=0, results_dir=results_dir)
+    assert advise("translation", 10, params=1, results_dir=results_dir)["params"] == 1.0
+    with pytest.raises(MiniftError, match="--memory must be > 0 MB, got 0"):
+        advise("translation", 10, memory_mb=0, results_dir=results_dir)
+    # 1 MB is a valid (if hopeless) budget: the answer is that nothing fits, not that 1 is bad input.
+    with pytest.raises(MiniftError, match="no strategy fits in 1 MB"):
+        advise("translation", 10, memory_mb=1, results_dir=results_dir)
+
+
+def test_the_advice_reports_the_model_size_memory_budget_and_measured_sizes(results_dir):
+    advice = advise("translation", 5000, params=4_000_000, memory_mb=300, results_dir=results_dir)
+    assert advice["params"] == 4e6 and advice["memory_mb"] == 300
+    assert advice["measured_sizes"] == [50, 200, 1000, 5000]
+    # full at 4x: weights 16e6 + gradients 16e6 + AdamW 32e6 + activations 8192 * (4 * (16 * 256 + 512) + 2048)
+    full = advice["table"][0]
+    assert full["strategy"] == "full" and full["memory_mb"] == pytest.approx(231.77216)
+    assert advice["reasons"][1].startswith("Memory is scaled from the measured model (1,000,000 parameters) "
+                                           "to 4,000,000")
+    plain = advise("translation", 5000, results_dir=results_dir)
+    assert plain["params"] == 1e6 and plain["memory_mb"] is None
+    assert not any(r.startswith("Memory is scaled") for r in plain["reasons"])
+
+
+def test_the_metric_is_called_score_when_the_results_do_not_name_it(results_dir):
+    results = make_results()
+    del results["main_metric"]
+    advice = advise("translation", 5000, results=results)
+    assert advice["metric"] == "score"
+    assert "full predicts the highest score: 80.0 (next: layers at 50.0)." in advice["reasons"]
+    assert format_advice(advice).startswith("recommended: full for translation with 5000 examples "
+                                            "(predicted score 80.0)")
+
+
+def test_the_best_reason_names_the_runner_up_only_when_there_is_one(results_dir):
+    two = advise("translation", 5000, memory_mb=110, results_dir=results_dir)  # layers and prompt fit
+    assert two["reasons"][-1] == "layers predicts the highest bleu: 50.0 (next: prompt at 35.0)."
+    one = advise("translation", 5000, memory_mb=80, results_dir=results_dir)  # only layers (68.1 MB) fits
+    assert one["reasons"][-1] == "layers predicts the highest bleu: 50.0."
+
+
+def test_a_strategy_needing_exactly_the_memory_given_fits(results_dir):
+    advice = advise("translation", 5000, memory_mb=116.663296, results_dir=results_dir)  # what full needs
+    assert advice["table"][0]["fits"] and advice["strategy"] == "full"
+
+
+def test_without_time_records_the_time_column_is_blank(results_dir):
+    results = make_results()
+    for cells in results["results"]["translation"].values():
+        for cell in cells.values():
+            del cell["seconds_mean"]
+    for n in (200, 300):  # measured, and interpolated
+        advice = advise("translation", n, results=results)
+        assert all(math.isnan(r["seconds"]) for r in advice["table"])
+        row = next(line for line in format_advice(advice).splitlines() if line.startswith("layers "))
+        predicted = 40 + 5 * math.log(n / 200) / math.log(1000 / 200)  # 40 at 200, 45 at 1000
+        assert row.split() == ["layers", f"{predicted:.1f}", "0.5", "68.1", "yes"]  # no time in between
+
+
+def test_the_memory_peak_is_the_largest_stage_and_names_it():
+    prompt, full = COSTS["prompt"][0], COSTS["full"][0]
+    hybrid = memory_bytes([prompt, full], MODEL, 1_000_000)  # prompt tuning, then everything
+    assert hybrid["stage"] == "full" and hybrid["total"] == 116_663_296
+    assert memory_bytes([full, prompt], MODEL, 1_000_000)["stage"] == "full"
+    # At a tie the first stage that reaches the peak is named; an unnamed stage is "".
+    assert memory_bytes([{**full, "name": "a"}, {**full, "name": "b"}], MODEL, 1_000_000)["stage"] == "a"
+    unnamed = {k: v for k, v in full.items() if k != "name"}
+    assert memory_bytes([unnamed], MODEL, 1_000_000)["stage"] == ""
+    # Weights scale with P like the rest: 4 bytes * 4e6.
+    assert memory_bytes(COSTS["full"], MODEL, 4_000_000)["weights"] == 16e6
+
+
+def noisy_results(means, std=3.0, n=3, costs=None):
+    results = make_results(means, std=std, n=n)
+    results["costs"]["translation"].update(costs or {})
+    return results
+
+
+def test_among_cheaper_strategies_within_the_noise_the_least_memory_wins_then_the_higher_prediction():
+    # SE = sqrt(9/3 + 9/3) = 2.45: all four are within the noise of full (40.0).
+    means = {"full": {50: 40.0}, "prompt": {50: 39.8}, "layers": {50: 39.0}, "top": {50: 38.5}}
+    results = noisy_results(means, costs={"top": COSTS["layers"]})  # top: the layers recipe's memory
+    advice = advise("translation", 50, results=results)
+    # prompt (104.7 MB) is under 90% of full's 116.7 too, but layers and top need only 68.1 MB;
+    # of those two, layers predicts more.
+    assert advice["strategy"] == "layers" and advice["best_measured"] == "full"
+    assert advice["reasons"][-1].startswith("layers is within the noise of full (gap 1.0 <= standard error 2.4")
+
+
+def test_clearly_less_memory_means_under_90_percent_of_the_best():
+    # A toy shape where every byte is a round number: activations 4 * B 10 * T 100 * (16 * 50 + 100 + 2 * 5050)
+    # = 44e6; full: weights 4e6 + gradients 4e6 + AdamW 8e6 = 60 MB; half trainable: 54 MB = exactly 90%.
+    model = {"params": 1_000_000, "n_layer": 1, "n_head": 1, "n_embd": 50, "block_size": 100, "vocab_size": 5050}
+
+    def stage(fraction):
+        return [{"name": "s", "trainable_fraction": fraction, "total_params": 1_000_000, "batch_size": 10,
+                 "backward_fraction": 1.0}]
+
+    def pick(fraction):
+        results = noisy_results({"full": {50: 40.0}, "half": {50: 39.5}},
+                                costs={"full": stage(1.0), "half": stage(fraction)})
+        results["model"] = model
+        return advise("translation", 50, results=results)
+
+    at_90 = pick(0.5)
+    assert [r["memory_mb"] for r in at_90["table"]] == [60.0, 54.0]
+    assert at_90["strategy"] == "full"  # 90% is not clearly less
+    assert pick(0.4999)["strategy"] == "half"  # 53.9988 MB is
+
+
+def test_a_gap_equal_to_the_standard_error_is_within_the_noise():
+    # Two seeds each, std 3: SE = sqrt(9/2 + 9/2) = 3.0 exactly, and the gap is 3.0.
+    advice = advise("translation", 50, results=noisy_results({"full": {50: 43.0}, "layers": {50: 40.0}}, n=2))
+    assert advice["strategy"] == "layers"
+    assert "(gap 3.0 <= standard error 3.0 over seeds)" in advice["reasons"][-1]
+    wider = advise("translation", 50, results=noisy_results({"full": {50: 43.5}, "layers": {50: 40.0}}, n=2))
+    assert wider["strategy"] == "full"
+
+
+def test_a_single_seed_has_no_noise_estimate_so_the_best_is_kept():
+    # One seed gives no standard deviation to trust: the standard error is 0 and only the best counts,
+    # even for a gap of 0.5 that three seeds each (SE 2.45) would call noise.
+    for seeds in ({"full": 1, "layers": 3}, {"full": 3, "layers": 1}):
+        results = noisy_results({"full": {50: 40.0}, "layers": {50: 39.5}})
+        for s, n in seeds.items():
+            results["results"]["translation"][s]["50"]["n"] = n
+        advice = advise("translation", 50, results=results)
+        assert advice["strategy"] == "full", seeds
+        assert advice["table"][0]["seeds"] == seeds["full"]
+
+
+def test_grid_agreement_reports_each_disagreement_with_its_reason():
+    results = noisy_results({"full": {50: 40.0, 500: 60.0}, "layers": {50: 39.5, 500: 45.0}})
+    check = grid_agreement(results=results)  # the results given, not the committed ones
+    assert (check["agree"], check["total"]) == (1, 2)
+    why = advise("translation", 50, results=results)["reasons"][-1]
+    assert why.startswith("layers is within the noise of full")
+    assert check["disagreements"] == [f"translation N=50: advice layers, measured winner full ({why})"]
+
+
+def test_the_advice_text_is_a_left_aligned_table_between_the_recommendation_and_the_reasons():
+    advice = {"strategy": "layers", "task": "qa", "examples": 300, "metric": "f1", "predicted": 41.3,
+              "reasons": ["first reason.", "second reason."],
+              "command": "minift finetune --recipe layers --task qa --examples 300 --out runs/qa-layers-300",
+              "table": [{"strategy": "full", "predicted": 44.0, "std": 2.3, "seconds": math.nan,
+                         "memory_mb": 116.663296, "fits": False},
+                        {"strategy": "layers", "predicted": 41.3, "std": 1.0, "seconds": 125400.4,
+                         "memory_mb": 68.120256, "fits": True}]}
+    # Each column as wide as its widest cell or heading (35 CPU hours, in the last row, are wider than
+    # "CPU s"), two spaces apart, all left-aligned; a missing time is blank.
+    assert [line.rstrip() for line in format_advice(advice).split("\n")] == [
+        "recommended: layers for qa with 300 examples (predicted f1 41.3)",
+        "",
+        "strategy  predicted f1  ± std  CPU s   memory MB  fits",
+        "--------  ------------  -----  ------  ---------  ----",
+        "full      44.0          2.3            116.7      no",
+        "layers    41.3          1.0    125400  68.1       yes",
+        "",
+        "why:",
+        "  - first reason.",
+        "  - second reason.",
+        "",
+        "run:",
+        "  minift finetune --recipe layers --task qa --examples 300 --out runs/qa-layers-300",
+    ]
