@@ -123,9 +123,18 @@ def is_wording(diff: str) -> bool:
         for (ta, sa), (tb, sb) in zip(a, b):
             if sa == sb:
                 continue
-            if not (ta == tb == tokenize.STRING and " " in sa):
+            if not (ta == tb == tokenize.STRING and " " in sa and placeholders(sa) == placeholders(sb)):
                 return False
     return True
+
+
+def placeholders(literal: str) -> list[str]:
+    """The ``{...}`` fields of an f-string ([] for a plain string): a change there changes a number a
+    person reads (``{sizes[0]}`` -> ``{sizes[1]}``), so it is no rewording."""
+    prefix = literal[: len(literal) - len(literal.lstrip("rbuRBUfF"))]
+    if "f" not in prefix.lower():
+        return []
+    return re.findall(r"(?<!\{)\{([^{}]*)\}", literal)
 
 
 def show(folder: Path, mutant: str) -> str:
