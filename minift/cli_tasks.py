@@ -246,8 +246,9 @@ def cmd_experiment(args):
             print(f"{task}: " + ", ".join(f"{s} lr x{w['lr_scale']:g}" for s, w in cells.items()))
         print(f"\nwinners: {out}/lrs.json (pass it as --lrs)\ntable: {out}/lrs.md\nrecords: {out}/sweep.jsonl")
         return
-    if args.lr_scales != LR_SCALES or args.seed != 0:
-        raise MiniftError("--lr-scales and --seed belong to `experiment lr-sweep`; strategies runs seeds 0..N-1")
+    if args.lr_scales != LR_SCALES or args.seed != 0 or args.val_limit != 100:
+        raise MiniftError("--lr-scales, --seed and --val-limit belong to `experiment lr-sweep`; strategies runs "
+                          "seeds 0..N-1 and scores on --test-limit test examples")
     out = args.out or "data/experiments/strategies"
     agg = run_experiment(tasks=tasks, sizes=parse_sizes(args.examples or "50,200,1000,5000"), seeds=args.seeds,
                          out=out, base=args.base, data=args.data, test_limit=args.test_limit,

@@ -421,6 +421,8 @@ def test_the_equal_compute_chart_draws_each_strategys_val_loss_against_its_cpu_s
     evals = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     evals = [e for e in evals if e["event"] == "eval"]
     assert len(evals) == 6  # steps 0 and 3 of each of the three stages
+    spent = {s["name"]: s["cpu_seconds"] for s in summary["stages"]}
+    assert all(0 < e["cpu_s"] <= spent[e["stage"]] + 0.011 for e in evals)  # counted from the stage's start
     (hybrid,) = [r for r in records(out) if (r["strategy"], r["examples"], r["seed"]) == ("hybrid", 40, 0)]
     assert [p[1] for p in hybrid["curve"]] == [e["val_loss"] for e in evals]
     assert [p[0] for p in hybrid["curve"]] == pytest.approx([before[e["stage"]] + e["cpu_s"] for e in evals], abs=0.011)
