@@ -241,6 +241,7 @@ def test_a_budget_follows_the_data_between_a_floor_and_a_cap():
     assert stage_steps(stage, 1000, cap=300) == (300, True)  # a run-wide --max-steps cuts too
     assert stage_steps(Stage(max_steps=300), 5000) == (300, False)  # no epochs: the stage's own steps
     assert stage_steps(Stage(epochs=0.5, max_steps=300), 20) == (1, False)  # round(0.625): never 0 steps
+    assert stage_steps(Stage(epochs=16, max_steps=20), 20) == (20, False)  # asked exactly the cap: not cut
 
 
 def scripted_stop(values, max_steps, capped=True, patience=None, min_delta=0.0):
