@@ -356,11 +356,11 @@ def test_the_lr_sweep_picks_by_validation_and_never_reads_the_test_split(tiny_se
     monkeypatch.setattr(experiment, "evaluate_examples", evaluate)
     sweep = tmp_path / "sweep"
     result = experiment.lr_sweep(["translation"], 8, sweep, scales=(0.3, 1, 3), strategies=["full", "prompt"],
-                                 base=tiny_setup / "base", val_limit=4, max_steps=1, quiet=True)
+                                 base=tiny_setup / "base", val_limit=2, max_steps=1, quiet=True)
     assert {s: w["lr_scale"] for s, w in result["winners"]["translation"].items()} == {"full": 3.0, "prompt": 0.3}
     assert result["winners"]["translation"]["full"]["lrs"] == [pytest.approx(3e-3)]
     assert "test" not in splits and "val" in splits  # validation only: the test split is never loaded
-    validation = [e.prompt for e in load_examples(task="translation", split="val", n=4)]
+    validation = [e.prompt for e in load_examples(task="translation", split="val", n=2)]
     assert len(scored) == 6 and all(prompts == validation for prompts in scored)
     rows = [json.loads(line) for line in (sweep / "sweep.jsonl").read_text().splitlines()]
     assert sorted((r["strategy"], r["lr_scale"]) for r in rows) == [(s, x) for s in ("full", "prompt")
@@ -368,14 +368,14 @@ def test_the_lr_sweep_picks_by_validation_and_never_reads_the_test_split(tiny_se
     assert json.loads((sweep / "lrs.json").read_text())["winners"] == result["winners"]
     # The experiment trains every cell at the tuned rates and records them.
     out = tmp_path / "exp"
-    agg = run_experiment(["translation"], [8], 1, out, max_steps=1, base=tiny_setup / "base", test_limit=2,
+    agg = run_experiment(["translation"], [8], 1, out, max_steps=1, base=tiny_setup / "base", test_limit=1,
                          quiet=True, strategies=["full"], lrs=sweep / "lrs.json")
     (r,) = records(out)
     assert r["lr_scale"] == 3.0 and r["lrs"] == [pytest.approx(3e-3)] and trained_lr["now"] == pytest.approx(3e-3)
     assert agg["protocol"]["lr_source"].startswith("tuned sha256:")
     # Records tuned one way do not mix with a grid run at the recipes' rates.
     with pytest.raises(MiniftError, match=r"results.jsonl holds a run made with another protocol.*protocol.lr_source"):
-        run_experiment(["translation"], [8], 1, out, max_steps=1, base=tiny_setup / "base", test_limit=2,
+        run_experiment(["translation"], [8], 1, out, max_steps=1, base=tiny_setup / "base", test_limit=1,
                        quiet=True, strategies=["full"])
     with pytest.raises(MiniftError, match="at least 3 distinct values"):
         experiment.lr_sweep(["translation"], 8, sweep, scales=(1, 3), base=tiny_setup / "base")
