@@ -257,9 +257,9 @@ def cmd_experiment(args):
                          compute_examples=args.compute_examples, world_text=args.world_text, **budget)
     for line in agg["rule_of_thumb"].values():
         print(line)
-    charts = ", ".join(f"{out}/{task}.svg" for task in agg["results"])
-    print(f"\ntables: {out}/results.md\ncharts: {charts} (and TASK-compute.svg)\n"
-          f"for `minift advise`: {out}/results.json")
+    charts = [f"{out}/{task}{kind}.svg" for task in agg["results"] for kind in ("", "-compute")
+              if Path(out, f"{task}{kind}.svg").exists()]
+    print(f"\ntables: {out}/results.md\ncharts: {', '.join(charts)}\nfor `minift advise`: {out}/results.json")
 
 
 def cmd_advise(args):
