@@ -235,16 +235,23 @@ def format_advice(advice: dict) -> str:
 
 
 def grid_agreement(results_dir=None, results: dict | None = None) -> dict:
-    """Advice against the measured winner at every measured (task, N): {agree, total, disagreements}."""
+    """Advice against the measured winner at every measured (task, N): {agree, total, disagreements}.
+
+    Advice agrees when it names the winner or a strategy tied with it, as the experiment's tables
+    count ties (``experiment.winners``: the 95% confidence intervals overlap).
+    """
+    from minift.experiment import winners
+
     results = results if results is not None else load_results(results_dir)
     agree, total, disagreements = 0, 0, []
     for task, table in results["results"].items():
+        tied = winners(table, among=tuple(table))
         for n in sorted({int(n) for cells in table.values() for n in cells}):
             means = {s: c[str(n)]["mean"] for s, c in table.items() if str(n) in c}
             measured = max(means, key=means.get)
             advice = advise(task, n, results=results)
             total += 1
-            if means.get(advice["strategy"]) == means[measured]:  # a tie with the winner agrees too
+            if advice["strategy"] in tied[n]:  # a tie with the winner agrees too
                 agree += 1
             else:
                 disagreements.append(f"{task} N={n}: advice {advice['strategy']}, measured winner {measured} "

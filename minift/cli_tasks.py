@@ -220,19 +220,46 @@ def register(sub) -> None:
 
 
 # --- the study: experiment and advise ------------------------------------------------------------
+LR_SCALES = "0.3,1,3"  # lr-sweep: multipliers of each recipe's learning rates
+
+
 def cmd_experiment(args):
     from minift.device import resolve_device
-    from minift.experiment import STRATEGIES, parse_sizes, run_experiment
+    from minift.experiment import STRATEGIES, lr_sweep, parse_scales, parse_sizes, run_experiment
 
-    agg = run_experiment(tasks=args.tasks.split(",") if args.tasks else None, sizes=parse_sizes(args.examples),
-                         seeds=args.seeds, out=args.out, max_steps=args.max_steps, base=args.base, data=args.data,
-                         test_limit=args.test_limit, device=resolve_device(args.device), quiet=args.quiet,
-                         strategies=args.strategies.split(",") if args.strategies else STRATEGIES,
-                         keep_checkpoints=args.keep_checkpoints)
+    tasks = args.tasks.split(",") if args.tasks else None
+    strategies = args.strategies.split(",") if args.strategies else STRATEGIES
+    budget = dict(protocol=args.protocol, epochs=args.epochs, min_steps=args.min_steps, max_steps=args.max_steps,
+                  patience=args.patience, min_delta=args.min_delta, monitor=args.monitor)
+    if args.which == "lr-sweep":
+        sizes = parse_sizes(args.examples or "1000")
+        if len(sizes) != 1:
+            raise MiniftError(f"lr-sweep tunes at one training-set size: give --examples N, got {args.examples!r}")
+        for name in ("lrs", "compute_examples", "world_text"):
+            if getattr(args, name) is not None:
+                raise MiniftError(f"--{name.replace('_', '-')} belongs to `experiment strategies`, not lr-sweep")
+        out = args.out or "data/experiments/strategies/lr-sweep"
+        result = lr_sweep(tasks, sizes[0], out, scales=parse_scales(args.lr_scales), seed=args.seed,
+                          strategies=strategies, base=args.base, data=args.data, val_limit=args.val_limit,
+                          device=resolve_device(args.device), quiet=args.quiet, **budget)
+        for task, cells in result["winners"].items():
+            print(f"{task}: " + ", ".join(f"{s} lr x{w['lr_scale']:g}" for s, w in cells.items()))
+        print(f"\nwinners: {out}/lrs.json (pass it as --lrs)\ntable: {out}/lrs.md\nrecords: {out}/sweep.jsonl")
+        return
+    if args.lr_scales != LR_SCALES or args.seed != 0 or args.val_limit != 100:
+        raise MiniftError("--lr-scales, --seed and --val-limit belong to `experiment lr-sweep`; strategies runs "
+                          "seeds 0..N-1 and scores on --test-limit test examples")
+    out = args.out or "data/experiments/strategies"
+    agg = run_experiment(tasks=tasks, sizes=parse_sizes(args.examples or "50,200,1000,5000"), seeds=args.seeds,
+                         out=out, base=args.base, data=args.data, test_limit=args.test_limit,
+                         device=resolve_device(args.device), quiet=args.quiet, strategies=strategies,
+                         keep_checkpoints=args.keep_checkpoints, lrs=args.lrs,
+                         compute_examples=args.compute_examples, world_text=args.world_text, **budget)
     for line in agg["rule_of_thumb"].values():
         print(line)
-    charts = ", ".join(f"{args.out}/{task}.svg" for task in agg["results"])
-    print(f"\ntables: {args.out}/results.md\ncharts: {charts}\nfor `minift advise`: {args.out}/results.json")
+    charts = [f"{out}/{task}{kind}.svg" for task in agg["results"] for kind in ("", "-compute")
+              if Path(out, f"{task}{kind}.svg").exists()]
+    print(f"\ntables: {out}/results.md\ncharts: {', '.join(charts)}\nfor `minift advise`: {out}/results.json")
 
 
 def cmd_advise(args):
@@ -257,17 +284,41 @@ def register_study(sub) -> None:
     from minift.cli import add_device, add_quiet
 
     p = sub.add_parser("experiment", help="measure every strategy at several data sizes (tables + charts)",
-                       description="Run full, layers, prompt, hybrid and scratch at each training-set size, on each "
-                                   "task, for several seeds; score on the test split. Resumable: rerun to continue. "
-                                   "Writes OUT/results.md, OUT/TASK.svg and OUT/results.json.")
-    p.add_argument("which", choices=["strategies"], help="the experiment to run: strategies")
+                       description="strategies: run full, layers, prompt, hybrid and scratch at each training-set "
+                                   "size, on each task, for several seeds, under the fair protocol (budgets by "
+                                   "epochs between a floor and a cap, early stopping, best weights kept); score on "
+                                   "the test split. Resumable: rerun to continue. Writes OUT/results.md, "
+                                   "OUT/TASK.svg, OUT/TASK-compute.svg and OUT/results.json. lr-sweep: tune each "
+                                   "strategy's learning rate at one size and one seed on the validation split; "
+                                   "writes OUT/lrs.json for strategies --lrs. "
+                                   "data/experiments/strategies/README.md explains the protocol.")
+    p.add_argument("which", choices=["strategies", "lr-sweep"], help="the experiment to run: strategies or lr-sweep")
     p.add_argument("--tasks", help="comma list (default: translation,summarization,qa; with --data: the data's task)")
-    p.add_argument("--examples", default="50,200,1000,5000",
-                   help="training-set sizes, comma list (default: 50,200,1000,5000)")
+    p.add_argument("--examples", help="training-set sizes, comma list (default: 50,200,1000,5000; "
+                                      "lr-sweep: one size, default 1000)")
     p.add_argument("--seeds", type=positive, default=3, help="seeds per cell: 0..N-1 (default: 3)")
     p.add_argument("--strategies", help="comma list from full,layers,prompt,hybrid,scratch (default: all five)")
-    p.add_argument("--out", default="data/experiments/strategies", help="folder (default: data/experiments/strategies)")
-    p.add_argument("--max-steps", type=positive, help="cap every stage at N steps (quick runs)")
+    p.add_argument("--out", help="folder (default: data/experiments/strategies; lr-sweep: .../lr-sweep)")
+    p.add_argument("--protocol", choices=["fair", "fixed"], default="fair",
+                   help="fair (default): budgets by epochs with a floor and a cap, early stopping; fixed: each "
+                        "recipe's own steps (the earlier protocol)")
+    p.add_argument("--epochs", type=float, help="fair: passes over the N examples per stage (default: 10)")
+    p.add_argument("--min-steps", type=positive, help="fair: the floor on steps per stage (default: 100)")
+    p.add_argument("--max-steps", type=positive, help="the cap on steps per stage (fair default: 2000)")
+    p.add_argument("--patience", type=positive, help="fair: evaluations without improvement before stopping (default: 4)")
+    p.add_argument("--min-delta", type=float, help="fair: an improvement must beat the best by more (default: 0.001)")
+    p.add_argument("--monitor", choices=["val_loss", "main_metric"],
+                   help="fair: what early stopping watches (default: val_loss)")
+    p.add_argument("--lrs", help="strategies: an lr sweep's lrs.json: train each (task, strategy) at its tuned rates")
+    p.add_argument("--compute-examples", type=positive,
+                   help="strategies: the size N of the equal-compute chart (default: the largest)")
+    p.add_argument("--world-text", help="strategies: the base's pretraining text file, if it moved since "
+                                        "pretraining (forgetting is scored on its held-out tenth)")
+    p.add_argument("--lr-scales", default=LR_SCALES,
+                   help=f"lr-sweep: multipliers of each recipe's learning rates, at least 3 (default: {LR_SCALES})")
+    p.add_argument("--seed", type=int, default=0, help="lr-sweep: the one seed it runs (default: 0)")
+    p.add_argument("--val-limit", type=positive, default=100,
+                   help="lr-sweep: validation examples each run is scored on (default: 100)")
     p.add_argument("--base", help="base model ('base', a path, 'gpt2:PATH'; default: the recipes' base)")
     p.add_argument("--data", help="a JSONL file instead of a generated task (its held-out tail is the test set)")
     p.add_argument("--test-limit", type=positive, default=200, help="test examples scored per run (default: 200)")

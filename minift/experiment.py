@@ -11,21 +11,47 @@ puts it to the test. For each task, each training-set size N and each seed it ru
     scratch   the full recipe from random weights      (the floor: what pretraining is worth)
 
 then scores the final model on the task's TEST split (with ``--data``: its held-out tail, which
-is also what the stages validated on, so treat those numbers as a smoke test). A cell of the
-table is the mean over seeds and the sample standard deviation (divide by n - 1):
+is also what the stages validated on, so treat those numbers as a smoke test).
 
-    mean = sum(x) / n          std = sqrt(sum((x - mean)^2) / (n - 1))      (0 for one seed)
+**The protocol** (``--protocol fair``, the default; data/experiments/strategies/README.md gives
+the reasons) makes the comparison fair in four ways:
+
+* *Budgets follow the data.* Every stage trains ``epochs`` passes over its N examples, at least
+  ``min_steps`` and at most ``max_steps`` (the cap) steps, and stops early on its validation
+  monitor (``patience`` evaluations without an improvement larger than ``min_delta``), keeping
+  its best weights (``finetune.stage_steps``). A stage the cap stopped while its last evaluation
+  was still its best is ``cap_still_improving`` (``finetune.stop_reason``); its cell gets a †.
+* *Tuned learning rates.* ``minift experiment lr-sweep`` (``lr_sweep``) runs each strategy at
+  each of at least 3 multipliers of its recipe's learning rates, at one N and one seed, scores
+  the final models on the VALIDATION split and writes the winners to ``lrs.json``;
+  ``strategies --lrs lrs.json`` trains every cell with them.
+* *Statistics.* A cell is the mean over seeds with a 95% confidence interval from Student's t:
+
+      mean = sum(x) / n    s = sqrt(sum((x - mean)^2) / (n - 1))    mean ± t(0.975, n - 1) * s / sqrt(n)
+
+  Strategies whose intervals overlap the best one's are tied (``winners``: "A = B"), not ranked.
+* *Equal compute and forgetting.* Each record keeps its run's validation curve against the CPU
+  seconds spent (from log.jsonl; ``TASK-compute.svg``), and the language-model loss of its final
+  model on the base's held-out pretraining text (``pretrain.heldout_loss``: how much the
+  strategy cost the base's general modelling).
+
+``--protocol fixed`` is the earlier protocol (each recipe's own steps, ``--max-steps`` a cap).
+The protocol is part of every record; a folder holding records of another protocol or other
+settings is refused, naming the file and the differing field, never silently mixed.
 
 Every finished run is appended as one JSON line to ``OUT/results.jsonl`` *before* the next one
 starts, so a killed experiment resumes where it stopped: a (task, N, strategy, seed) already
 recorded is skipped. Run folders keep only ``summary.json`` and ``log.jsonl`` once scored.
 The experiment then writes ``results.md`` (tables), ``TASK.svg`` (metric against N, log axis,
-error bars = std) and ``results.json`` (what ``minift advise`` reads).
+error bars = the 95% interval), ``TASK-compute.svg`` and ``results.json`` (what ``minift
+advise`` reads).
 
 Tutorial 11 (choosing a strategy) reads these tables and charts.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import math
 import platform
@@ -40,18 +66,28 @@ import torch
 
 from minift.checkpoint import load_model, save_checkpoint
 from minift.errors import MiniftError
-from minift.evaluate import evaluate_examples
+from minift.evaluate import evaluate_examples, teacher_forced_loss
 from minift.finetune import RunOptions, run_recipe
-from minift.io import atomic_write_json, atomic_write_text
+from minift.io import atomic_write_json, atomic_write_text, read_jsonl
 from minift.model import GPT
 from minift.schedule import load_recipe
-from minift.tasks import load_examples
+from minift.tasks import MAIN_METRIC, load_examples
 
 STRATEGIES = ("full", "layers", "prompt", "hybrid", "scratch")
 RULE_SMALL, RULE_LARGE = ("layers", "prompt"), "full"
-SETTINGS = ("max_steps", "base", "data", "test_limit")  # records made with other settings do not mix
+# Records made with another protocol or other settings do not mix (each is compared on resume).
+SETTINGS = ("protocol", "max_steps", "base", "data", "test_limit")
+SWEEP_SETTINGS = ("protocol", "max_steps", "base", "data", "val_limit", "examples", "seed")
+CONFIDENCE = 0.95
+# The fair protocol's defaults: budgets that follow the data (see the module docstring).
+FAIR = {"epochs": 10.0, "min_steps": 100, "max_steps": 2000, "patience": 4, "min_delta": 0.001,
+        "monitor": "val_loss"}
+MONITORS = ("val_loss", "main_metric")  # main_metric: each task's own (bleu, rougeL, f1)
+OLD_PROTOCOL = {"name": "fixed", "lr_source": "recipes"}  # what a record without a protocol was made with
+DAGGER = "†"
 
 
+# --- statistics ----------------------------------------------------------------------------------
 def mean_std(values: list[float]) -> tuple[float, float]:
     """The mean and the sample standard deviation (n - 1); the std of one value is 0."""
     n = len(values)
@@ -61,6 +97,91 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
 
 
+def _beta_fraction(a: float, b: float, x: float) -> float:
+    """The continued fraction of the incomplete beta function (modified Lentz's method)."""
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 500):
+        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),  # even step, then odd
+                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1.0 + numerator * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-15:
+            break
+    return h
+
+
+def betainc(a: float, b: float, x: float) -> float:
+    """The regularized incomplete beta function I_x(a, b) = B(x; a, b) / B(a, b), 0 <= x <= 1."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1.0) / (a + b + 2.0):  # where the fraction converges fast; else use the symmetry
+        return front * _beta_fraction(a, b, x) / a
+    return 1.0 - front * _beta_fraction(b, a, 1.0 - x) / b
+
+
+def t_upper_tail(t: float, df: float) -> float:
+    """P(T > t) for Student's t with df degrees of freedom, t >= 0: I_{df/(df+t^2)}(df/2, 1/2) / 2."""
+    return 0.5 * betainc(df / 2.0, 0.5, df / (df + t * t))
+
+
+def t_quantile(p: float, df: float) -> float:
+    """The p-quantile of Student's t (df degrees of freedom): t(0.975, 2) = 4.302653.
+
+    Bisection on the upper tail, which is computed directly (no 1 - p cancellation near p = 1).
+    """
+    if not 0.0 < p < 1.0 or not df > 0:
+        raise MiniftError(f"t_quantile needs 0 < p < 1 and df > 0, got p={p}, df={df}")
+    if p < 0.5:
+        return -t_quantile(1.0 - p, df)
+    tail = 1.0 - p
+    if tail == 0.5:
+        return 0.0
+    lo, hi = 0.0, 1.0
+    while t_upper_tail(hi, df) > tail:
+        lo, hi = hi, hi * 2.0
+    for _ in range(200):
+        mid = (lo + hi) / 2.0
+        if t_upper_tail(mid, df) > tail:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-13 * hi:
+            break
+    return (lo + hi) / 2.0
+
+
+def mean_ci(values: list[float], confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """(mean, half-width) of the Student's t confidence interval: t((1 + c) / 2, n - 1) * s / sqrt(n).
+
+    One value gives no interval: its half-width is infinite (it cannot be told apart from anything).
+    """
+    mean, std = mean_std(values)
+    n = len(values)
+    if n < 2:
+        return mean, math.inf
+    return mean, t_quantile((1.0 + confidence) / 2.0, n - 1) * std / math.sqrt(n)
+
+
+def cell_ci(cell: dict, confidence: float = CONFIDENCE) -> float:
+    """A table cell's half-width: its ``ci``, else from its std and n (results of older runs)."""
+    if cell.get("ci") is not None:
+        return float(cell["ci"])
+    n = int(cell.get("n", 1))
+    if n < 2:
+        return math.inf
+    return t_quantile((1.0 + confidence) / 2.0, n - 1) * float(cell.get("std", 0.0)) / math.sqrt(n)
+
+
+# --- small parsers -------------------------------------------------------------------------------
 def parse_sizes(text: str) -> list[int]:
     """'50,200,1000' -> [50, 200, 1000] (for --examples); a bad item is named."""
     try:
@@ -72,6 +193,19 @@ def parse_sizes(text: str) -> list[int]:
     return sizes
 
 
+def parse_scales(text: str) -> list[float]:
+    """'0.3,1,3' -> [0.3, 1.0, 3.0] (for --lr-scales): at least 3 distinct multipliers > 0."""
+    try:
+        scales = [float(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise MiniftError(f"--lr-scales takes numbers separated by commas (e.g. 0.3,1,3), got {text!r}") from None
+    if any(not math.isfinite(v) or v <= 0 for v in scales):
+        raise MiniftError(f"--lr-scales: every multiplier must be > 0, got {text!r}")
+    if len(set(scales)) < 3:
+        raise MiniftError(f"--lr-scales: the protocol tunes over at least 3 distinct values, got {text!r}")
+    return sorted(set(scales))
+
+
 def backward_fraction(trainable_names: list[str], n_layer: int) -> float:
     """How far down the backward pass must reach: 1.0 = to the embeddings, 0.5 = the top half."""
     if any(n.startswith("prompts.") or ".wte." in n or ".wpe." in n for n in trainable_names):
@@ -80,6 +214,117 @@ def backward_fraction(trainable_names: list[str], n_layer: int) -> float:
     return (n_layer - min(blocks)) / n_layer if blocks else 0.0
 
 
+# --- the protocol --------------------------------------------------------------------------------
+def resolve_protocol(protocol: str = "fair", epochs=None, min_steps=None, max_steps=None, patience=None,
+                     min_delta=None, monitor=None) -> tuple[dict, int | None]:
+    """(protocol record, step cap) from the options; every bad value is one MiniftError."""
+    options = {"epochs": epochs, "min_steps": min_steps, "patience": patience, "min_delta": min_delta,
+               "monitor": monitor}
+    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
+        raise MiniftError(f"--max-steps must be a whole number >= 1, got {max_steps!r}")
+    if protocol == "fixed":
+        given = [k for k, v in options.items() if v is not None]
+        if given:
+            raise MiniftError(f"--{given[0].replace('_', '-')} belongs to the fair protocol; the fixed protocol "
+                              f"trains each recipe's own steps (drop it, or use --protocol fair)")
+        return dict(OLD_PROTOCOL), max_steps
+    if protocol != "fair":
+        raise MiniftError(f"unknown protocol {protocol!r}: choose fair (budgets by epochs, early stopping) or fixed")
+    cap = max_steps if max_steps is not None else FAIR["max_steps"]
+    floor = min_steps if min_steps is not None else min(FAIR["min_steps"], cap)
+    epochs = FAIR["epochs"] if epochs is None else epochs
+    patience = FAIR["patience"] if patience is None else patience
+    min_delta = FAIR["min_delta"] if min_delta is None else min_delta
+    monitor = FAIR["monitor"] if monitor is None else monitor
+    if not isinstance(epochs, (int, float)) or isinstance(epochs, bool) or not epochs > 0:
+        raise MiniftError(f"--epochs must be > 0, got {epochs!r}")
+    if isinstance(floor, bool) or not isinstance(floor, int) or not 1 <= floor <= cap:
+        raise MiniftError(f"--min-steps (the floor) must be a whole number from 1 to --max-steps (the cap, {cap}), "
+                          f"got {floor!r}")
+    if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+        raise MiniftError(f"--patience must be a whole number of evaluations >= 1, got {patience!r}")
+    if not isinstance(min_delta, (int, float)) or isinstance(min_delta, bool) or not min_delta >= 0:
+        raise MiniftError(f"--min-delta must be >= 0, got {min_delta!r}")
+    if monitor not in MONITORS:
+        raise MiniftError(f"--monitor {monitor!r}: choose {' or '.join(MONITORS)}")
+    return {"name": "fair", "epochs": float(epochs), "min_steps": floor, "patience": patience,
+            "min_delta": float(min_delta), "monitor": monitor, "restore_best": True, "lr_source": "recipes"}, cap
+
+
+def describe_protocol(protocol: dict, cap) -> str:
+    """The protocol in one line, for results.md."""
+    if protocol.get("name") != "fair":
+        return ("fixed: each recipe's own steps per stage" + (f", capped at {cap}" if cap else "") +
+                "; no early stopping unless the recipe asks; learning rates: " + protocol.get("lr_source", "recipes"))
+    return (f"fair: each stage trains {protocol['epochs']:g} epochs of its N examples, at least "
+            f"{protocol['min_steps']} and at most {cap} steps, and stops early after {protocol['patience']} "
+            f"evaluations without a {protocol['monitor']} improvement larger than {protocol['min_delta']:g} "
+            f"(best weights restored); learning rates: {protocol['lr_source']}")
+
+
+def apply_protocol(recipe, protocol: dict, cap, task: str, lr_scale: float = 1.0):
+    """(recipe, --max-steps for RunOptions): the recipe's stages with the protocol's budget and
+    early stopping, and every stage's learning rate times ``lr_scale``."""
+    if protocol.get("name") != "fair":
+        stages = [dataclasses.replace(s, lr=s.lr * lr_scale) for s in recipe.stages]
+        return dataclasses.replace(recipe, stages=stages), cap
+    monitor = MAIN_METRIC.get(task, "f1") if protocol["monitor"] == "main_metric" else protocol["monitor"]
+    stages = [dataclasses.replace(s, lr=s.lr * lr_scale, epochs=protocol["epochs"], min_steps=protocol["min_steps"],
+                                  max_steps=cap, patience=protocol["patience"], min_delta=protocol["min_delta"],
+                                  monitor=monitor, restore_best=protocol["restore_best"])
+              for s in recipe.stages]
+    return dataclasses.replace(recipe, stages=stages), None
+
+
+def mismatch(record: dict, settings: dict, keys=SETTINGS) -> str | None:
+    """The first field in which a record's protocol or settings differ from ours, or None."""
+    for key in keys:
+        ours = settings[key]
+        theirs = record.get(key, OLD_PROTOCOL if key == "protocol" else None)
+        if isinstance(ours, dict) and isinstance(theirs, dict):
+            for field in sorted(set(ours) | set(theirs), key=lambda f: (f != "name", f)):  # the name first
+                if ours.get(field) != theirs.get(field):
+                    return f"{key}.{field}: {theirs.get(field)!r} there, {ours.get(field)!r} here"
+        elif theirs != ours:
+            return f"{key}: {theirs!r} there, {ours!r} here"
+    return None
+
+
+def check_records(log: Path, records: list[dict], settings: dict, keys=SETTINGS) -> None:
+    """Refuse a folder holding records made with another protocol or settings (one line)."""
+    for r in records:
+        differs = mismatch(r, settings, keys)
+        if differs:
+            what = " ".join(str(r.get(k)) for k in ("task", "examples", "strategy", "seed", "lr_scale") if k in r)
+            raise MiniftError(f"{log} holds a run made with another protocol or settings ({what}: {differs}): "
+                              f"use another --out, or the same settings to resume")
+
+
+def read_lrs(path, protocol: dict, cap, base, data) -> tuple[dict, str]:
+    """({(task, strategy): lr multiplier}, lr_source) from an lr sweep's lrs.json, checked against
+    the experiment: the learning rates were tuned under the same budget, base and data."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        winners = {(t, s): float(w["lr_scale"]) for t, cells in doc["winners"].items() for s, w in cells.items()}
+        settings = doc["settings"]
+    except FileNotFoundError:
+        raise MiniftError(f"--lrs {path}: no such file (write it with `minift experiment lr-sweep`)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise MiniftError(f"--lrs {path}: not an lr sweep's lrs.json ({type(exc).__name__}: {exc})") from None
+    ours = {"protocol": {k: v for k, v in protocol.items() if k != "lr_source"}, "max_steps": cap, "base": base,
+            "data": data}
+    theirs = {"protocol": {k: v for k, v in settings.get("protocol", {}).items() if k != "lr_source"},
+              **{k: settings.get(k) for k in ("max_steps", "base", "data")}}
+    differs = mismatch(theirs, ours, keys=("protocol", "max_steps", "base", "data"))
+    if differs:
+        raise MiniftError(f"--lrs {path} was tuned under another protocol or settings ({differs}): rerun the sweep "
+                          f"with this experiment's options, or run the experiment with the sweep's")
+    canonical = json.dumps({f"{t}/{s}": v for (t, s), v in sorted(winners.items())}, sort_keys=True)
+    return winners, "tuned sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+# --- one run -------------------------------------------------------------------------------------
 def read_records(path: Path) -> list[dict]:
     """The runs recorded so far (one JSON object per line)."""
     if not path.exists():
@@ -95,6 +340,11 @@ def read_records(path: Path) -> list[dict]:
     return records
 
 
+def append_record(log: Path, record: dict) -> None:
+    text = log.read_text(encoding="utf-8") if log.exists() else ""
+    atomic_write_text(log, text + json.dumps(record) + "\n")  # recorded before the next run starts
+
+
 def record_key(r: dict) -> tuple:
     return (r["task"], int(r["examples"]), r["strategy"], int(r["seed"]))
 
@@ -105,6 +355,14 @@ def scoring_examples(task: str, data, limit: int):
         return load_examples(task=task, split="test", n=limit)
     examples = load_examples(data=data)
     return examples[-max(1, len(examples) // 10):][:limit]  # the tail finetune.py holds out
+
+
+def validation_examples(task: str, data, limit: int):
+    """What the lr sweep scores on: the VALIDATION split (a data file has none: its held-out tail)."""
+    if data is None:
+        return load_examples(task=task, split="val", n=limit)
+    examples = load_examples(data=data)
+    return examples[-max(1, len(examples) // 10):][:limit]
 
 
 def scratch_base(base, seed: int, folder: Path) -> str:
@@ -118,30 +376,69 @@ def scratch_base(base, seed: int, folder: Path) -> str:
     return str(path)
 
 
+def compute_curve(run_dir: Path, summary: dict) -> list[list[float]]:
+    """[[CPU seconds, val_loss, step], ...] for every evaluation in the run's log.jsonl.
+
+    An eval record's ``cpu_s`` counts from its stage's start; the CPU seconds of the stages before
+    it are added, so x grows over the whole run (hybrid: full, then layers, then prompt).
+    """
+    path = run_dir / "log.jsonl"
+    if not path.exists():
+        return []
+    spent = {s["name"]: s.get("cpu_seconds", 0.0) for s in summary.get("stages", [])}
+    order = [s["name"] for s in summary.get("stages", [])]
+    evals = [r for r, _ in read_jsonl(path, what="log", skip_blank=True)
+             if r.get("event") == "eval" and r.get("cpu_s") is not None and r.get("val_loss") is not None
+             and r.get("stage") in spent]
+    offset, offsets = 0.0, {}
+    for name in order:
+        offsets[name] = offset
+        last = max((r["cpu_s"] for r in evals if r["stage"] == name), default=0.0)
+        offset += max(spent[name], last)
+    return [[round(offsets[r["stage"]] + r["cpu_s"], 4), r["val_loss"], r["step"]] for r in evals]
+
+
+def train_run(task, n, strategy, seed, run_dir: Path, cfg: dict, lr_scale: float, eval_limit: int):
+    """Train one run under the protocol (or pick up one trained but not scored): (summary, recipe)."""
+    recipe = load_recipe("full" if strategy == "scratch" else strategy)
+    recipe, opts_cap = apply_protocol(recipe, cfg["protocol"], cfg["max_steps"], task, lr_scale)
+    base = scratch_base(cfg["base"], seed, cfg["out"] / "scratch-bases") if strategy == "scratch" else cfg["base"]
+    if (run_dir / "summary.json").exists() and (run_dir / "model.pt").exists():
+        return json.loads((run_dir / "summary.json").read_text()), recipe  # trained, killed before scoring
+    if (run_dir / "summary.json").exists():  # scored and pruned earlier, but its record is gone
+        shutil.rmtree(run_dir)
+    opts = RunOptions(out=str(run_dir), task=task, data=cfg["data"], examples=n, max_steps=opts_cap,
+                      seed=seed, device=cfg["device"], resume=True, quiet=True, base=base, eval_limit=eval_limit)
+    return run_recipe(recipe, opts), recipe
+
+
+def stage_rows(summary: dict, recipe, n_layer: int) -> list[dict]:
+    return [{"name": s["name"], "strategy": s["strategy"], "trainable_params": s["trainable_params"],
+             "total_params": s["total_params"], "optimizer_state_bytes": s["optimizer_state_bytes"],
+             "steps": s["steps"], "seconds": s["seconds"], "cpu_seconds": s.get("cpu_seconds"),
+             "examples": s["examples"], "batch_size": stage.batch_size, "lr": stage.lr,
+             "max_steps": s.get("max_steps"), "best_step": s.get("best_step"),
+             "stop_reason": s.get("stop_reason", "completed"),
+             "backward_fraction": backward_fraction(s["trainable_names"], n_layer)}
+            for s, stage in zip(summary["stages"], recipe.stages)]
+
+
 def run_one(task, n, strategy, seed, out: Path, cfg: dict) -> dict:
     """Train one (task, N, strategy, seed) and score it on the test examples; returns its record."""
     run_dir = out / "runs" / task / str(n) / strategy / f"seed{seed}"
-    recipe = load_recipe("full" if strategy == "scratch" else strategy)
-    base = scratch_base(cfg["base"], seed, out / "scratch-bases") if strategy == "scratch" else cfg["base"]
+    lr_scale = cfg["lr_scales"].get((task, strategy), 1.0)
     cpu0 = time.process_time()  # CPU seconds: unlike wall time, not inflated by other processes
-    if (run_dir / "summary.json").exists() and (run_dir / "model.pt").exists():
-        summary = json.loads((run_dir / "summary.json").read_text())  # trained, killed before scoring
-    else:
-        if (run_dir / "summary.json").exists():  # scored and pruned earlier, but its record is gone
-            shutil.rmtree(run_dir)
-        opts = RunOptions(out=str(run_dir), task=task, data=cfg["data"], examples=n, max_steps=cfg["max_steps"],
-                          seed=seed, device=cfg["device"], resume=True, quiet=True, base=base,
-                          eval_limit=min(100, cfg["test_limit"]))
-        summary = run_recipe(recipe, opts)
+    summary, recipe = train_run(task, n, strategy, seed, run_dir, cfg, lr_scale, min(100, cfg["test_limit"]))
     t0 = time.time()
-    report = evaluate_examples(load_model(run_dir, device=cfg["device"]), cfg["tests"][task])
+    bundle = load_model(run_dir, device=cfg["device"])
+    report = evaluate_examples(bundle, cfg["tests"][task])
     eval_seconds = time.time() - t0
-    n_layer = cfg["model"]["n_layer"]
-    stages = [{"name": s["name"], "strategy": s["strategy"], "trainable_params": s["trainable_params"],
-               "total_params": s["total_params"], "optimizer_state_bytes": s["optimizer_state_bytes"],
-               "steps": s["steps"], "seconds": s["seconds"], "examples": s["examples"],
-               "batch_size": stage.batch_size, "backward_fraction": backward_fraction(s["trainable_names"], n_layer)}
-              for s, stage in zip(summary["stages"], recipe.stages)]
+    world = None
+    if cfg["world"] is not None:  # the final model without its soft prompts, on held-out world text
+        from minift.pretrain import heldout_loss
+
+        world = heldout_loss(bundle.model, cfg["world"], cfg["device"])
+    stages = stage_rows(summary, recipe, cfg["model"]["n_layer"])
     metric = report["main_metric"]
     return {"task": task, "examples": n, "strategy": strategy, "seed": seed, "recipe": recipe.name,
             "main_metric": metric, "score": report["metrics"][metric], "metrics": report["metrics"],
@@ -152,6 +449,9 @@ def run_one(task, n, strategy, seed, out: Path, cfg: dict) -> dict:
             "trainable_params": max(s["trainable_params"] for s in stages),
             "optimizer_state_bytes": max(s["optimizer_state_bytes"] for s in stages),
             "steps": sum(s["steps"] for s in stages), "stages": stages,
+            "lr_scale": lr_scale, "lrs": [s["lr"] for s in stages],
+            "capped_improving": any(s["stop_reason"] == "cap_still_improving" for s in stages),
+            "world_loss": world, "curve": compute_curve(run_dir, summary),
             **{k: cfg[k] for k in SETTINGS}}
 
 
@@ -162,20 +462,31 @@ def prune(run_dir: Path) -> None:
             shutil.rmtree(item) if item.is_dir() else item.unlink()
 
 
+# --- aggregate and report ------------------------------------------------------------------------
 def aggregate(records: list[dict], model: dict) -> dict:
-    """results.json: task -> strategy -> size -> {mean, std, n, seconds_mean, trainable_params}."""
+    """results.json: task -> strategy -> size -> {mean, std, ci, n, scores, seconds, world loss, ...}."""
     results, costs, main = {}, {}, {}
     groups = {}
     for r in records:
         groups.setdefault((r["task"], r["strategy"], int(r["examples"])), []).append(r)
     for (task, strategy, n), rs in sorted(groups.items()):
-        mean, std = mean_std([r["score"] for r in rs])
+        scores = [r["score"] for r in sorted(rs, key=lambda r: r["seed"])]
+        mean, std = mean_std(scores)
+        _, ci = mean_ci(scores)
+        worlds = [r["world_loss"] for r in rs if r.get("world_loss") is not None]
+        world_mean, world_ci = mean_ci(worlds) if worlds else (None, None)
         results.setdefault(task, {}).setdefault(strategy, {})[str(n)] = {
-            "mean": mean, "std": std, "n": len(rs), "seconds_mean": sum(r["seconds"] for r in rs) / len(rs),
+            "mean": mean, "std": std, "ci": ci if math.isfinite(ci) else None, "n": len(rs),
+            "seconds_mean": sum(r["seconds"] for r in rs) / len(rs),
             "cpu_seconds_mean": sum(r.get("cpu_seconds", r["seconds"]) for r in rs) / len(rs),
+            "steps_mean": sum(r.get("steps", 0) for r in rs) / len(rs),
+            "capped_improving": sum(bool(r.get("capped_improving")) for r in rs),
+            "world_loss_mean": world_mean, "world_loss_ci": world_ci if world_ci is None or math.isfinite(world_ci)
+            else None, "world_loss_n": len(worlds),
+            "lr_scale": rs[0].get("lr_scale", 1.0),
             "trainable_params": max(r["trainable_params"] for r in rs),
             "stage_trainable_params": [s["trainable_params"] for s in rs[0]["stages"]],
-            "scores": [r["score"] for r in sorted(rs, key=lambda r: r["seed"])]}
+            "scores": scores}
         main[task] = rs[0]["main_metric"]
         costs.setdefault(task, {})[strategy] = [  # the stages of the largest size: what memory the advisor plans
             {k: s[k] for k in ("name", "strategy", "trainable_params", "total_params", "batch_size",
@@ -183,17 +494,25 @@ def aggregate(records: list[dict], model: dict) -> dict:
             for s in rs[0]["stages"]]
     for task in results:  # a canonical strategy order for tables and charts
         results[task] = {s: results[task][s] for s in STRATEGIES if s in results[task]}
-    return {"results": results, "costs": costs, "main_metric": main, "model": model}
+    return {"results": results, "costs": costs, "main_metric": main, "model": model, "confidence": CONFIDENCE}
 
 
 def winners(table: dict, among=STRATEGIES) -> dict[int, list[str]]:
-    """The strategies with the highest mean at each size, as the table shows it (to 0.1; ties kept)."""
+    """At each size, the best mean and every strategy tied with it (in ``among``'s order).
+
+    Tied: the 95% intervals overlap (mean_s + ci_s >= mean_best - ci_best), or the means agree
+    to the 0.1 the table shows. A cell of one seed has no interval, so it ties with everything.
+    """
     sizes = sorted({int(n) for cells in table.values() for n in cells})
     out = {}
     for n in sizes:
-        means = {s: round(table[s][str(n)]["mean"], 1) for s in among if s in table and str(n) in table[s]}
-        if means:
-            out[n] = [s for s in means if means[s] == max(means.values())]
+        cells = {s: table[s][str(n)] for s in among if s in table and str(n) in table[s]}
+        if not cells:
+            continue
+        best = max(cells, key=lambda s: cells[s]["mean"])
+        low = cells[best]["mean"] - cell_ci(cells[best])
+        out[n] = [s for s, c in cells.items() if c["mean"] + cell_ci(c) >= low
+                  or round(c["mean"], 1) == round(cells[best]["mean"], 1)]
     return out
 
 
@@ -219,7 +538,7 @@ def rule_of_thumb(task: str, table: dict) -> str:
                        f"{'tie' if len(large) > 1 else 'wins'}, not full alone")
         verdict = "the rule does not hold: " + "; ".join(why)
     return (f"{task}: {verdict}. Winners among full/layers/prompt by size: {show(named)}. "
-            f"Over all strategies: {show(winners(table))}.")
+            f"Over all strategies: {show(winners(table))}. ('A = B': their 95% intervals overlap, a tie.)")
 
 
 def machine() -> str:
@@ -227,29 +546,55 @@ def machine() -> str:
             f"{torch.get_num_threads()} thread{'s' if torch.get_num_threads() != 1 else ''}")
 
 
-def markdown_table(table: dict, value, text, best=max) -> list[str]:
-    """Rows = sizes, columns = strategies; every cell showing the best rounded value is bold (ties too)."""
+def markdown_table(table: dict, value, text, best=max, bold=None) -> list[str]:
+    """Rows = sizes, columns = strategies. Bold: the cells ``bold(n)`` names, else every cell showing
+    the best rounded value (ties too)."""
     strategies, sizes = list(table), sorted({int(n) for cells in table.values() for n in cells})
     lines = ["| examples | " + " | ".join(strategies) + " |", "|---:|" + "---:|" * len(strategies)]
     for n in sizes:
         cells = [table[s].get(str(n)) for s in strategies]
-        top = best(round(value(c), 1) for c in cells if c)
-        lines.append(f"| {n} | " + " | ".join("" if not c else f"**{text(c)}**" if round(value(c), 1) == top
-                                              else text(c) for c in cells) + " |")
+        if bold is not None:
+            strong = set(bold(n))
+            marked = [c is not None and s in strong for s, c in zip(strategies, cells)]
+        else:
+            top = best(round(value(c), 1) for c in cells if c)
+            marked = [c is not None and round(value(c), 1) == top for c in cells]
+        lines.append(f"| {n} | " + " | ".join("" if not c else f"**{text(c)}**" if m else text(c)
+                                              for c, m in zip(cells, marked)) + " |")
     return lines
+
+
+def score_text(c: dict) -> str:
+    """A metric cell: mean ± the 95% half-width (one seed: no interval), † if a run was capped improving."""
+    ci = cell_ci(c)
+    shown = f"{c['mean']:.1f} ± {ci:.1f}" if math.isfinite(ci) else f"{c['mean']:.1f} (1 seed)"
+    return shown + (DAGGER if c.get("capped_improving") else "")
+
+
+def world_text(c: dict, base_loss: float) -> str:
+    if c.get("world_loss_mean") is None:
+        return "–"
+    ci = c.get("world_loss_ci")
+    return f"{c['world_loss_mean'] - base_loss:+.3f}" + (f" ± {ci:.3f}" if ci is not None else "")
 
 
 def write_markdown(path: Path, agg: dict, command: str, seeds: int, test_n: dict) -> None:
     model = agg["model"]
     lines = ["# Fine-tuning strategies against training-set size", "",
              f"- command: `{command}`", f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}",
-             f"- machine: {machine()}", f"- seeds: {', '.join(map(str, range(seeds)))} (cells: mean ± std over seeds, "
-             f"std with n - 1; best per row in bold)",
-             f"- model: {model['params']:,} parameters ({model['n_layer']} layers, width {model['n_embd']})", ""]
+             f"- machine: {machine()}"]
+    if agg.get("protocol"):
+        lines.append(f"- protocol: {describe_protocol(agg['protocol'], agg.get('settings', {}).get('max_steps'))}")
+    lines += [f"- seeds: {', '.join(map(str, range(seeds)))} (cells: mean ± the half-width of the 95% confidence "
+              f"interval, Student's t with n - 1 degrees of freedom; in bold the best mean and every strategy whose "
+              f"interval overlaps it, a tie)",
+              f"- {DAGGER}: at least one seed's run ended at the step cap while its last evaluation was still its best "
+              f"(more steps might have raised it)",
+              f"- model: {model['params']:,} parameters ({model['n_layer']} layers, width {model['n_embd']})", ""]
+    base_loss = agg.get("base_world_loss")
     for task, table in agg["results"].items():
         lines += [f"## {task}: {agg['main_metric'][task]} on {test_n[task]} test examples", ""]
-        lines += markdown_table(table, lambda c: c["mean"],
-                                lambda c: f"{c['mean']:.1f} ± {c['std']:.1f}" if c["n"] > 1 else f"{c['mean']:.1f} ±0")
+        lines += markdown_table(table, lambda c: c["mean"], score_text, bold=winners(table).get)
         lines += ["", f"Time per run, {task} (training + evaluation + test scoring): the process's own CPU "
                       f"seconds, which other processes on the machine do not inflate (fastest in bold), and in "
                       f"brackets the wall-clock seconds, which they do:", ""]
@@ -257,8 +602,20 @@ def write_markdown(path: Path, agg: dict, command: str, seeds: int, test_n: dict
                                 lambda c: f"{c['cpu_seconds_mean']:.1f} ({c['seconds_mean']:.0f})", best=min)
         params = [" → ".join(f"{p:,}" for p in next(iter(cells.values()))["stage_trainable_params"])
                   for cells in table.values()]
-        lines += ["| trainable params | " + " | ".join(params) + " |", "",
-                  "**Rule of thumb.** " + rule_of_thumb(task, table), ""]
+        lines += ["| trainable params | " + " | ".join(params) + " |", ""]
+        if base_loss is not None and any(c.get("world_loss_mean") is not None
+                                         for cells in table.values() for c in cells.values()):
+            lines += [f"Forgetting, {task}: the final model's language-model loss on the base's held-out "
+                      f"pretraining text (soft prompts aside), minus the base's own {base_loss:.4f} nats/token "
+                      f"(mean ± 95% half-width; + is worse):", ""]
+            lines += markdown_table(table, None, lambda c: world_text(c, base_loss), bold=lambda n: ())
+            lines.append("")
+        elif agg.get("world_note"):
+            lines += [f"Forgetting not measured: {agg['world_note']}", ""]
+        if agg.get("compute_examples") and (Path(path).parent / f"{task}-compute.svg").exists():
+            lines += [f"Equal compute: `{task}-compute.svg` draws each strategy's validation loss against the CPU "
+                      f"seconds it had spent, at N={agg['compute_examples']} (the first seed).", ""]
+        lines += ["**Rule of thumb.** " + rule_of_thumb(task, table), ""]
     atomic_write_text(path, "\n".join(lines))
 
 
@@ -271,38 +628,60 @@ def write_charts(out: Path, agg: dict) -> list[Path]:
         for s, cells in table.items():
             sizes = sorted(cells, key=int)
             series.append({"name": s, "x": [int(n) for n in sizes], "y": [cells[n]["mean"] for n in sizes],
-                           "yerr": [cells[n]["std"] for n in sizes], "markers": True})
+                           "yerr": [cell_ci(cells[n]) for n in sizes], "markers": True})
         path = out / f"{task}.svg"
-        line_chart(series, title=f"{task}: strategies against training-set size (mean ± std over seeds)",
+        line_chart(series, title=f"{task}: strategies against training-set size (mean ± 95% CI over seeds)",
                    xlabel="training examples (log scale)", ylabel=agg["main_metric"][task], logx=True, path=path)
         paths.append(path)
     return paths
 
 
-def command_line(tasks, sizes, seeds, out, max_steps, base, data, test_limit, strategies) -> str:
+def write_compute_charts(out: Path, records: list[dict], n: int) -> list[Path]:
+    """TASK-compute.svg: validation loss against the CPU seconds spent, one line per strategy at N=n
+    (the first seed's run), so a reader sees which strategy is ahead at each compute budget."""
+    from minift.plot import line_chart
+
+    paths = []
+    for task in dict.fromkeys(r["task"] for r in records):
+        series = []
+        for strategy in STRATEGIES:
+            runs = sorted((r for r in records if r["task"] == task and r["strategy"] == strategy
+                           and int(r["examples"]) == n and r.get("curve")), key=lambda r: r["seed"])
+            if runs:
+                curve = runs[0]["curve"]
+                series.append({"name": strategy, "x": [p[0] for p in curve], "y": [p[1] for p in curve],
+                               "markers": True})
+        if series:
+            path = out / f"{task}-compute.svg"
+            line_chart(series, title=f"{task}: validation loss against CPU seconds spent, N={n}",
+                       xlabel="CPU seconds of the run so far", ylabel="validation loss (nats/token)", path=path)
+            paths.append(path)
+    return paths
+
+
+def command_line(tasks, sizes, seeds, out, max_steps, base, data, test_limit, strategies, protocol=None,
+                 lrs=None) -> str:
     parts = ["minift experiment strategies", f"--tasks {','.join(tasks)}", f"--examples {','.join(map(str, sizes))}",
              f"--seeds {seeds}", f"--out {out}", f"--test-limit {test_limit}"]
     if tuple(strategies) != STRATEGIES:
         parts.append(f"--strategies {','.join(strategies)}")
-    parts += [f"--{k} {v}" for k, v in (("max-steps", max_steps), ("base", base), ("data", data)) if v is not None]
+    parts += protocol_flags(protocol or OLD_PROTOCOL, max_steps)
+    parts += [f"--{k} {v}" for k, v in (("base", base), ("data", data), ("lrs", lrs)) if v is not None]
     return " ".join(parts)
 
 
-def run_experiment(tasks, sizes, seeds, out, max_steps=None, base=None, data=None, test_limit=200, device="cpu",
-                   quiet=False, strategies=STRATEGIES, keep_checkpoints=False) -> dict:
-    """Run (or resume) the grid, then write results.md, TASK.svg and results.json; returns the aggregate."""
+def protocol_flags(protocol: dict, cap) -> list[str]:
+    if protocol.get("name") != "fair":
+        return ["--protocol fixed"] + ([f"--max-steps {cap}"] if cap is not None else [])
+    return [f"--epochs {protocol['epochs']:g}", f"--min-steps {protocol['min_steps']}", f"--max-steps {cap}",
+            f"--patience {protocol['patience']}", f"--min-delta {protocol['min_delta']:g}",
+            f"--monitor {protocol['monitor']}"]
+
+
+# --- the grid ------------------------------------------------------------------------------------
+def check_tasks(tasks, data) -> list[str]:
     from minift.tasks import task_names
 
-    out = Path(out)
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise MiniftError(f"seeds is how many seeds to run (0, 1, ...), a number >= 1, got {seeds!r}")
-    if not sizes or any(not isinstance(n, int) or n < 1 for n in sizes):
-        raise MiniftError(f"training-set sizes must be whole numbers >= 1, got {sizes!r}")
-    if test_limit < 1:
-        raise MiniftError(f"--test-limit must be >= 1, got {test_limit}")
-    unknown = [s for s in strategies if s not in STRATEGIES]
-    if unknown:
-        raise MiniftError(f"unknown strategy {unknown[0]!r}: choose from {', '.join(STRATEGIES)}")
     if data is not None:
         data_task = load_examples(data=data)[0].task
         tasks = tasks or [data_task]
@@ -312,21 +691,67 @@ def run_experiment(tasks, sizes, seeds, out, max_steps=None, base=None, data=Non
     for t in tasks:
         if t not in task_names():
             raise MiniftError(f"unknown task '{t}': choose from {', '.join(task_names())}")
-    sizes, strategies = sorted(set(sizes)), list(strategies)
-    bundle = load_model(base or "base")  # fails early, with a clear message, if the base is missing
+    return tasks
+
+
+def check_strategies(strategies) -> list[str]:
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if unknown:
+        raise MiniftError(f"unknown strategy {unknown[0]!r}: choose from {', '.join(STRATEGIES)}")
+    return list(strategies)
+
+
+def model_shape(bundle) -> dict:
     c = bundle.model.config
-    model = {"params": bundle.model.num_parameters(), "n_layer": c.n_layer, "n_head": c.n_head, "n_embd": c.n_embd,
-             "block_size": c.block_size, "vocab_size": c.vocab_size}
-    cfg = {"max_steps": max_steps, "base": None if base is None else str(base),
-           "data": None if data is None else str(data), "test_limit": test_limit, "device": device, "model": model,
+    return {"params": bundle.model.num_parameters(), "n_layer": c.n_layer, "n_head": c.n_head, "n_embd": c.n_embd,
+            "block_size": c.block_size, "vocab_size": c.vocab_size}
+
+
+def world_windows(bundle, text_file=None):
+    """(token stream, note): the base's held-out pretraining text, or None and why it cannot be had."""
+    from minift.pretrain import heldout_stream
+
+    try:
+        return heldout_stream(bundle, text_file=text_file), ""
+    except MiniftError as exc:
+        return None, str(exc)
+
+
+def run_experiment(tasks, sizes, seeds, out, max_steps=None, base=None, data=None, test_limit=200, device="cpu",
+                   quiet=False, strategies=STRATEGIES, keep_checkpoints=False, protocol="fair", epochs=None,
+                   min_steps=None, patience=None, min_delta=None, monitor=None, lrs=None, compute_examples=None,
+                   world_text=None) -> dict:
+    """Run (or resume) the grid, then write results.md, TASK.svg, TASK-compute.svg and results.json."""
+    out = Path(out)
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise MiniftError(f"seeds is how many seeds to run (0, 1, ...), a number >= 1, got {seeds!r}")
+    if not sizes or any(not isinstance(n, int) or n < 1 for n in sizes):
+        raise MiniftError(f"training-set sizes must be whole numbers >= 1, got {sizes!r}")
+    if test_limit < 1:
+        raise MiniftError(f"--test-limit must be >= 1, got {test_limit}")
+    strategies = check_strategies(strategies)
+    tasks = check_tasks(tasks, data)
+    sizes = sorted(set(sizes))
+    if compute_examples is not None and compute_examples not in sizes:
+        raise MiniftError(f"--compute-examples {compute_examples}: pick one of the sizes run ({', '.join(map(str, sizes))})")
+    proto, cap = resolve_protocol(protocol, epochs, min_steps, max_steps, patience, min_delta, monitor)
+    base_s, data_s = None if base is None else str(base), None if data is None else str(data)
+    lr_scales = {}
+    if lrs is not None:
+        lr_scales, proto["lr_source"] = read_lrs(lrs, proto, cap, base_s, data_s)
+        missing = [(t, s) for t in tasks for s in strategies if (t, s) not in lr_scales]
+        if missing:
+            raise MiniftError(f"--lrs {lrs} has no tuned learning rate for {missing[0][0]}/{missing[0][1]}: "
+                              f"sweep that task and strategy too")
+    bundle = load_model(base or "base")  # fails early, with a clear message, if the base is missing
+    model = model_shape(bundle)
+    world, world_note = world_windows(bundle, world_text)
+    cfg = {"protocol": proto, "max_steps": cap, "base": base_s, "data": data_s, "test_limit": test_limit,
+           "device": device, "model": model, "out": out, "lr_scales": lr_scales, "world": world,
            "tests": {t: scoring_examples(t, data, test_limit) for t in tasks}}
     log = out / "results.jsonl"
     records = read_records(log)
-    for r in records:
-        if any(r.get(k) != cfg[k] for k in SETTINGS):
-            theirs = ", ".join(f"{k}={r.get(k)}" for k in SETTINGS)
-            raise MiniftError(f"{log} holds runs made with other settings ({theirs}): use another --out, "
-                              f"or the same settings to resume")
+    check_records(log, records, cfg)
     done = {record_key(r) for r in records}
     grid = [(t, n, s, seed) for t in tasks for n in sizes for seed in range(seeds) for s in strategies]
     todo = [g for g in grid if g not in done]
@@ -335,8 +760,7 @@ def run_experiment(tasks, sizes, seeds, out, max_steps=None, base=None, data=Non
     started = time.time()
     for i, (task, n, strategy, seed) in enumerate(todo, 1):
         record = run_one(task, n, strategy, seed, out, cfg)
-        text = log.read_text(encoding="utf-8") if log.exists() else ""
-        atomic_write_text(log, text + json.dumps(record) + "\n")  # recorded before the next run starts
+        append_record(log, record)
         records.append(record)
         if not keep_checkpoints:
             prune(out / "runs" / task / str(n) / strategy / f"seed{seed}")
@@ -347,15 +771,117 @@ def run_experiment(tasks, sizes, seeds, out, max_steps=None, base=None, data=Non
                   f"{record['score']:.1f} in {record['seconds']:.0f} s; {left} run{'s' if left != 1 else ''} left, about "
                   f"{eta / 60:.1f} min left", file=sys.stderr)
     wanted = set(grid)
-    agg = aggregate([r for r in records if record_key(r) in wanted], model)
-    command = command_line(tasks, sizes, seeds, out, max_steps, base, data, test_limit, strategies)
+    kept = [r for r in records if record_key(r) in wanted]
+    agg = aggregate(kept, model)
+    command = command_line(tasks, sizes, seeds, out, cap, base, data, test_limit, strategies, proto, lrs)
+    compute_n = compute_examples if compute_examples is not None else sizes[-1]
     agg.update({"command": command, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "machine": machine(), "seeds": seeds, "sizes": sizes, "strategies": strategies,
-                "settings": {k: cfg[k] for k in SETTINGS},
+                "settings": {k: cfg[k] for k in SETTINGS}, "protocol": proto,
+                "lr_scales": {t: {s: lr_scales.get((t, s), 1.0) for s in strategies} for t in tasks},
+                "base_world_loss": None if world is None else _base_world_loss(bundle, world, device),
+                "world_note": world_note, "compute_examples": compute_n,
                 "rule_of_thumb": {t: rule_of_thumb(t, agg["results"][t]) for t in agg["results"]}})
-    write_markdown(out / "results.md", agg, command, seeds, {t: len(cfg["tests"][t]) for t in tasks})
     write_charts(out, agg)
+    write_compute_charts(out, kept, compute_n)
+    write_markdown(out / "results.md", agg, command, seeds, {t: len(cfg["tests"][t]) for t in tasks})
     atomic_write_json(out / "results.json", agg)
     if not quiet:
         print(f"wrote {out}/results.md, results.json, {', '.join(t + '.svg' for t in agg['results'])}", file=sys.stderr)
     return agg
+
+
+def _base_world_loss(bundle, world, device) -> float:
+    from minift.pretrain import heldout_loss
+
+    return heldout_loss(bundle.model.to(device), world, device)
+
+
+# --- the learning-rate sweep ---------------------------------------------------------------------
+def lr_sweep(tasks, examples: int, out, scales=(1 / 3, 1.0, 3.0), seed: int = 0, strategies=STRATEGIES, base=None,
+             data=None, val_limit: int = 100, device="cpu", quiet=False, protocol="fair", epochs=None,
+             min_steps=None, max_steps=None, patience=None, min_delta=None, monitor=None) -> dict:
+    """Tune each strategy's learning rate: every multiplier of its recipe's rates, one N, one seed.
+
+    Each final model is scored on the VALIDATION split (``validation_examples``; the test split is
+    never touched) by the task's main metric; the winner per (task, strategy) is the highest, ties
+    going to the lower validation loss, then to the multiplier nearest 1. Writes OUT/sweep.jsonl
+    (one record per run, resumable like the experiment), OUT/lrs.json (the winners, what
+    ``strategies --lrs`` reads) and OUT/lrs.md.
+    """
+    out = Path(out)
+    if isinstance(examples, bool) or not isinstance(examples, int) or examples < 1:
+        raise MiniftError(f"the lr sweep runs at one training-set size, a whole number >= 1, got {examples!r}")
+    if val_limit < 1:
+        raise MiniftError(f"--val-limit must be >= 1, got {val_limit}")
+    scales = parse_scales(",".join(map(str, scales)))
+    strategies = check_strategies(strategies)
+    tasks = check_tasks(tasks, data)
+    proto, cap = resolve_protocol(protocol, epochs, min_steps, max_steps, patience, min_delta, monitor)
+    bundle = load_model(base or "base")
+    cfg = {"protocol": proto, "max_steps": cap, "base": None if base is None else str(base),
+           "data": None if data is None else str(data), "val_limit": val_limit, "examples": examples, "seed": seed,
+           "device": device, "model": model_shape(bundle), "out": out, "lr_scales": {}}
+    vals = {t: validation_examples(t, data, val_limit) for t in tasks}
+    log = out / "sweep.jsonl"
+    records = read_records(log)
+    check_records(log, records, cfg, keys=SWEEP_SETTINGS)
+    done = {(r["task"], r["strategy"], float(r["lr_scale"])) for r in records}
+    todo = [(t, s, x) for t in tasks for s in strategies for x in scales if (t, s, x) not in done]
+    if not quiet:
+        print(f"lr sweep: {len(tasks) * len(strategies) * len(scales)} runs, {len(todo)} to do", file=sys.stderr)
+    for i, (task, strategy, scale) in enumerate(todo, 1):
+        run_dir = out / "runs" / task / str(examples) / strategy / f"lr{scale:g}"
+        summary, recipe = train_run(task, examples, strategy, seed, run_dir, cfg, scale, val_limit)
+        trained = load_model(run_dir, device=device)
+        report = evaluate_examples(trained, vals[task])
+        metric = report["main_metric"]
+        stages = stage_rows(summary, recipe, cfg["model"]["n_layer"])
+        record = {"task": task, "examples": examples, "strategy": strategy, "seed": seed, "lr_scale": scale,
+                  "lrs": [s["lr"] for s in stages], "main_metric": metric, "val_score": report["metrics"][metric],
+                  "val_loss": teacher_forced_loss(trained, vals[task]), "val_examples": report["n"],
+                  "steps": sum(s["steps"] for s in stages), "stages": stages,
+                  "capped_improving": any(s["stop_reason"] == "cap_still_improving" for s in stages),
+                  **{k: cfg[k] for k in SWEEP_SETTINGS}}
+        append_record(log, record)
+        records.append(record)
+        prune(run_dir)
+        if not quiet:
+            print(f"[{i}/{len(todo)}] {task} {strategy} lr x{scale:g}: validation {metric} "
+                  f"{record['val_score']:.1f}", file=sys.stderr)
+    wanted = {(t, s, x) for t in tasks for s in strategies for x in scales}
+    kept = [r for r in records if (r["task"], r["strategy"], float(r["lr_scale"])) in wanted]
+    result = {"kind": "minift lr sweep", "examples": examples, "seed": seed, "scales": scales,
+              "settings": {k: cfg[k] for k in SWEEP_SETTINGS}, "metric": {}, "winners": {}, "scores": {}}
+    for task in tasks:
+        for strategy in strategies:
+            rs = [r for r in kept if r["task"] == task and r["strategy"] == strategy]
+            best = max(rs, key=lambda r: (r["val_score"], -r["val_loss"], -abs(math.log(r["lr_scale"]))))
+            result["metric"][task] = best["main_metric"]
+            result["winners"].setdefault(task, {})[strategy] = {
+                "lr_scale": best["lr_scale"], "lrs": best["lrs"], "val_score": best["val_score"],
+                "val_loss": best["val_loss"]}
+            result["scores"].setdefault(task, {})[strategy] = {f"{r['lr_scale']:g}": r["val_score"]
+                                                               for r in sorted(rs, key=lambda r: r["lr_scale"])}
+    atomic_write_json(out / "lrs.json", result)
+    write_sweep_markdown(out / "lrs.md", result)
+    return result
+
+
+def write_sweep_markdown(path: Path, result: dict) -> None:
+    scales = result["scales"]
+    lines = ["# Learning-rate sweep", "",
+             f"- N = {result['examples']}, seed {result['seed']}; each final model scored on the validation split",
+             f"- protocol: {describe_protocol(result['settings']['protocol'], result['settings']['max_steps'])}",
+             "- cells: the validation metric at each multiplier of the recipe's learning rates; the winner in bold", ""]
+    for task, cells in result["scores"].items():
+        lines += [f"## {task}: validation {result['metric'][task]}", "",
+                  "| strategy | " + " | ".join(f"lr × {x:g}" for x in scales) + " | chosen lrs |",
+                  "|---|" + "---:|" * (len(scales) + 1)]
+        for strategy, by_scale in cells.items():
+            win = result["winners"][task][strategy]
+            row = [f"**{by_scale[f'{x:g}']:.1f}**" if x == win["lr_scale"] else f"{by_scale[f'{x:g}']:.1f}"
+                   for x in scales]
+            lines.append(f"| {strategy} | " + " | ".join(row) + " | " + " → ".join(f"{v:.3g}" for v in win["lrs"]) + " |")
+        lines.append("")
+    atomic_write_text(path, "\n".join(lines))

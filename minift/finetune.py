@@ -8,7 +8,9 @@ For every stage of a recipe (``schedule.py``):
                  and soft prompts (prompt_tuning.py) are the only weights;
     3. optimizer a fresh one (the stage's ``optimizer``: AdamW, or SGD with momentum) over exactly
                  the trainable weights;
-    4. train     trainer.train_stage, with early stopping and a resume point every eval;
+    4. train     trainer.train_stage, with early stopping and a resume point every eval, for the
+                 stage's step budget (``stage_steps``: max_steps, or epochs between a floor and a
+                 cap); ``stop_reason`` records why it ended (early stop, cap, completed);
     5. after     the best weights are restored, the task metrics are measured on the validation
                  split, and the stage's checkpoint is written to ``stages/N-NAME/``.
 
@@ -240,6 +242,49 @@ def stage_loss(batch, train_module, device, ctx: distributed.DistContext):
     return token_sum * ctx.world_size / max(n_total, 1.0), int(n_total)
 
 
+def stage_steps(stage: Stage, n_examples: int, cap: int | None = None) -> tuple[int, bool]:
+    """(steps, capped): the stage's step budget, and whether a cap cut what its budget asked for.
+
+    Without ``epochs`` the stage trains its ``max_steps``. With ``epochs`` the budget follows the
+    data, between a floor and a cap:
+
+        steps = min(max(round(epochs * n_examples / batch_size), min_steps), max_steps)
+
+    ``cap`` (``--max-steps``) then cuts either. ``capped`` is True when a cap, not the budget
+    itself, decided the number: the stage was stopped short of what it asked for.
+    """
+    if stage.epochs is None:
+        steps, capped = stage.max_steps, False
+    else:
+        wanted = max(round(stage.epochs * n_examples / stage.batch_size), stage.min_steps or 1, 1)
+        steps, capped = min(wanted, stage.max_steps), wanted > stage.max_steps
+    if cap and cap < steps:
+        steps, capped = cap, True
+    return steps, capped
+
+
+STOP_REASONS = ("early_stop", "cap_still_improving", "cap", "completed", "fault")
+
+
+def stop_reason(stopped: str, steps: int, max_steps: int, capped: bool, best_step: int) -> str:
+    """Why a stage ended, as one of STOP_REASONS.
+
+    early_stop           patience ran out: the monitor stopped improving;
+    fault                a non-finite loss stopped it (trainer.py);
+    cap_still_improving  it trained to a cap (``capped``) and its *last* evaluation was its best,
+                         beating the one before by more than min_delta: more steps might have helped;
+    cap                  it trained to a cap, but its best evaluation came earlier;
+    completed            it trained the steps its own budget asked for.
+    """
+    if stopped.startswith("early stop"):
+        return "early_stop"
+    if stopped:
+        return "fault"
+    if capped and steps >= max_steps:
+        return "cap_still_improving" if best_step == steps else "cap"
+    return "completed"
+
+
 def run_stage(i: int, stage: Stage, recipe: Recipe, opts: RunOptions, bundle: ModelBundle, log: RunLog,
               step_offset: int, resume_state: dict | None, seed: int, out: Path, completed: list,
               before_metrics: dict) -> dict:
@@ -272,11 +317,7 @@ def run_stage(i: int, stage: Stage, recipe: Recipe, opts: RunOptions, bundle: Mo
         log.progress(f"[{stage.name}] {truncated} prompts cut from the left to fit the block; "
                      f"{dropped} examples whose answer alone does not fit were skipped")
 
-    max_steps = stage.max_steps
-    if stage.epochs is not None:
-        max_steps = max(1, round(stage.epochs * len(encoded) / stage.batch_size))
-    if opts.max_steps:
-        max_steps = min(max_steps, opts.max_steps)
+    max_steps, capped = stage_steps(stage, len(encoded), opts.max_steps)
     config = TrainConfig(**{k: getattr(stage, k) for k in TrainConfig.field_names()})
     config.max_steps, config.eval_every = max_steps, min(stage.eval_every, max_steps)
     config.log_every = min(config.log_every, max_steps)
@@ -331,6 +372,8 @@ def run_stage(i: int, stage: Stage, recipe: Recipe, opts: RunOptions, bundle: Mo
         "steps": state.step, "seconds": round(state.elapsed, 2), "tokens": state.tokens,
         "best_val_loss": state.best_value if config.monitor == "val_loss" else state.last_eval.get("val_loss"),
         "best_step": state.best_step, "monitor": config.monitor, "stopped": state.stopped or "completed",
+        "max_steps": max_steps, "capped": capped, "lr": stage.lr,
+        "stop_reason": stop_reason(state.stopped, state.step, max_steps, capped, state.best_step),
         "truncated_prompts": truncated, "skipped_examples": dropped,
         "metrics": report["metrics"], "main_metric": report["main_metric"], "samples": report["samples"][:5],
         "checkpoint": str(stage_dir / "model.pt"),

@@ -22,6 +22,7 @@ reproduces it and the validation loss it reaches. Tutorial 05 walks through this
 """
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass, field, replace
@@ -115,6 +116,47 @@ def stream_loss(model, stream: torch.Tensor, block_size: int, device, max_window
         total += float(lm_loss(model(x), y)) * y.numel()
         count += y.numel()
     return total / count
+
+
+WORLD_TEXT = "generated world (minift.world.corpus)"  # summary["text"] of a base pretrained on the world
+
+
+@functools.lru_cache(maxsize=4)
+def _heldout_texts(preset: str, seed: int, text: str) -> tuple[str, ...]:
+    text_file = None if text == WORLD_TEXT else text
+    if text_file is not None and not Path(text_file).is_file():
+        raise MiniftError(f"the text this base was pretrained on ({text_file}) is not there: its held-out "
+                          f"part cannot be scored")
+    return tuple(corpus_texts(PRESETS[preset], seed=seed, text_file=text_file)[1])
+
+
+def heldout_stream(bundle, text_file=None) -> torch.Tensor:
+    """The held-out text of a base's own pretraining, as the token stream its val_loss was scored on.
+
+    A pretrained checkpoint records its preset, seed and text (``meta``); ``corpus_texts`` with
+    those gives back the very validation paragraphs ``pretrain`` scored, never trained on. The
+    shipped base's test (tests/test_base.py) and the strategy experiment's forgetting column
+    (how much fine-tuning cost the base's general modelling) both score these windows.
+    ``text_file``: where a base's own text file is now, if it has moved since pretraining.
+    """
+    meta = getattr(bundle, "meta", None) or {}
+    if meta.get("preset") not in PRESETS or "seed" not in meta or "text" not in meta:
+        raise MiniftError("this model does not say how it was pretrained (preset, seed, text in its meta): "
+                          "there is no held-out pretraining text to score it on")
+    text = str(text_file) if text_file is not None and meta["text"] != WORLD_TEXT else str(meta["text"])
+    texts = _heldout_texts(meta["preset"], int(meta["seed"]), text)
+    return encode_stream(bundle.tokenizer, list(texts))
+
+
+def heldout_loss(model, stream: torch.Tensor, device="cpu") -> float:
+    """Language-model loss (nats/token) of ``model``, soft prompts aside, on the held-out windows:
+    the first 64 consecutive blocks of ``stream`` (``stream_loss``), in eval mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        return stream_loss(model, stream, model.config.block_size, device)
+    finally:
+        model.train(was_training)
 
 
 def bits_per_char(loss_nats: float, n_tokens: int, n_chars: int) -> float:
@@ -211,7 +253,7 @@ def pretrain(out_dir, preset: str = "base", text_file=None, tokenizer_path=None,
     summary = {
         "preset": preset,
         "seed": seed,
-        "text": str(text_file) if text_file else "generated world (minift.world.corpus)",
+        "text": str(text_file) if text_file else WORLD_TEXT,
         "model": config.to_dict(),
         "parameters": model.num_parameters(),
         "tokenizer_vocab": tokenizer.vocab_size,

@@ -67,7 +67,10 @@ class Stage(TrainConfig):
     examples: int | None = None
     """Training examples to use (default: the run's --examples, else 1000)."""
     epochs: float | None = None
-    """Alternative to max_steps: passes over the data (steps = epochs * examples / batch_size)."""
+    """A budget that follows the data: steps = round(epochs * examples / batch_size), at least
+    min_steps and at most max_steps (the cap). Unset: the stage trains max_steps steps."""
+    min_steps: int | None = None
+    """With epochs: the floor on steps, so a small data set still gets a real run (default 1)."""
     dropout: float = 0.0
     """Dropout in the model during this stage."""
     eval_examples: int = 64
@@ -207,6 +210,11 @@ def _check_stage(source, where, s: Stage):
         bad("dropout", "must be in [0, 1)")
     if s.epochs is not None and s.epochs <= 0:
         bad("epochs", "must be > 0")
+    if s.min_steps is not None:
+        if s.epochs is None:
+            bad("min_steps", "the floor of an epochs budget: set epochs too (or leave min_steps out)")
+        if not 1 <= s.min_steps <= s.max_steps:
+            bad("min_steps", f"must be >= 1 and <= max_steps ({s.max_steps}), the cap")
     if s.top_fraction is not None and not 0 < s.top_fraction <= 1:
         bad("top_fraction", "must be in (0, 1]")
     if s.discriminative is not None and s.discriminative <= 0:

@@ -12,7 +12,7 @@ One step, in the order a student should picture it:
     optimizer.step(); zero_grad()
 
 Every ``eval_every`` steps the model is evaluated (validation loss, and task metrics when the
-caller provides them). *Early stopping* watches one of those numbers (``monitor``): an evaluation
+caller provides them; the eval record also holds ``cpu_s``, the CPU seconds the stage has spent). *Early stopping* watches one of those numbers (``monitor``): an evaluation
 that beats the best by more than ``min_delta`` resets the patience counter, anything else uses up
 one unit of ``patience``; when patience runs out the stage stops, and with ``restore_best`` the
 best weights are put back. FINDINGS.md shows why the monitor matters: with little data the
@@ -245,8 +245,11 @@ def train_stage(
         result = {k: float(v) for k, v in result.items()}
         state.last_eval = result
         state.last_good_weights = snapshot(model)
+        # cpu_s: this process's CPU seconds since the stage began (resumes included), so a chart can
+        # set what a run reached against what it spent (the experiment's equal-compute view).
         log.write({"event": "eval", "stage": stage, "step": step_offset + state.step,
-                   "val_loss": result.get("val_loss"), "metrics": result})
+                   "val_loss": result.get("val_loss"), "metrics": result,
+                   "cpu_s": round(time.process_time() - cpu_start, 4)})
         value = result.get(config.monitor)
         if value is None:
             return

@@ -1,6 +1,14 @@
-"""The strategy experiment: every (strategy, size, seed) is run once, recorded, aggregated and reported."""
+"""The strategy experiment: every (strategy, size, seed) is run once, recorded, aggregated and reported.
+
+And its protocol (issue #11): budgets that follow the data between a floor and a cap, and why each
+stage stopped (cap while still improving: a dagger); Student's t intervals and ties; the
+learning-rate sweep that picks by the VALIDATION split; refusal of records of another protocol;
+the equal-compute chart from the runs' logs; the world-text loss of each final model (forgetting).
+References: the published t table, hand arithmetic, the logs and the models re-read by hand.
+"""
 import json
 import math
+import re
 import shutil
 import statistics
 import xml.etree.ElementTree as ET
@@ -10,7 +18,8 @@ import torch
 
 from minift import experiment
 from minift.errors import MiniftError
-from minift.experiment import STRATEGIES, aggregate, backward_fraction, mean_std, rule_of_thumb, run_experiment
+from minift.experiment import (STRATEGIES, aggregate, backward_fraction, mean_ci, mean_std, rule_of_thumb,
+                               run_experiment, t_quantile, winners)
 
 SIZES, SEEDS = [20, 40], 2
 
@@ -29,7 +38,8 @@ def grid(tiny_setup, tmp_path_factory, one_thread):
     """The whole 5 x 2 x 2 grid on the tiny base, run once for this module."""
     out = tmp_path_factory.mktemp("strategies")
     kwargs = dict(tasks=["translation"], sizes=SIZES, seeds=SEEDS, out=out, max_steps=3, base=tiny_setup / "base",
-                  data=tiny_setup / "pairs.jsonl", test_limit=8, quiet=True)
+                  data=tiny_setup / "pairs.jsonl", test_limit=8, quiet=True,
+                  world_text=tiny_setup / "book.txt")  # where the base's text is (a cached fixture moved it)
     agg = run_experiment(**kwargs)
     return out, agg, kwargs
 
@@ -73,6 +83,8 @@ def test_aggregate_mean_and_std_match_a_hand_computation(grid):
             assert cell["n"] == 2
             assert cell["mean"] == pytest.approx(statistics.mean(scores))
             assert cell["std"] == pytest.approx(statistics.stdev(scores))  # n - 1
+            # Two seeds: t(0.975, 1) = 12.706205 from the published table, times s / sqrt(2).
+            assert cell["ci"] == pytest.approx(12.706205 * statistics.stdev(scores) / math.sqrt(2), rel=1e-6)
     # And by hand: mean of 1, 2, 4 is 7/3; std = sqrt(((4/3)^2 + (1/3)^2 + (5/3)^2) / 2) = sqrt(7/3).
     assert mean_std([1.0, 2.0, 4.0]) == pytest.approx((7 / 3, math.sqrt(7 / 3)))
     assert mean_std([5.0]) == (5.0, 0.0)
@@ -85,8 +97,9 @@ def test_report_has_mean_std_cells_the_command_and_the_machine(grid):
     assert f"torch {torch.__version__}, 1 thread" in md and "seeds: 0, 1" in md
     assert "| examples | full | layers | prompt | hybrid | scratch |" in md
     rows = [line for line in md.splitlines() if line.startswith("| 20 |") or line.startswith("| 40 |")]
-    assert len(rows) == 4  # two sizes, in the metric table and the wall-time table
-    assert rows[0].count("±") == 5 and "**" in rows[0]  # five cells, the best in bold
+    assert len(rows) == 6  # two sizes, in the metric, the time and the forgetting tables
+    assert rows[0].count("±") == 5 and "**" in rows[0]  # five cells, the best (and its ties) in bold
+    assert "95% confidence interval, Student's t" in md and "- protocol: fair: each stage trains 10 epochs" in md
     # The time table: CPU seconds, then the wall-clock seconds in brackets, as the records have them.
     rs = [r for r in records(out) if r["strategy"] == "full" and r["examples"] == 20]
     cpu, wall = (sum(r[k] for r in rs) / len(rs) for k in ("cpu_seconds", "seconds"))
@@ -156,8 +169,8 @@ def test_backward_fraction_is_how_far_down_gradients_must_flow():
     assert backward_fraction(["transformer.ln_f.weight"], 4) == 0.0
 
 
-def cell(mean):
-    return {"mean": mean, "std": 0.0, "n": 1}
+def cell(mean, ci=0.0):
+    return {"mean": mean, "std": 0.0, "ci": ci, "n": 3}
 
 
 def test_rule_of_thumb_is_stated_plainly_either_way():
@@ -171,9 +184,14 @@ def test_rule_of_thumb_is_stated_plainly_either_way():
     text = rule_of_thumb("qa", tie)  # equal as the table shows them (0.0): a tie, not a winner
     assert "(N=500) full = layers tie, not full alone" in text
     assert "cannot be checked" in rule_of_thumb("qa", {"full": {"50": cell(1.0)}})
+    # The intervals decide: 40 ± 5 and 36 ± 2 overlap (35 <= 38): a tie; 40 ± 1 and 36 ± 2 do not (39 > 38).
+    wide = {"full": {"50": cell(40, 5), "5000": cell(90)}, "layers": {"50": cell(36, 2), "5000": cell(60)}}
+    assert "(N=50) full = layers tie, not layers or prompt alone" in rule_of_thumb("qa", wide)
+    narrow = {"full": {"50": cell(40, 1), "5000": cell(90)}, "layers": {"50": cell(36, 2), "5000": cell(60)}}
+    assert "(N=50) full wins, not layers or prompt alone" in rule_of_thumb("qa", narrow)
 
 
-def test_single_seed_cells_show_plus_minus_zero(tmp_path):
+def test_single_seed_cells_say_they_have_no_interval(tmp_path):
     stage = {"name": "full", "strategy": "full", "trainable_params": 10, "total_params": 10, "batch_size": 4,
              "backward_fraction": 1.0}
     rs = [{"task": "qa", "strategy": s, "examples": 50, "seed": 0, "score": v, "seconds": 1.0, "trainable_params": 10,
@@ -181,7 +199,9 @@ def test_single_seed_cells_show_plus_minus_zero(tmp_path):
     agg = aggregate(rs, {"params": 10, "n_layer": 2, "n_embd": 8})
     experiment.write_markdown(tmp_path / "r.md", agg, "minift experiment strategies", 1, {"qa": 5})
     md = (tmp_path / "r.md").read_text()
-    assert "| 50 | 12.3 ±0 | **56.8 ±0** |" in md
+    # One seed gives no interval, so nothing can be told apart: both are bold, a tie.
+    assert "| 50 | **12.3 (1 seed)** | **56.8 (1 seed)** |" in md
+    assert agg["results"]["qa"]["full"]["50"]["ci"] is None
 
 
 def test_a_record_scores_the_runs_final_model_on_the_test_examples(tiny_setup, tmp_path, one_thread):
@@ -206,3 +226,244 @@ def test_a_record_scores_the_runs_final_model_on_the_test_examples(tiny_setup, t
     full = load_model(tmp_path / "runs" / "translation" / "20" / "full" / "seed0").model.state_dict()
     scratch = load_model(tmp_path / "runs" / "translation" / "20" / "scratch" / "seed0").model.state_dict()
     assert not torch.equal(full["transformer.wte.weight"], scratch["transformer.wte.weight"])
+
+
+# --- the protocol: budgets and why a stage stopped ----------------------------------------------
+def test_a_budget_follows_the_data_between_a_floor_and_a_cap():
+    from minift.finetune import stage_steps
+    from minift.schedule import Stage
+
+    stage = Stage(epochs=10, min_steps=100, max_steps=2000, batch_size=16)
+    # steps = round(10 * N / 16), then at least 100, at most 2000.
+    assert stage_steps(stage, 50) == (100, False)  # 31.25 -> 31: the floor lifts it
+    assert stage_steps(stage, 1000) == (625, False)  # 625: the data decides
+    assert stage_steps(stage, 5000) == (2000, True)  # 3125: the cap cuts it
+    assert stage_steps(stage, 1000, cap=300) == (300, True)  # a run-wide --max-steps cuts too
+    assert stage_steps(Stage(max_steps=300), 5000) == (300, False)  # no epochs: the stage's own steps
+    assert stage_steps(Stage(epochs=0.5, max_steps=300), 20) == (1, False)  # round(0.625): never 0 steps
+    assert stage_steps(Stage(epochs=16, max_steps=20), 20) == (20, False)  # asked exactly the cap: not cut
+
+
+def scripted_stop(values, max_steps, capped=True, patience=None, min_delta=0.0):
+    """A real trainer loop on a 2-weight model whose evaluations return ``values`` in turn."""
+    from minift.finetune import stop_reason
+    from minift.optim import AdamW, param_groups
+    from minift.trainer import TrainConfig, train_stage
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(2, 1)
+    optimizer = AdamW(param_groups(model, 0.0), lr=1e-3)
+    scripted = iter(values)
+    config = TrainConfig(max_steps=max_steps, eval_every=1, log_every=1, warmup_steps=0, patience=patience,
+                         min_delta=min_delta)
+    state = train_stage(model, optimizer, lambda g: torch.randn(4, 2, generator=g),
+                        lambda m, b: (m(b).pow(2).mean(), 4), config, evaluate=lambda m: {"val_loss": next(scripted)})
+    return stop_reason(state.stopped, state.step, max_steps, capped, state.best_step)
+
+
+def test_stop_reason_says_whether_the_cap_stopped_a_stage_still_improving():
+    from minift.finetune import stop_reason
+
+    # Evaluations at steps 0, 1, 2 (eval_every 1, max_steps 2).
+    assert scripted_stop([5.0, 4.0, 3.0], 2) == "cap_still_improving"  # the last evaluation is the best
+    assert scripted_stop([5.0, 3.0, 3.5], 2) == "cap"  # the best came earlier
+    assert scripted_stop([5.0, 4.0, 3.9995], 2, min_delta=0.001) == "cap"  # not better by more than min_delta
+    assert scripted_stop([5.0, 4.0, 3.0], 2, capped=False) == "completed"  # its own budget, not a cap
+    assert scripted_stop([5.0, 6.0, 7.0, 8.0], 3, patience=2) == "early_stop"  # two bad evaluations: stop at 2
+    assert stop_reason("non-finite loss (nan) at step 3", 3, 10, True, 0) == "fault"
+
+
+def test_every_stage_of_the_grid_records_its_budget_and_why_it_stopped(grid):
+    out, agg, _ = grid
+    for r in records(out):
+        for s in r["stages"]:
+            # N = 20 or 40 at 10 epochs asks round(12.5) = 12 or 25 steps: the cap of 3 stops it.
+            assert s["max_steps"] == 3 and s["steps"] == 3
+            assert s["stop_reason"] == ("cap_still_improving" if s["best_step"] == 3 else "cap")
+        assert r["capped_improving"] == any(s["stop_reason"] == "cap_still_improving" for s in r["stages"])
+        assert r["protocol"]["name"] == "fair" and r["lr_scale"] == 1.0
+
+
+# --- statistics ----------------------------------------------------------------------------------
+def test_t_quantiles_match_the_published_table():
+    for df, value in ((1, 12.706205), (2, 4.302653), (4, 2.776445), (10, 2.228139), (30, 2.042272)):
+        assert t_quantile(0.975, df) == pytest.approx(value, abs=2e-6)
+    # Closed forms: df 1 is Cauchy, tan(pi (p - 1/2)); df 2 is (2p - 1) / sqrt(2 p (1 - p)).
+    for p in (0.6, 0.9, 0.995):
+        assert t_quantile(p, 1) == pytest.approx(math.tan(math.pi * (p - 0.5)), rel=1e-9)
+        assert t_quantile(p, 2) == pytest.approx((2 * p - 1) / math.sqrt(2 * p * (1 - p)), rel=1e-9)
+    assert t_quantile(0.025, 4) == pytest.approx(-2.776445, abs=2e-6)  # symmetric
+    # Towards the normal limit (z = 1.959964): Fisher's expansion in 1 / df, good to ~1e-8 at df = 1000.
+    z, df = 1.959963985, 1000
+    fisher = z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
+    assert t_quantile(0.975, df) == pytest.approx(fisher, abs=1e-7)
+
+
+def test_confidence_intervals_and_ties_by_hand(tmp_path):
+    # 1, 2, 4: mean 7/3, s = sqrt(7/3), half-width t(0.975, 2) * s / sqrt(3).
+    mean, half = mean_ci([1.0, 2.0, 4.0])
+    assert mean == pytest.approx(7 / 3) and half == pytest.approx(4.302653 * math.sqrt(7 / 3) / math.sqrt(3))
+    assert mean_ci([5.0]) == (5.0, math.inf)
+    stage = {"name": "s", "strategy": "full", "trainable_params": 1, "total_params": 1, "batch_size": 1,
+             "backward_fraction": 1.0}
+    scores = {"full": [10.0, 11.0, 12.0], "layers": [20.0, 21.0, 22.0], "prompt": [19.0, 21.0, 23.0]}
+    rs = [{"task": "qa", "strategy": s, "examples": 50, "seed": i, "score": v, "seconds": 1.0, "trainable_params": 1,
+           "main_metric": "f1", "stages": [stage], "capped_improving": s == "full" and i == 1}
+          for s, vs in scores.items() for i, v in enumerate(vs)]
+    agg = aggregate(rs, {"params": 1, "n_layer": 1, "n_embd": 1})
+    # s = 1 for full and layers: half-width 4.302653 / sqrt(3) = 2.484; s = 2 for prompt: 4.968.
+    # layers 21 ± 2.5 and prompt 21 ± 5.0 overlap: a tie; full 11 + 2.5 < 21 - 2.5: behind.
+    assert winners(agg["results"]["qa"]) == {50: ["layers", "prompt"]}
+    experiment.write_markdown(tmp_path / "r.md", agg, "cmd", 3, {"qa": 5})
+    md = (tmp_path / "r.md").read_text()
+    assert "| 50 | 11.0 ± 2.5† | **21.0 ± 2.5** | **21.0 ± 5.0** |" in md  # full's seed 1 was capped improving
+    assert "- †: at least one seed's run ended at the step cap while its last evaluation was still its best" in md
+    assert agg["results"]["qa"]["full"]["50"]["capped_improving"] == 1
+
+
+# --- the learning-rate sweep ---------------------------------------------------------------------
+def test_the_lr_sweep_picks_by_validation_and_never_reads_the_test_split(tiny_setup, tmp_path, monkeypatch,
+                                                                         one_thread):
+    from minift import finetune
+    from minift.tasks import load_examples
+
+    splits, scored, trained_lr = [], [], {}
+
+    def spy(real):
+        def load(*args, **kwargs):
+            splits.append(kwargs.get("split", "train"))
+            return real(*args, **kwargs)
+        return load
+
+    monkeypatch.setattr(experiment, "load_examples", spy(experiment.load_examples))
+    monkeypatch.setattr(finetune, "load_examples", spy(finetune.load_examples))
+    real_run = experiment.run_recipe
+
+    def run_recipe(recipe, opts):
+        trained_lr["now"] = recipe.stages[0].lr
+        return real_run(recipe, opts)
+
+    # The recipes' rates are full 1e-3 and prompt 0.1; make x3 clearly best for full, x0.3 for prompt.
+    best = {"full": 3e-3, "prompt": 0.03}
+
+    def evaluate(bundle, examples, *args, **kwargs):
+        scored.append([e.prompt for e in examples])
+        lr = trained_lr["now"]
+        good = any(math.isclose(lr, v) for v in best.values())
+        return {"main_metric": "bleu", "metrics": {"bleu": 50.0 if good else 10.0}, "n": len(examples), "samples": []}
+
+    monkeypatch.setattr(experiment, "run_recipe", run_recipe)
+    monkeypatch.setattr(experiment, "evaluate_examples", evaluate)
+    sweep = tmp_path / "sweep"
+    result = experiment.lr_sweep(["translation"], 8, sweep, scales=(0.3, 1, 3), strategies=["full", "prompt"],
+                                 base=tiny_setup / "base", val_limit=2, max_steps=1, quiet=True)
+    assert {s: w["lr_scale"] for s, w in result["winners"]["translation"].items()} == {"full": 3.0, "prompt": 0.3}
+    assert result["winners"]["translation"]["full"]["lrs"] == [pytest.approx(3e-3)]
+    assert "test" not in splits and "val" in splits  # validation only: the test split is never loaded
+    validation = [e.prompt for e in load_examples(task="translation", split="val", n=2)]
+    assert len(scored) == 6 and all(prompts == validation for prompts in scored)
+    rows = [json.loads(line) for line in (sweep / "sweep.jsonl").read_text().splitlines()]
+    assert sorted((r["strategy"], r["lr_scale"]) for r in rows) == [(s, x) for s in ("full", "prompt")
+                                                                    for x in (0.3, 1.0, 3.0)]
+    assert json.loads((sweep / "lrs.json").read_text())["winners"] == result["winners"]
+    # The experiment trains every cell at the tuned rates and records them.
+    out = tmp_path / "exp"
+    agg = run_experiment(["translation"], [8], 1, out, max_steps=1, base=tiny_setup / "base", test_limit=1,
+                         quiet=True, strategies=["full"], lrs=sweep / "lrs.json")
+    (r,) = records(out)
+    assert r["lr_scale"] == 3.0 and r["lrs"] == [pytest.approx(3e-3)] and trained_lr["now"] == pytest.approx(3e-3)
+    assert agg["protocol"]["lr_source"].startswith("tuned sha256:")
+    # Records tuned one way do not mix with a grid run at the recipes' rates.
+    with pytest.raises(MiniftError, match=r"results.jsonl holds a run made with another protocol.*protocol.lr_source"):
+        run_experiment(["translation"], [8], 1, out, max_steps=1, base=tiny_setup / "base", test_limit=1,
+                       quiet=True, strategies=["full"])
+    with pytest.raises(MiniftError, match="at least 3 distinct values"):
+        experiment.lr_sweep(["translation"], 8, sweep, scales=(1, 3), base=tiny_setup / "base")
+
+
+# --- records of another protocol -----------------------------------------------------------------
+def test_records_of_another_protocol_are_refused_naming_the_file_and_the_field(grid, tmp_path, capsys):
+    out, _, kwargs = grid
+    log = out / "results.jsonl"
+    with pytest.raises(MiniftError, match=rf"{log} holds .*protocol.name: 'fair' there, 'fixed' here"):
+        run_experiment(**{**kwargs, "protocol": "fixed"})
+    with pytest.raises(MiniftError, match=r"protocol.epochs: 10.0 there, 5.0 here"):
+        run_experiment(**{**kwargs, "epochs": 5})
+    # A record of the earlier protocol (it has no "protocol" field) is the fixed one, not this.
+    copy = tmp_path / "old"
+    copy.mkdir()
+    lines = log.read_text().splitlines()
+    old = json.loads(lines[0])
+    del old["protocol"]
+    (copy / "results.jsonl").write_text("\n".join([json.dumps(old)] + lines[1:]) + "\n")
+    with pytest.raises(MiniftError, match=r"protocol.name: 'fixed' there, 'fair' here"):
+        run_experiment(**{**kwargs, "out": copy})
+    # Through the command line: one line, exit 2, before any training.
+    from minift.cli import main
+
+    code = main(["experiment", "strategies", "--tasks", "translation", "--examples", "20,40", "--seeds", "2",
+                 "--out", str(out), "--max-steps", "3", "--epochs", "5", "--base", str(kwargs["base"]),
+                 "--data", str(kwargs["data"]), "--test-limit", "8", "--device", "cpu", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and str(log) in err and "protocol.epochs" in err
+
+
+# --- equal compute -------------------------------------------------------------------------------
+def test_the_equal_compute_chart_draws_each_strategys_val_loss_against_its_cpu_seconds(grid):
+    out, agg, _ = grid
+    assert agg["compute_examples"] == 40  # the largest size by default
+    # The hybrid record's curve, rebuilt by hand from its run's log: each stage's cpu_s plus the
+    # CPU seconds of the stages before it (summary.json), and the validation loss of that evaluation.
+    run = out / "runs" / "translation" / "40" / "hybrid" / "seed0"
+    summary = json.loads((run / "summary.json").read_text())
+    before, offset = {}, 0.0
+    for s in summary["stages"]:
+        before[s["name"]], offset = offset, offset + s["cpu_seconds"]
+    evals = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    evals = [e for e in evals if e["event"] == "eval"]
+    assert len(evals) == 6  # steps 0 and 3 of each of the three stages
+    spent = {s["name"]: s["cpu_seconds"] for s in summary["stages"]}
+    assert all(0 < e["cpu_s"] <= spent[e["stage"]] + 0.011 for e in evals)  # counted from the stage's start
+    (hybrid,) = [r for r in records(out) if (r["strategy"], r["examples"], r["seed"]) == ("hybrid", 40, 0)]
+    assert [p[1] for p in hybrid["curve"]] == [e["val_loss"] for e in evals]
+    assert [p[0] for p in hybrid["curve"]] == pytest.approx([before[e["stage"]] + e["cpu_s"] for e in evals], abs=0.011)
+    # The SVG: one line per strategy, the first seed's curve, its x (CPU seconds) always growing.
+    root = ET.parse(out / "translation-compute.svg").getroot()
+    lines = {p.get("data-name"): p.get("d") for p in root.iter() if p.get("class") == "series"}
+    assert set(lines) == set(STRATEGIES)
+    for name, d in lines.items():
+        xs = [float(x) for x in re.findall(r"[ML](-?[\d.]+),", d)]
+        curve = next(r["curve"] for r in records(out) if (r["strategy"], r["examples"], r["seed"]) == (name, 40, 0))
+        assert len(xs) == len(curve) and all(a < b for a, b in zip(xs, xs[1:])), name
+
+
+# --- forgetting ----------------------------------------------------------------------------------
+def test_each_final_model_is_scored_on_the_bases_held_out_text(tiny_setup, tmp_path, one_thread):
+    """The world-text loss recorded is the final model's (prompts aside) on the held-out tenth of the
+    tiny base's own book, rebuilt here by hand; a frozen base (prompt tuning) forgets nothing."""
+    from minift.checkpoint import load_model
+    from minift.pretrain import PRESETS, corpus_texts, encode_stream, stream_loss
+
+    agg = run_experiment(tasks=["translation"], sizes=[20], seeds=1, out=tmp_path, base=tiny_setup / "base",
+                         data=tiny_setup / "pairs.jsonl", test_limit=4, quiet=True, strategies=["full", "prompt"],
+                         keep_checkpoints=True, epochs=4, min_steps=2, max_steps=8,
+                         world_text=tiny_setup / "book.txt")
+    _, held_out = corpus_texts(PRESETS["tiny"], seed=0, text_file=tiny_setup / "book.txt")  # how conftest built it
+
+    def loss(model, tokenizer):
+        return stream_loss(model.eval(), encode_stream(tokenizer, held_out), model.config.block_size, "cpu")
+
+    base = load_model(tiny_setup / "base")
+    base_loss = loss(base.model, base.tokenizer)
+    rs = {r["strategy"]: r for r in records(tmp_path)}
+    final = load_model(tmp_path / "runs" / "translation" / "20" / "full" / "seed0")
+    assert rs["full"]["world_loss"] == pytest.approx(loss(final.model, final.tokenizer), abs=1e-6)
+    assert rs["full"]["world_loss"] != pytest.approx(base_loss, abs=1e-4)  # full fine-tuning moved the base
+    assert rs["prompt"]["world_loss"] == pytest.approx(base_loss, abs=1e-6)
+    assert agg["base_world_loss"] == pytest.approx(base_loss, abs=1e-6)
+    md = (tmp_path / "results.md").read_text()
+    assert f"minus the base's own {base_loss:.4f} nats/token" in md
+    assert f"| 20 | {rs['full']['world_loss'] - base_loss:+.3f} | +0.000 |" in md  # one seed: no ± shown
+    # The budget of this run: round(4 epochs * 20 / 16) = 5 steps, between the floor 2 and the cap 8.
+    for r in rs.values():
+        assert [(s["steps"], s["max_steps"], s["stop_reason"]) for s in r["stages"]] == [(5, 5, "completed")]

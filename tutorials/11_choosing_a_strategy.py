@@ -10,8 +10,8 @@
 #
 # **You will learn**
 # - what an experiment grid is (tasks × sizes × strategies × seeds), how one cell is run and
-#   scored, and how the cells become a table with mean ± standard deviation
-#   (`minift.experiment.run_experiment`);
+#   scored, and how the cells become a table with mean ± a 95% confidence interval, where
+#   overlapping intervals are a tie (`minift.experiment.run_experiment`);
 # - to read the result against the rule of thumb, including where it fails and why;
 # - how `minift.advise.advise` predicts a strategy's score at an unmeasured N (interpolation in
 #   log N) and its memory (weights, gradients, AdamW state, activations), both by hand;
@@ -101,8 +101,10 @@ for name, (trainable, backward) in strategies.items():
 # starts, so a killed experiment resumes. At the end it writes `results.md`, one chart per task
 # and `results.json`, which the advisor reads.
 #
-# Here: translation, two sizes, one seed, 100 steps per stage (the recipes ask for 300), four
-# strategies (the hybrid is left out for time) — the mechanics, not a result.
+# Here: translation, two sizes, one seed, every stage capped at 100 steps, four strategies (the
+# hybrid is left out for time) — the mechanics, not a result. (The experiment's fair protocol
+# gives each stage 10 epochs of its N examples, at least 100 and at most 2000 steps, with early
+# stopping; `data/experiments/strategies/README.md` explains it.)
 
 # %%
 header("2. A miniature experiment")
@@ -119,9 +121,12 @@ print("records:", n_runs, "runs in", mini_dir / "results.jsonl")
 print("chart:", mini_dir / "translation.svg")
 
 # %% [markdown]
-# One cell is the mean over seeds and the **sample standard deviation**
-# `sqrt(sum((x - mean)²) / (n - 1))` (0 with one seed). With one seed a difference of a few points
-# means nothing: FINDINGS.md measured ±3–5 BLEU from seed to seed at 1000 pairs.
+# One cell is the mean over seeds ± the half-width of a **95% confidence interval**,
+# `t(0.975, n - 1) · s / sqrt(n)`, with the sample standard deviation
+# `s = sqrt(sum((x - mean)²) / (n - 1))` and Student's t quantile (4.30 for three seeds). Two
+# strategies whose intervals overlap are a tie, not a win. One seed gives no interval at all: the
+# table says "(1 seed)" and every strategy ties. With one seed a difference of a few points means
+# nothing: FINDINGS.md measured ±3–5 BLEU from seed to seed at 1000 pairs.
 #
 # ## 3. The measured grid
 #
@@ -172,9 +177,10 @@ for task, table in results["results"].items():
 #   frozen, and the head tied to it, no new word mapping can be learned, and translation needs
 #   new mappings. minift's `layers` recipe trains the top half *and* `ln_f`, at a higher rate.
 # - **One seed decides nothing at the small end.** In the miniature, `layers` beat `full` at
-#   N=50 (8.0 against 5.7 BLEU when this lesson was written), so `rule_of_thumb` printed "the rule
-#   holds". But FINDINGS.md measured ±3–5 BLEU between seeds at 1000 pairs: a 2-point gap from
-#   one seed is a coin toss, and the verdict with it. The committed grid, with several seeds and
+#   N=50 (8.0 against 5.7 BLEU when this lesson was written), and `rule_of_thumb`, which then
+#   ranked rounded means, printed "the rule holds". But FINDINGS.md measured ±3–5 BLEU between
+#   seeds at 1000 pairs: a 2-point gap from one seed is a coin toss, and the verdict with it. It
+#   now says so itself: one seed gives no interval, so the cells tie. The committed grid, with several seeds and
 #   full-length training, is the test.
 # - **What the committed grid measured** (3 tasks × N = 50, 200, 1000, 5000 × 5 strategies ×
 #   3 seeds, the recipes as shipped: 300 steps of 16 per stage; `data/experiments/strategies/`).
