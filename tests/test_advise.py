@@ -392,13 +392,22 @@ def test_a_single_seed_has_no_noise_estimate_so_the_best_is_kept():
         assert advice["table"][0]["seeds"] == seeds["full"]
 
 
-def test_grid_agreement_reports_each_disagreement_with_its_reason():
+def test_grid_agreement_counts_a_tie_as_agreement_and_reports_each_disagreement_with_its_reason(monkeypatch):
+    # full wins N=500 clearly; at N=50 full 40.0 and layers 39.5 are tied (their 95% intervals overlap).
     results = noisy_results({"full": {50: 40.0, 500: 60.0}, "layers": {50: 39.5, 500: 45.0}})
     check = grid_agreement(results=results)  # the results given, not the committed ones
+    assert advise("translation", 50, results=results)["strategy"] == "layers"  # a tie member: agrees
+    assert (check["agree"], check["total"], check["disagreements"]) == (2, 2, [])
+    # An advisor that names a strategy outside the tie at N=500 disagrees there, and says why.
+    real = minift.advise.advise
+
+    def stubborn(task, n, results):
+        return {"strategy": "layers", "reasons": ["a stub's reason"]} if n == 500 else real(task, n, results=results)
+
+    monkeypatch.setattr(minift.advise, "advise", stubborn)
+    check = grid_agreement(results=results)
     assert (check["agree"], check["total"]) == (1, 2)
-    why = advise("translation", 50, results=results)["reasons"][-1]
-    assert why.startswith("layers is within the noise of full")
-    assert check["disagreements"] == [f"translation N=50: advice layers, measured winner full ({why})"]
+    assert check["disagreements"] == ["translation N=500: advice layers, measured winner full (a stub's reason)"]
 
 
 def test_the_advice_text_is_a_left_aligned_table_between_the_recommendation_and_the_reasons():
