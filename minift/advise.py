@@ -234,11 +234,19 @@ def format_advice(advice: dict) -> str:
     return "\n".join(lines)
 
 
-def grid_agreement(results_dir=None, results: dict | None = None) -> dict:
+def without_size(results: dict, task: str, n: int) -> dict:
+    """The results as if size ``n`` of ``task`` had never been measured (for leave-one-size-out)."""
+    table = {s: {size: c for size, c in cells.items() if int(size) != n} for s, cells in results["results"][task].items()}
+    return {**results, "results": {**results["results"], task: {s: c for s, c in table.items() if c}}}
+
+
+def grid_agreement(results_dir=None, results: dict | None = None, leave_one_out: bool = False) -> dict:
     """Advice against the measured winner at every measured (task, N): {agree, total, disagreements}.
 
     Advice agrees when it names the winner or a strategy tied with it, as the experiment's tables
-    count ties (``experiment.winners``: the 95% confidence intervals overlap).
+    count ties (``experiment.winners``: the 95% confidence intervals overlap). With
+    ``leave_one_out`` the advice at each (task, N) is computed from the *other* sizes only
+    (leave-one-size-out): a check that the advisor predicts, rather than looks up, the winner.
     """
     from minift.experiment import winners
 
@@ -249,7 +257,7 @@ def grid_agreement(results_dir=None, results: dict | None = None) -> dict:
         for n in sorted({int(n) for cells in table.values() for n in cells}):
             means = {s: c[str(n)]["mean"] for s, c in table.items() if str(n) in c}
             measured = max(means, key=means.get)
-            advice = advise(task, n, results=results)
+            advice = advise(task, n, results=without_size(results, task, n) if leave_one_out else results)
             total += 1
             if advice["strategy"] in tied[n]:  # a tie with the winner agrees too
                 agree += 1

@@ -183,6 +183,31 @@ def test_on_the_measured_grid_the_advice_matches_the_measured_winner_in_most_cel
     assert check["agree"] >= 0.75 * check["total"]
 
 
+def test_on_the_measured_grid_advice_from_the_other_sizes_names_the_winner_in_80_percent_of_cells():
+    """Leave-one-size-out: the advice at each measured (task, N) computed without N's own cells."""
+    path = default_results_dir() / "results.json"
+    if not path.exists():
+        pytest.skip(f"no committed experiment results at {path} (run `minift experiment strategies`)")
+    check = grid_agreement(leave_one_out=True)
+    for line in check["disagreements"]:
+        print("advice from the other sizes differs:", line)
+    assert check["agree"] >= 0.8 * check["total"]
+
+
+def test_leave_one_size_out_hides_the_size_being_advised():
+    # layers wins at 50 and 200, full at 1000. Without 200, the log-N line between 50 and 1000 puts
+    # full ahead there (10 + 0.46 * 50 = 33.1 against 20 + 0.46 * 5 = 22.3); without 1000, the advice
+    # holds 200's values beyond it (layers); without 50, 200's values below it (layers, right).
+    results = noisy_results({"full": {50: 10.0, 200: 30.0, 1000: 60.0}, "layers": {50: 20.0, 200: 50.0, 1000: 25.0}},
+                            std=0.1)
+    assert grid_agreement(results=results) == {"agree": 3, "total": 3, "disagreements": []}
+    check = grid_agreement(results=results, leave_one_out=True)
+    assert (check["agree"], check["total"]) == (1, 3)
+    assert [d.split(" (")[0] for d in check["disagreements"]] == [
+        "translation N=200: advice full, measured winner layers", "translation N=1000: advice layers, measured winner full"]
+    assert sorted(results["results"]["translation"]["layers"]) == ["1000", "200", "50"]  # the input is kept
+
+
 # --- the edges of each rule, one behaviour per test ------------------------------------------------
 
 
