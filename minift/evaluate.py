@@ -1,8 +1,10 @@
 """Generation-based evaluation: let the model write, then score what it wrote.
 
 Validation *loss* says how likely the model finds the reference; a task *metric* says how good
-what the model actually writes is. They disagree more than one would think (FINDINGS.md: with 100
-training pairs the loss bottomed out while BLEU was still 0.5), so minift measures both.
+what the model actually writes is. They disagree more than one would think (tutorial 10, section 5,
+``python tutorials/10_evaluation.py``: fine-tuning on 300 translation pairs, the validation loss is
+lowest at step 80, at 14.2 BLEU, then rises while BLEU goes on to 19.7 at step 140), so minift
+measures both.
 
 Decoding, batched:
     1. tokenize each prompt; cut it from the left so prompt + answer fit the block;

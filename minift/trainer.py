@@ -15,8 +15,10 @@ Every ``eval_every`` steps the model is evaluated (validation loss, and task met
 caller provides them; the eval record also holds ``cpu_s``, the CPU seconds the stage has spent). *Early stopping* watches one of those numbers (``monitor``): an evaluation
 that beats the best by more than ``min_delta`` resets the patience counter, anything else uses up
 one unit of ``patience``; when patience runs out the stage stops, and with ``restore_best`` the
-best weights are put back. FINDINGS.md shows why the monitor matters: with little data the
-validation *loss* bottoms out long before the *task metric* does.
+best weights are put back. Tutorial 10 (section 5) shows why the monitor matters: fine-tuning on
+300 translation pairs, its run prints the validation *loss* lowest at step 80 and the *task metric*
+(BLEU) best at step 140, 5.5 points higher, and a full run of the lesson asserts that the best BLEU
+comes after the lowest loss (``python tutorials/10_evaluation.py``).
 
 Faults: a NaN or infinite loss stops the stage at once, puts back the last good weights (those of
 the last evaluation) and says so in the log; training never silently continues on NaN.

@@ -282,9 +282,10 @@ for b, a in zip(before, after):
 # little; the pattern is what to look for.
 #
 # - **The full stage does the heavy lifting.** The base scores near 0 BLEU; the full stage
-#   teaches the task itself. FINDINGS.md saw prompt tuning *alone* stay at 1–3 BLEU: a tiny model
-#   has no translation skill for a prompt to draw out. A prompt stage belongs after the model has
-#   learned the task.
+#   teaches the task itself. Prompt tuning *alone* stayed at 1.4–3.6 BLEU at every size in the
+#   committed strategy grid (300 steps a stage; `data/experiments/strategies/results.md`, made by
+#   the command at its top): a tiny model has no translation skill for a prompt to draw out. A
+#   prompt stage belongs after the model has learned the task.
 # - **The general stage knows no kitchen.** 0.3 BLEU on recipes: the words were never paired
 #   with their translations, and the imperative register never seen in a translation.
 # - **The kitchen stage is cheap, and it forgets.** Less than half the weights train and the

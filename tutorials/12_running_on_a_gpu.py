@@ -479,8 +479,9 @@ print("fine-tune it:  minift finetune --base gpt2:/path/to/gpt2 --recipe full --
 # | several devices | gloo processes (tests) | `torchrun`, NCCL |
 #
 # A note on results: bf16 changes the numbers slightly, so a GPU run does not repeat a CPU run
-# bit for bit; the metrics agree to within the run-to-run noise of a seed (FINDINGS.md: about
-# ±3–5 BLEU between seeds at 1000 pairs).
+# bit for bit. How far the metrics move has not been measured here; judge a difference against
+# the spread between seeds, which in the committed strategy grid (300 steps a stage,
+# `data/experiments/strategies/results.md`) is 0.7–1.2 BLEU at 1000 translation pairs.
 #
 # ## Exercises
 #
