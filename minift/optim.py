@@ -74,7 +74,35 @@ def _check_finite(name: str, value, lowest: float, allow_equal: bool) -> None:
         raise MiniftError(f"{name} must be a finite number {bound}, got {value!r}")
 
 
-class AdamW(torch.optim.Optimizer):
+class _ScaledOptimizer(torch.optim.Optimizer):
+    """What AdamW and SGD share: no empty parameter list, checked hyperparameters, and groups that
+    may name an ``lr_scale`` instead of a rate (``param_groups(..., lr_scales=...)``, ``set_lr``)."""
+
+    def __init__(self, params, defaults: dict):
+        params = list(params)
+        name = type(self).__name__
+        if not params:
+            raise MiniftError(f"{name} got no parameters to optimize (is everything frozen?)")
+        self._base_lr = defaults["lr"]  # lets a group that gives only "lr_scale" start at lr * lr_scale
+        self._check_hyperparameters(defaults, where=name)
+        super().__init__(params, defaults)
+
+    @staticmethod
+    def _check_hyperparameters(group: dict, where: str) -> None:
+        raise NotImplementedError
+
+    def add_param_group(self, param_group: dict) -> None:
+        # A group from param_groups(..., lr=None, lr_scales=...) names a scale but no rate: give it
+        # lr * lr_scale now, the same rule set_lr applies later, so the scale is never silently ignored.
+        if "lr_scale" in param_group and "lr" not in param_group:
+            param_group = dict(param_group, lr=self._base_lr * param_group["lr_scale"])
+        # Check before adding, so a rejected group never ends up half-registered.
+        self._check_hyperparameters({**self.defaults, **param_group},
+                                    where=f"{type(self).__name__} param group {len(self.param_groups)}")
+        super().add_param_group(param_group)
+
+
+class AdamW(_ScaledOptimizer):
     """Adam with decoupled weight decay. Groups may carry their own ``lr``, ``weight_decay`` and
     ``lr_scale`` (a multiplier of the base rate, see ``set_lr``); extra keys such as ``names`` are kept.
 
@@ -84,14 +112,8 @@ class AdamW(torch.optim.Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 1e-2, foreach: bool | None = None, compile: bool = False):
-        params = list(params)
-        if not params:
-            raise MiniftError("AdamW got no parameters to optimize (is everything frozen?)")
-        self._base_lr = lr  # lets a group that gives only "lr_scale" start at lr * lr_scale
         self._compiled = torch.compile(_adamw_compiled) if compile else None
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=foreach)
-        self._check_hyperparameters(defaults, where="AdamW")
-        super().__init__(params, defaults)
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=foreach))
 
     @staticmethod
     def _check_hyperparameters(group: dict, where: str) -> None:
@@ -106,16 +128,6 @@ class AdamW(torch.optim.Optimizer):
             raise MiniftError(f"{where}: foreach must be None, True or False, got {group['foreach']!r}")
         if "lr_scale" in group:
             _check_finite(f"{where}: lr_scale", group["lr_scale"], 0.0, allow_equal=False)
-
-    def add_param_group(self, param_group: dict) -> None:
-        # A group from param_groups(..., lr=None, lr_scales=...) names a scale but no rate: give it
-        # lr * lr_scale now, the same rule set_lr applies later, so the scale is never silently ignored.
-        if "lr_scale" in param_group and "lr" not in param_group:
-            param_group = dict(param_group, lr=self._base_lr * param_group["lr_scale"])
-        # Check before adding, so a rejected group never ends up half-registered.
-        self._check_hyperparameters({**self.defaults, **param_group},
-                                    where=f"AdamW param group {len(self.param_groups)}")
-        super().add_param_group(param_group)
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -210,7 +222,7 @@ class AdamW(torch.optim.Optimizer):
                            [self.state[p]["exp_avg_sq"] for p in params], table, beta1, beta2, eps)
 
 
-class SGD(torch.optim.Optimizer):
+class SGD(_ScaledOptimizer):
     """Stochastic gradient descent with momentum: ``torch.optim.SGD``'s update, written out.
 
     Same signature and meaning as ``torch.optim.SGD(params, lr, momentum, dampening, weight_decay,
@@ -226,14 +238,8 @@ class SGD(torch.optim.Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False):
-        params = list(params)
-        if not params:
-            raise MiniftError("SGD got no parameters to optimize (is everything frozen?)")
-        self._base_lr = lr  # lets a group that gives only "lr_scale" start at lr * lr_scale
-        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                        nesterov=nesterov)
-        self._check_hyperparameters(defaults, where="SGD")
-        super().__init__(params, defaults)
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                                      nesterov=nesterov))
 
     @staticmethod
     def _check_hyperparameters(group: dict, where: str) -> None:
@@ -249,14 +255,6 @@ class SGD(torch.optim.Optimizer):
                               f"momentum={group['momentum']!r}, dampening={group['dampening']!r}")
         if "lr_scale" in group:
             _check_finite(f"{where}: lr_scale", group["lr_scale"], 0.0, allow_equal=False)
-
-    def add_param_group(self, param_group: dict) -> None:
-        # As in AdamW: a group that names a scale but no rate starts at lr * lr_scale.
-        if "lr_scale" in param_group and "lr" not in param_group:
-            param_group = dict(param_group, lr=self._base_lr * param_group["lr_scale"])
-        self._check_hyperparameters({**self.defaults, **param_group},
-                                    where=f"SGD param group {len(self.param_groups)}")
-        super().add_param_group(param_group)
 
     @torch.no_grad()
     def step(self, closure=None):
