@@ -335,46 +335,6 @@ def test_a_full_disk_is_one_line_and_keeps_the_previous_file(command, tmp_path, 
     assert listing(run_dir) == before  # the old file as it was, and no temp file left behind
 
 
-def test_a_full_disk_while_logging_keeps_every_earlier_line(tmp_path, monkeypatch):
-    # The log is appended to, not rewritten: a half-written line would make the next --resume fail to
-    # read it, so the append is cut back to the end of the last whole line.
-    import builtins
-    import errno
-    import os
-
-    import minift.trainer
-    from minift.errors import MiniftError
-    from minift.trainer import RunLog
-
-    path = tmp_path / "log.jsonl"
-    log = RunLog(path, quiet=True)
-    log.write({"event": "train", "step": 1, "loss": 2.0})
-    before = path.read_bytes()
-
-    class HalfWrite:  # the disk fills up in the middle of the line
-        def __init__(self, f):
-            self.f = f
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.f.close()
-
-        def __getattr__(self, name):
-            return getattr(self.f, name)
-
-        def write(self, data):
-            self.f.write(data[: len(data) // 2])
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    monkeypatch.setattr(minift.trainer, "open", lambda *a, **k: HalfWrite(builtins.open(*a, **k)), raising=False)
-    with pytest.raises(MiniftError, match="log.jsonl: cannot append to the log \\(No space left on device\\)"):
-        log.write({"event": "train", "step": 2, "loss": 1.5})
-    assert path.read_bytes() == before
-    assert [r["step"] for r in RunLog(path).records] == [1]
-
-
 # --- recipe fields refused before training ------------------------------------------------------------
 
 @pytest.mark.parametrize("stage, message", [
