@@ -312,6 +312,10 @@ def run_bench(args) -> dict:
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
         raise MiniftError(f"--only: unknown section {unknown[0]!r}; choose from {', '.join(SECTIONS)}")
+    if args.json:
+        from minift.io import usable_file
+
+        usable_file(args.json, "--json file")  # before the measurements, not after them
     results = {}
     batch = getattr(args, "batch", None)
     if "train" in sections:

@@ -66,9 +66,11 @@ def cmd_pretrain(args):
 def cmd_tokenizer(args):
     import time
 
+    from minift.io import usable_file
     from minift.pretrain import read_text_file
     from minift.tokenizer import Tokenizer
 
+    usable_file(args.out, "tokenizer file")  # before training, not after
     text = read_text_file(args.text)
     t0 = time.time()
     tok = Tokenizer.train(text, args.vocab)

@@ -30,9 +30,12 @@ def check_task(task):
 
 # --- data -----------------------------------------------------------------------------------------
 def cmd_data(args):
+    from minift.io import usable_file
     from minift.tasks import load_examples, write_jsonl
 
     check_task(args.task)
+    if args.out:
+        usable_file(args.out, "--out file")
     examples = load_examples(task=args.task, split=args.split, n=args.examples, seed=args.seed, subset=args.subset)
     if args.out:
         write_jsonl(args.out, examples)
@@ -48,12 +51,18 @@ def cmd_evaluate(args):
     from minift.cli import print_table
     from minift.device import resolve_device
     from minift.evaluate import evaluate_examples
-    from minift.io import atomic_write_json
+    from minift.io import atomic_write_json, usable_file, usable_folder
     from minift.tasks import load_examples
 
     if args.task is None and args.data is None:
         raise MiniftError("give --task (translation, summarization, qa) or --data FILE.jsonl")
     check_task(args.task)
+    # The report's path, checked before the model is loaded and the examples decoded.
+    model_dir = Path(args.model if Path(str(args.model)).is_dir() else ".")
+    if args.out:
+        usable_file(args.out, "--out report")
+    else:
+        usable_folder(model_dir, "folder of the report (the model's folder; choose another with --out)")
     bundle = load_model(args.model, device=resolve_device(args.device))
     examples = load_examples(task=args.task, data=args.data, split=args.split, n=args.limit, seed=args.seed,
                              subset=args.subset)
@@ -66,7 +75,7 @@ def cmd_evaluate(args):
                 ["task", "examples", *report["metrics"]])
     for s in report["samples"][:3]:
         print(f"\n  reference:  {s['reference']}\n  prediction: {s['prediction']}")
-    out = args.out or str(Path(args.model if Path(str(args.model)).is_dir() else ".") / f"eval-{report['task']}-{args.split}.json")
+    out = args.out or str(model_dir / f"eval-{report['task']}-{args.split}.json")
     atomic_write_json(out, report)
     print(f"\nreport: {out}", file=sys.stderr)
 

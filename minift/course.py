@@ -57,7 +57,7 @@ import tempfile
 from pathlib import Path
 
 from minift.errors import MiniftError
-from minift.io import atomic_write_json
+from minift.io import atomic_write_json, usable_folder
 
 SMOKE_VARIABLE = "MINIFT_SMOKE"
 CLAIMS_VARIABLE = "MINIFT_CLAIMS"  # a file: where claim() appends what a lesson shows
@@ -228,6 +228,9 @@ def write_notebooks(tutorial_dir: str | os.PathLike, out_dir: str | os.PathLike)
     lessons = tutorial_files(tutorial_dir)
     if not lessons:
         raise MiniftError(f"{tutorial_dir}: no tutorials (files named like 01_tokenization.py)")
+    usable_folder(out_dir, "--out folder")  # every output folder is checked before the first notebook is written
+    if tutorial_files(tutorial_dir / "solutions"):
+        usable_folder(out_dir / "solutions", "folder of the solution notebooks")
     written = []
     for sources, target in ((lessons, out_dir), (tutorial_files(tutorial_dir / "solutions"), out_dir / "solutions")):
         for script in sources:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from minift.errors import MiniftError
+from minift.io import usable_folder
 
 # Per task: training examples and steps per stage that fit the 5-minute budget on 2 cores.
 DEMO_EXAMPLES = 1000
@@ -31,6 +32,7 @@ def run_demo(args, examples: int = DEMO_EXAMPLES, max_steps: int = DEMO_MAX_STEP
     for t in tasks:
         if t not in task_names():
             raise MiniftError(f"--tasks: unknown task '{t}': choose from {', '.join(task_names())}")
+    usable_folder(args.out, "--out folder")  # before any work: a bad --out fails at once
     recipe = load_recipe("hybrid")
     device = resolve_device(args.device)
     results = {}

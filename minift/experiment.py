@@ -68,7 +68,7 @@ from minift.checkpoint import load_model, save_checkpoint
 from minift.errors import MiniftError
 from minift.evaluate import evaluate_examples, teacher_forced_loss
 from minift.finetune import RunOptions, run_recipe
-from minift.io import atomic_write_json, atomic_write_text, read_jsonl
+from minift.io import atomic_write_json, atomic_write_text, read_jsonl, usable_folder
 from minift.model import GPT
 from minift.schedule import load_recipe
 from minift.tasks import MAIN_METRIC, load_examples
@@ -743,6 +743,7 @@ def run_experiment(tasks, sizes, seeds, out, max_steps=None, base=None, data=Non
         if missing:
             raise MiniftError(f"--lrs {lrs} has no tuned learning rate for {missing[0][0]}/{missing[0][1]}: "
                               f"sweep that task and strategy too")
+    usable_folder(out, "--out folder")  # before any work: a bad --out fails at once
     bundle = load_model(base or "base")  # fails early, with a clear message, if the base is missing
     model = model_shape(bundle)
     world, world_note = world_windows(bundle, world_text)
@@ -818,6 +819,7 @@ def lr_sweep(tasks, examples: int, out, scales=(1 / 3, 1.0, 3.0), seed: int = 0,
     strategies = check_strategies(strategies)
     tasks = check_tasks(tasks, data)
     proto, cap = resolve_protocol(protocol, epochs, min_steps, max_steps, patience, min_delta, monitor)
+    usable_folder(out, "--out folder")  # before any work: a bad --out fails at once
     bundle = load_model(base or "base")
     cfg = {"protocol": proto, "max_steps": cap, "base": None if base is None else str(base),
            "data": None if data is None else str(data), "val_limit": val_limit, "examples": examples, "seed": seed,

@@ -7,7 +7,10 @@ temporary file in the same folder, flush it to disk (``fsync``), then ``os.repla
 target. On POSIX and Windows ``os.replace`` within one file system is atomic: a reader sees either
 the old file or the new one, never a mix.
 
-Every checkpoint, report, chart and summary in minift goes through these helpers.
+Every checkpoint, report, chart and summary in minift goes through these helpers. A write that
+fails (a full disk, no permission) removes its temp file, leaves the previous file intact, and is a
+one-line MiniftError naming the path. ``usable_folder`` and ``usable_file`` check an output path
+*before* a command starts its work, so a bad ``--out`` fails at once rather than after training.
 """
 from __future__ import annotations
 
@@ -25,11 +28,28 @@ def _umask() -> int:
     return mask
 
 
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename).
+
+    If the write fails (a full disk, no permission, a folder in the way) the temp file is removed,
+    the previous ``path`` is left as it was, and the failure is a one-line MiniftError naming
+    ``path`` and the problem, e.g. ``run/model.pt: cannot write (No space left on device)``.
+    """
+    from minift.errors import MiniftError
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MiniftError(f"{path}: cannot create its folder {path.parent} ({_reason(exc)})") from None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise MiniftError(f"{path}: cannot write ({_reason(exc)})") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -38,12 +58,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         # mkstemp creates the file private (0600); give it the usual permissions, as open() would.
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         # Leave no temp file behind, whatever went wrong (KeyboardInterrupt included).
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            raise MiniftError(f"{path}: cannot write ({_reason(exc)})") from None
         raise
 
 
@@ -79,6 +101,22 @@ def usable_folder(path: str | os.PathLike, what: str = "output folder") -> Path:
         os.unlink(probe)
     except OSError as exc:
         raise MiniftError(f"{path}: cannot write into the {what} ({exc.strerror or exc})") from None
+    return path
+
+
+def usable_file(path: str | os.PathLike, what: str = "output file") -> Path:
+    """Make sure minift can write the file ``path``, or say why not (the sibling of ``usable_folder``).
+
+    An existing *folder* at ``path`` is a MiniftError and is left untouched; the folder that will
+    hold the file must pass ``usable_folder`` (it is created if missing). An existing file at
+    ``path`` is fine: it is replaced atomically, and only once the new content is complete.
+    """
+    from minift.errors import MiniftError
+
+    path = Path(path)
+    if path.is_dir():
+        raise MiniftError(f"{path}: is a folder, not a file (the {what}); choose another path")
+    usable_folder(path.parent, f"folder of the {what}")
     return path
 
 

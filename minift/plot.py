@@ -35,7 +35,7 @@ import pathlib
 from xml.sax.saxutils import escape
 
 from minift.errors import MiniftError
-from minift.io import atomic_write_text, read_jsonl
+from minift.io import atomic_write_text, read_jsonl, usable_file
 
 # Okabe & Ito (2008), reordered so the first colours are the most distinct on white; yellow last.
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
@@ -345,6 +345,7 @@ def plot_run(run_dir: str | os.PathLike, path: str | os.PathLike | None = None) 
     log = run_dir / "log.jsonl"
     if not log.is_file():
         raise MiniftError(f"{log}: no such file (plot_run needs the log.jsonl a training run writes)")
+    out = usable_file(path if path is not None else run_dir / "loss.svg", "chart")
     # Keyed by step (train) and by (stage, step) (eval), so that a resumed run, which logs some
     # steps again, keeps the later record.
     train: dict[int, tuple[float, str]] = {}
@@ -398,7 +399,6 @@ def plot_run(run_dir: str | os.PathLike, path: str | os.PathLike | None = None) 
         series.append({"name": "validation loss", "x": xs, "y": ys,
                        "color": PALETTE[1], "style": "dashed", "markers": True})
     vlines = sorted(stages.items()) if len(stages) > 1 else []
-    out = pathlib.Path(path) if path is not None else run_dir / "loss.svg"
     line_chart(series, title=_run_title(run_dir), xlabel="global step", ylabel="loss (nats/token)",
                vlines=vlines, path=out)
     return out

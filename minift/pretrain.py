@@ -32,7 +32,7 @@ import torch
 
 from minift.checkpoint import save_checkpoint
 from minift.errors import MiniftError
-from minift.io import atomic_write_json
+from minift.io import atomic_write_json, usable_folder
 from minift.model import GPT, GPTConfig, lm_loss
 from minift.optim import AdamW, param_groups
 from minift.trainer import RunLog, TrainConfig, train_stage
@@ -209,8 +209,7 @@ def pretrain(out_dir, preset: str = "base", text_file=None, tokenizer_path=None,
     replace(spec.model, **(shape or {})).validate()  # a shape that does not fit fails before any work
     if max_steps is not None and max_steps < 1:
         raise MiniftError(f"--max-steps must be >= 1, got {max_steps}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = usable_folder(out_dir, "--out run folder")  # before any work: a bad --out fails at once
     torch.manual_seed(seed)
     log = RunLog(out / "log.jsonl", quiet=quiet)
     if (out / "log.jsonl").exists():

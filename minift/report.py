@@ -29,7 +29,7 @@ import subprocess
 from pathlib import Path
 
 from minift.errors import MiniftError
-from minift.io import atomic_write_text, read_jsonl, usable_folder
+from minift.io import atomic_write_text, read_jsonl, usable_file
 
 NONE = "—"  # a value this run's summary does not record
 
@@ -216,11 +216,6 @@ def write_report(run_dir: str | os.PathLike, path: str | os.PathLike | None = No
     run_dir = Path(run_dir)
     text = build_report(run_dir)  # every reading error comes before anything is written
     path = Path(path) if path is not None else run_dir / "report.md"
-    if path.is_dir():
-        raise MiniftError(f"{path}: is a folder, not a file (the report to write); choose another path")
-    usable_folder(path.parent, "folder of the report")
-    try:
-        atomic_write_text(path, text)
-    except OSError as exc:
-        raise MiniftError(f"{path}: cannot write the report ({exc.strerror or exc})") from None
+    usable_file(path, "report")
+    atomic_write_text(path, text)  # a failure (a full disk) is a MiniftError naming the path
     return path

@@ -43,6 +43,7 @@ from typing import Callable
 
 import torch
 
+from minift.errors import MiniftError
 from minift.io import atomic_write_text, read_jsonl
 from minift.optim import clip_grad_norm, decayed, l1_penalty, l2_penalty, lr_at, set_lr
 
@@ -146,10 +147,18 @@ class RunLog:
 
         if not self.enabled:
             return
-        self.records.append(record)
         if self.path is not None:
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
+            line = (json.dumps(record) + "\n").encode("utf-8")
+            with open(self.path, "ab", buffering=0) as f:  # unbuffered: every byte is in the file or refused
+                end = f.tell()
+                try:
+                    written = 0
+                    while written < len(line):
+                        written += f.write(line[written:])
+                except OSError as exc:  # a full disk: cut off the half line, keep every line before it
+                    f.truncate(end)
+                    raise MiniftError(f"{self.path}: cannot append to the log ({exc.strerror or exc})") from None
+        self.records.append(record)
 
     def truncate_after(self, step: int, drop_stage: str | None = None):
         """On resume: forget records written after the checkpoint we resume from.

@@ -1,7 +1,8 @@
 """The command line: --help everywhere, and bad input as one line on stderr with exit code 2.
 
 Output paths that cannot be used (a file where a folder is expected, a folder that cannot be
-created or written) are refused before any work, naming the path, and nothing already there is lost.
+created or written) are refused before any work, by every command that writes, naming the path, and
+nothing already there is lost. A full disk during a write is one line too, and keeps the previous file.
 """
 import json
 import subprocess
@@ -184,6 +185,154 @@ def test_report_from_a_broken_summary_keeps_the_report_already_there(tmp_path, c
     err, _ = one_line_error(["report", str(run_dir)], capsys)
     assert f"{run_dir / 'summary.json'}: not valid JSON" in err
     assert (run_dir / "report.md").read_text() == old
+
+
+# --- every command that writes: a bad output path fails at once, before any work ----------------------
+
+def words(tmp):
+    path = tmp / "words.txt"
+    path.write_text("some words to learn from " * 20)
+    return path
+
+
+def logged_run(folder):
+    folder.mkdir(exist_ok=True)
+    (folder / "log.jsonl").write_text(json.dumps({"event": "train", "step": 1, "loss": 2.0}) + "\n")
+    return folder
+
+
+# command -> (what its output path must be, argv given that path and a scratch folder)
+WRITERS = {
+    "pretrain": ("folder", lambda p, tmp: ["pretrain", "--preset", "tiny", "--device", "cpu", "--out", p]),
+    "finetune": ("folder", lambda p, tmp: ["finetune", "--recipe", "full", "--device", "cpu", "--out", p]),
+    "tokenizer": ("file", lambda p, tmp: ["tokenizer", "--text", str(words(tmp)), "--vocab", "260", "--out", p]),
+    "data": ("file", lambda p, tmp: ["data", "qa", "--examples", "2", "--out", p]),
+    "evaluate": ("file", lambda p, tmp: ["evaluate", "--model", "base", "--task", "qa", "--device", "cpu",
+                                         "--out", p]),
+    "plot": ("file", lambda p, tmp: ["plot", str(logged_run(tmp / "run")), "--out", p]),
+    "report": ("file", lambda p, tmp: ["report", str(fake_run(tmp / "run")), "--out", p]),
+    "bench": ("file", lambda p, tmp: ["bench", "--only", "train", "--device", "cpu", "--json", p]),
+    "experiment strategies": ("folder", lambda p, tmp: ["experiment", "strategies", "--device", "cpu", "--out", p]),
+    "experiment lr-sweep": ("folder", lambda p, tmp: ["experiment", "lr-sweep", "--device", "cpu", "--out", p]),
+    "demo": ("folder", lambda p, tmp: ["demo", "--device", "cpu", "--out", p]),
+    "notebooks": ("folder", lambda p, tmp: ["notebooks", "--out", p]),
+}
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """The first costly step of every writing command fails the test: the path check must come before it
+    (and a command whose check went missing fails here in a moment instead of training for minutes)."""
+    import minift.bench
+    import minift.checkpoint
+    import minift.course
+    import minift.experiment
+    import minift.finetune
+    import minift.pretrain
+    import minift.tasks
+    from minift.tokenizer import Tokenizer
+
+    def work(*args, **kwargs):
+        raise AssertionError("work started before the output path was checked")
+
+    for module, name in [(minift.pretrain, "corpus_texts"), (minift.finetune, "start_bundle"),
+                         (minift.checkpoint, "load_model"), (minift.experiment, "load_model"),
+                         (minift.bench, "bench_train"), (minift.tasks, "load_examples"),
+                         (minift.course, "parse_cells")]:
+        monkeypatch.setattr(module, name, work)
+    monkeypatch.setattr(Tokenizer, "train", classmethod(work))
+
+
+def refuse_writes_into(folder, monkeypatch):
+    """A read-only ``folder``, simulated: the tests may run as root, whom a chmod does not stop."""
+    import tempfile
+
+    real_mkstemp = tempfile.mkstemp
+
+    def mkstemp(*args, dir=None, **kwargs):
+        if dir is not None and str(dir) == str(folder):
+            raise PermissionError(13, "Permission denied")
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+
+
+def listing(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("case", ["wrong kind", "unwritable"])
+@pytest.mark.parametrize("command", list(WRITERS))
+def test_every_writing_command_refuses_an_unusable_output_path_at_once(command, case, tmp_path, capsys,
+                                                                        monkeypatch, no_work):
+    kind, argv = WRITERS[command]
+    if case == "wrong kind":  # a file where a folder is expected, or a folder where a file is expected
+        target = tmp_path / "taken"
+        if kind == "folder":
+            target.write_text("kept")
+        else:
+            target.mkdir()
+            (target / "keep.txt").write_text("kept")
+        out, named = target, target
+        problem = "is a file, not a folder" if kind == "folder" else "is a folder, not a file"
+    else:  # a folder that cannot be written: the --out folder itself, or the folder that would hold the file
+        target = tmp_path / "readonly"
+        target.mkdir()
+        (target / "old.txt").write_text("kept")
+        refuse_writes_into(target, monkeypatch)
+        out, named = (target if kind == "folder" else target / "out.file"), target
+        problem = "cannot write into the"
+    def content():
+        return listing(target) if target.is_dir() else target.read_bytes()
+
+    before = content()
+    err, _ = one_line_error(argv(str(out), tmp_path), capsys)
+    assert f"{named}: {problem}" in err, err
+    if case == "unwritable":
+        assert err.endswith("(Permission denied)"), err
+    assert content() == before  # nothing already there is lost, and no probe or temp file is left
+
+
+@pytest.mark.parametrize("command", ["plot", "evaluate"])
+def test_a_command_writing_into_an_unwritable_input_folder_is_refused_at_once(command, tmp_path, capsys,
+                                                                              monkeypatch, no_work):
+    # plot writes RUN/loss.svg and evaluate (without --out) writes its report into the model's folder.
+    folder = logged_run(tmp_path / "run")
+    (folder / "loss.svg").write_text("<svg>old</svg>")
+    before = listing(folder)
+    refuse_writes_into(folder, monkeypatch)
+    argv = ["plot", str(folder)] if command == "plot" else ["evaluate", "--model", str(folder), "--task", "qa"]
+    err, _ = one_line_error(argv, capsys)
+    assert f"{folder}: cannot write into the " in err and err.endswith("(Permission denied)"), err
+    assert listing(folder) == before
+
+
+# --- a full disk: the write is refused, the previous file is kept -------------------------------------
+
+def disk_full(monkeypatch):
+    """Every fsync fails with ENOSPC, as a full disk reports it once the data must reach the disk."""
+    import errno
+    import os
+
+    def fsync(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
+@pytest.mark.parametrize("command", ["report", "data"])
+def test_a_full_disk_is_one_line_and_keeps_the_previous_file(command, tmp_path, capsys, monkeypatch):
+    run_dir = fake_run(tmp_path / "run")
+    if command == "report":
+        target, argv = run_dir / "report.md", ["report", str(run_dir)]
+    else:
+        target, argv = run_dir / "qa.jsonl", ["data", "qa", "--examples", "2", "--out", str(run_dir / "qa.jsonl")]
+    target.write_text("the previous version")
+    before = listing(run_dir)
+    disk_full(monkeypatch)
+    err, _ = one_line_error(argv, capsys)
+    assert f"{target}: cannot write (No space left on device)" in err, err
+    assert listing(run_dir) == before  # the old file as it was, and no temp file left behind
 
 
 # --- recipe fields refused before training ------------------------------------------------------------

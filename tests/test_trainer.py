@@ -6,6 +6,7 @@ clipping bounds the global gradient norm the update is made of, the L2 penalty a
 the gradient, the L1 penalty adds l1 * sign(theta) to the gradient of the matrices only (what
 minift's SGD is handed), and early stopping on a higher-is-better task metric puts back the best weights.
 Expected numbers are worked by hand from the formulas in optim.py, in the comments.
+The run log (log.jsonl) survives a full disk: a failed append keeps every earlier line whole.
 """
 import json
 
@@ -329,3 +330,43 @@ def test_cpu_seconds_are_the_process_clock_of_the_loop_and_survive_a_resume(monk
     resumed = train_stage(model2, AdamW(model2.parameters(), lr=0.05), batches, loss_fn, config,
                           state=TrainState.from_dict(at_step_2))
     assert resumed.step == 4 and resumed.cpu_seconds == pytest.approx(6.0)
+
+
+def test_a_full_disk_while_logging_keeps_every_earlier_line(tmp_path, monkeypatch):
+    # The log is appended to, not rewritten: a half-written line would make the next --resume fail to
+    # read it, so the append is cut back to the end of the last whole line.
+    import builtins
+    import errno
+    import os
+
+    import minift.trainer
+    from minift.errors import MiniftError
+
+    path = tmp_path / "log.jsonl"
+    log = RunLog(path, quiet=True)
+    log.write({"event": "train", "step": 1, "loss": 2.0})
+    before = path.read_bytes()
+
+    class HalfWrite:  # the disk fills up in the middle of the line
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def write(self, data):
+            self.f.write(data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(minift.trainer, "open", lambda *a, **k: HalfWrite(builtins.open(*a, **k)), raising=False)
+    with pytest.raises(MiniftError, match="log.jsonl: cannot append to the log \\(No space left on device\\)"):
+        log.write({"event": "train", "step": 2, "loss": 1.5})
+    assert path.read_bytes() == before
+    assert [r["step"] for r in RunLog(path).records] == [1]
+
