@@ -21,6 +21,11 @@ loss         The head and the cross-entropy alone, forward + backward, at the tr
              besides h and W themselves), and on CUDA the allocator's peak above what was
              allocated before; the CPU has no such counter, so there the peak is N/A and the
              analytic size of the float32 logits and of one chunk are given instead.
+finetune     The full recipe's fine-tuning step on real batches of a generated task's training split
+             (``--task``, default translation; ``--base``, default the shipped base), right-padded
+             as a stage pads them: step time, graded tokens/s (targets != -100), all tokens/s
+             (non-padding inputs), padded positions/s (B·T) and the padding fraction, in one table
+             beside the train row (finetune_bench.py).
 generate     Generated tokens per second with and without the KV cache (256 new tokens).
 strategies   Per fine-tuning strategy: step time, peak memory, trainable parameters and optimizer
              state, each also as a ratio to full fine-tuning (strategy_bench.py).
@@ -46,7 +51,7 @@ TRAIN_SHAPE = dict(vocab_size=2048, block_size=128, n_layer=4, n_head=4, n_embd=
 TRAIN_BATCH = 8
 # GPT-2-124M shaped fine-tuning for CUDA (issue #6): block 1024.
 GPT2_SHAPE = dict(vocab_size=50304, block_size=1024, n_layer=12, n_head=12, n_embd=768)
-SECTIONS = ("train", "loss", "generate", "strategies", "ddp")
+SECTIONS = ("train", "finetune", "loss", "generate", "strategies", "ddp")
 BF16_PEAK = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12, "4090": 165e12}
 
 
@@ -308,7 +313,7 @@ def run_bench(args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    sections = (args.only or "train,generate,strategies,ddp").split(",")
+    sections = (args.only or "train,finetune,generate,strategies,ddp").split(",")
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
         raise MiniftError(f"--only: unknown section {unknown[0]!r}; choose from {', '.join(SECTIONS)}")
@@ -316,6 +321,11 @@ def run_bench(args) -> dict:
         from minift.io import usable_file
 
         usable_file(args.json, "--json file")  # before the measurements, not after them
+    task = getattr(args, "task", None)
+    if task is not None:  # before any section runs: a typo must not cost a long bench
+        from minift.finetune_bench import check_task
+
+        check_task(task)
     results = {}
     batch = getattr(args, "batch", None)
     if "train" in sections:
@@ -331,6 +341,13 @@ def run_bench(args) -> dict:
               f"{r['peak_tflops_per_s'] * 1000:.1f} GFLOP/s: utilization {r['utilization']:.0%}")
         if "profile" in r:
             print(r["profile"])
+    if "finetune" in sections:
+        from minift.finetune_bench import DEFAULT_TASK, bench_finetune, print_finetune
+
+        r = bench_finetune(device, steps=args.steps, task=task or DEFAULT_TASK,
+                           base=getattr(args, "base", None) or "base", batch=batch, compile=args.compile)
+        results["finetune"] = r
+        print_finetune(r, results.get("train"))
     if "loss" in sections:
         rows = getattr(args, "chunk_rows", None)
         try:

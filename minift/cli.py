@@ -127,14 +127,21 @@ def build_parser() -> Parser:
 
     p = sub.add_parser("bench", help="measure training and generation throughput (tokens/s)",
                        description="Benchmarks: training-step throughput against the machine's matmul rate, "
-                                   "generation with and without the KV cache, and per-strategy step cost.")
-    p.add_argument("--only", help="comma list of sections: train, loss, generate, strategies, ddp "
+                                   "the fine-tuning step on real task batches, generation with and without "
+                                   "the KV cache, and per-strategy step cost.")
+    p.add_argument("--only", help="comma list of sections: train, finetune, loss, generate, strategies, ddp "
                                   "(default: all but loss)")
     p.add_argument("--steps", type=int, default=10, help="timed steps per measurement (default: 10)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--json", help="also write the results to this JSON file")
-    p.add_argument("--compile", action="store_true", help="train section: torch.compile the model and the AdamW update")
-    p.add_argument("--batch", type=int, help="train section: sequences per step (default: 16 on CUDA, 8 on CPU)")
+    p.add_argument("--compile", action="store_true",
+                   help="train and finetune sections: torch.compile the model and the AdamW update")
+    p.add_argument("--batch", type=int, help="train, loss and finetune sections: sequences per step (default: "
+                                             "16 on CUDA, 8 on CPU; finetune: the full recipe's 16)")
+    p.add_argument("--task", help="finetune section: the generated task whose training split makes the batches "
+                                  "(translation, summarization or qa; default: translation)")
+    p.add_argument("--base", help="finetune section: the base model ('base', a path, 'gpt2:PATH', 'scratch'; "
+                                  "default: base)")
     p.add_argument("--profile", action="store_true",
                    help="train section: also print torch.profiler's table of the costliest operations")
     p.add_argument("--loss", choices=["chunked", "full"], default="chunked",

@@ -242,6 +242,52 @@ def stage_loss(batch, train_module, device, ctx: distributed.DistContext):
     return token_sum * ctx.world_size / max(n_total, 1.0), int(n_total)
 
 
+def stage_train_config(stage: Stage) -> TrainConfig:
+    """The trainer's knobs (lr, warmup, clip, penalties, early stopping...) as the stage sets them."""
+    return TrainConfig(**{k: getattr(stage, k) for k in TrainConfig.field_names()})
+
+
+def stage_train_size(recipe: Recipe, stage: Stage, opts: RunOptions) -> int:
+    """How many training examples a stage draws from: --examples (the experiment's knob) overrides
+    every stage; then the stage's own, then the recipe's, else 1000."""
+    return opts.examples or stage.examples or recipe.examples or 1000
+
+
+def encode_stage_examples(bundle: ModelBundle, examples, row_prompts) -> tuple[list, int, int]:
+    """(encoded examples, prompts cut from the left, examples skipped) for a stage's training rows.
+
+    Every row gets room for the widest soft prompt of the stage, since rows with different prompts
+    share batches; ``tasks.encode_example`` cuts a long prompt from the left and gives None for an
+    example whose answer alone does not fit (skipped and counted).
+    """
+    tok, block = bundle.tokenizer, bundle.model.config.block_size
+    encoded, truncated, dropped = [], 0, 0
+    widest = max((bundle.prompts[n].weight.size(0) for n in row_prompts if n), default=0)
+    for e, name in zip(examples, row_prompts):
+        enc = encode_example(tok, e.prompt, e.completion, block - widest, prompt_name=name)
+        if enc is None:
+            dropped += 1
+            continue
+        truncated += enc.truncated
+        encoded.append(enc)
+    return encoded, truncated, dropped
+
+
+def stage_batches(encoded, batch_size: int, pad_id: int, ctx: distributed.DistContext, device):
+    """``batches(generator)`` for the trainer: ``batch_size`` rows drawn with replacement from
+    ``encoded`` by the stage's generator, this rank's share kept, collated (right-padded, targets
+    -100 on prompt and padding), in page-locked memory when the device is a CUDA GPU."""
+    pin = torch.device(device).type == "cuda"
+
+    def batches(generator):
+        rows = torch.randint(0, len(encoded), (batch_size,), generator=generator).tolist()
+        rows = distributed.shard_rows(rows, ctx)  # every rank draws the same rows, keeps its share
+        batch = collate([encoded[r] for r in rows], pad_id)
+        return batch.pin_memory() if pin else batch
+
+    return batches
+
+
 def stage_steps(stage: Stage, n_examples: int, cap: int | None = None) -> tuple[int, bool]:
     """(steps, capped): the stage's step budget, and whether a cap cut what its budget asked for.
 
@@ -291,9 +337,7 @@ def run_stage(i: int, stage: Stage, recipe: Recipe, opts: RunOptions, bundle: Mo
     device = opts.device
     task = opts.task or recipe.task
     reset_peak_memory(device)
-    # --examples (the experiment's knob) overrides every stage; then the stage, then the recipe.
-    n_train = opts.examples or stage.examples or recipe.examples or 1000
-    train_examples = stage_examples(recipe, stage, opts, "train", n_train, seed)
+    train_examples = stage_examples(recipe, stage, opts, "train", stage_train_size(recipe, stage, opts), seed)
     val_examples = stage_examples(recipe, stage, opts, "val", stage.eval_examples, seed)
     torch.manual_seed(seed * 1000 + i)  # dropout and prompt init of this stage
     set_dropout(bundle.model, stage.dropout)
@@ -301,16 +345,7 @@ def run_stage(i: int, stage: Stage, recipe: Recipe, opts: RunOptions, bundle: Mo
     optimizer = stage_optimizer(groups, stage, compile=opts.compile)
 
     tok, block = bundle.tokenizer, bundle.model.config.block_size
-    encoded, truncated, dropped = [], 0, 0
-    # Room for the widest prompt in every row, since rows with different prompts share batches.
-    widest = max((bundle.prompts[n].weight.size(0) for n in row_prompts if n), default=0)
-    for e, name in zip(train_examples, row_prompts):
-        enc = encode_example(tok, e.prompt, e.completion, block - widest, prompt_name=name)
-        if enc is None:
-            dropped += 1
-            continue
-        truncated += enc.truncated
-        encoded.append(enc)
+    encoded, truncated, dropped = encode_stage_examples(bundle, train_examples, row_prompts)
     if not encoded:
         raise MiniftError(f"stage '{stage.name}': no training example fits the block of {block} tokens")
     if truncated or dropped:
@@ -318,18 +353,11 @@ def run_stage(i: int, stage: Stage, recipe: Recipe, opts: RunOptions, bundle: Mo
                      f"{dropped} examples whose answer alone does not fit were skipped")
 
     max_steps, capped = stage_steps(stage, len(encoded), opts.max_steps)
-    config = TrainConfig(**{k: getattr(stage, k) for k in TrainConfig.field_names()})
+    config = stage_train_config(stage)
     config.max_steps, config.eval_every = max_steps, min(stage.eval_every, max_steps)
     config.log_every = min(config.log_every, max_steps)
-    pin = torch.device(device).type == "cuda"
-
     ctx = opts.dist
-
-    def batches(generator):
-        rows = torch.randint(0, len(encoded), (stage.batch_size,), generator=generator).tolist()
-        rows = distributed.shard_rows(rows, ctx)  # every rank draws the same rows, keeps its share
-        batch = collate([encoded[r] for r in rows], tok.pad_id)
-        return batch.pin_memory() if pin else batch
+    batches = stage_batches(encoded, stage.batch_size, tok.pad_id, ctx, device)
 
     def evaluate(m: Trainable):
         result = {"val_loss": teacher_forced_loss(bundle, val_examples)}

@@ -11,6 +11,9 @@ One step, in the order a student should picture it:
     set_lr(optimizer, lr_at(step, ...))      warmup then cosine
     optimizer.step(); zero_grad()
 
+``step_loss`` is the loss with its penalties, ``apply_update`` the backward, clip and update: the
+loop runs them, and ``minift bench --only finetune`` times the same two on real task batches.
+
 Every ``eval_every`` steps the model is evaluated (validation loss, and task metrics when the
 caller provides them; the eval record also holds ``cpu_s``, the CPU seconds the stage has spent). *Early stopping* watches one of those numbers (``monitor``): an evaluation
 that beats the best by more than ``min_delta`` resets the patience counter, anything else uses up
@@ -203,6 +206,28 @@ def autocast_for(device) -> object:
     return nullcontext()
 
 
+def step_loss(module, batch, loss_fn, config: TrainConfig, trainable, device):
+    """(loss to backpropagate, graded token count) of one batch: ``loss_fn`` (bf16 autocast on CUDA)
+    plus the L2 and L1 penalties the config asks for. The first half of a step; ``train_stage`` and
+    ``minift bench --only finetune`` both run it."""
+    with autocast_for(device):
+        loss, n_tokens = loss_fn(module, batch)
+        if config.l2 > 0:
+            loss = loss + l2_penalty([p for p in trainable if p.requires_grad], config.l2)
+        if config.l1 > 0:  # the weights decay acts on, not biases and LayerNorm (optim.decayed)
+            loss = loss + l1_penalty([p for p in trainable if p.requires_grad and decayed(p)], config.l1)
+    return loss, n_tokens
+
+
+def apply_update(loss, optimizer, trainable, grad_clip: float) -> None:
+    """The second half of a step: backward, clip the global gradient norm (0 = off), update, clear."""
+    loss.backward()
+    if grad_clip > 0:
+        clip_grad_norm([p for p in trainable if p.grad is not None], grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
 def train_stage(
     model,
     optimizer,
@@ -290,12 +315,7 @@ def train_stage(
         set_lr(optimizer, lr_at(state.step, config.lr, min(config.warmup_steps, config.max_steps),
                                 config.max_steps, config.min_lr_ratio))
         batch = batches(generator)
-        with autocast_for(device):
-            loss, n_tokens = loss_fn(module, batch)
-            if config.l2 > 0:
-                loss = loss + l2_penalty([p for p in trainable if p.requires_grad], config.l2)
-            if config.l1 > 0:  # the weights decay acts on, not biases and LayerNorm (optim.decayed)
-                loss = loss + l1_penalty([p for p in trainable if p.requires_grad and decayed(p)], config.l1)
+        loss, n_tokens = step_loss(module, batch, loss_fn, config, trainable, device)
         if int(n_tokens) == 0:
             # Every target in this batch is masked (-100): the mean loss would be 0/0 = NaN.
             # Skip the update (the step still counts, so a run cannot loop forever on such data).
@@ -312,11 +332,7 @@ def train_stage(
                        "message": state.stopped + "; restored the last good weights"})
             log.progress(f"[{stage}] stopped: {state.stopped}; restored the last good weights")
             break
-        loss.backward()
-        if config.grad_clip > 0:
-            clip_grad_norm([p for p in trainable if p.grad is not None], config.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        apply_update(loss, optimizer, trainable, config.grad_clip)
         state.step += 1
         state.tokens += int(n_tokens)
         window_tokens += int(n_tokens)
