@@ -1,4 +1,7 @@
-"""minift finetune end to end on the tiny fixture: summary.json, the run folder, evaluate and generate."""
+"""minift finetune end to end on the tiny fixture: summary.json, the run folder, evaluate and generate;
+and a stage's own settings and measurements: set_dropout against a model built with that dropout, peak
+memory as peak RSS in bytes off CUDA and as the stage's CUDA max allocation (torch.cuda stubbed) on it."""
+import dataclasses
 import json
 
 import pytest
@@ -161,3 +164,67 @@ def test_compile_runs_the_hybrid_schedule_and_trains_the_same_numbers(run, tiny_
     assert [e[:2] for e in eager] == [c[:2] for c in compiled] and {e[0] for e in eager} == {"all", "top", "styles"}
     for (_, _, a), (_, _, b) in zip(eager, compiled):
         assert b == pytest.approx(a, rel=1e-4)
+
+
+# --- dropout and peak memory, the stage's own measurements ----------------------------------------------
+
+def test_set_dropout_gives_every_dropout_the_rate_a_model_built_with_it_has(tiny_setup):
+    """A trained-mode forward after set_dropout(p) equals that of GPT(config with dropout p), same
+    weights, same seed: the nn.Dropout layers AND the fused attention's own dropout_p follow p."""
+    from minift.finetune import set_dropout
+    from minift.model import GPT
+
+    bundle = minift.load_model(tiny_setup / "base")
+    model = bundle.model
+    assert model.config.attn_impl == "sdpa" and model.config.dropout == 0.0  # the fused path is the one at stake
+    set_dropout(model, 0.4)
+    reference = GPT(dataclasses.replace(model.config, dropout=0.4))
+    reference.load_state_dict(model.state_dict())
+    ids = torch.tensor([bundle.tokenizer.encode("the cat sees the dog. le chat voit le chien.")])
+    outputs = []
+    for m in (model, reference):
+        torch.manual_seed(0)
+        outputs.append(m.train()(ids))
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=0)
+    assert model.config.dropout == 0.4
+    # Attention dropout alone (the residual and MLP dropouts back to 0) still changes the output.
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    torch.manual_seed(0)
+    assert not torch.equal(model(ids), model.eval()(ids))
+
+
+def test_peak_memory_off_cuda_is_the_peak_rss_in_bytes(monkeypatch):
+    import resource
+    import sys
+
+    from minift.finetune import peak_memory, reset_peak_memory
+
+    class Usage:
+        ru_maxrss = 1000  # Linux reports kibibytes, macOS bytes
+
+    monkeypatch.setattr(resource, "getrusage", lambda who: Usage)
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda *a: pytest.fail("reset on CPU"))
+    reset_peak_memory("cpu")  # nothing to reset: an RSS peak cannot be lowered
+    monkeypatch.setattr(sys, "platform", "linux")
+    value, kind = peak_memory("cpu")
+    assert value == 1000 * 1024 and "RSS" in kind
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert peak_memory("cpu")[0] == 1000
+    # Without the resource module (Windows) nothing is measured.
+    monkeypatch.setitem(sys.modules, "resource", None)
+    assert peak_memory("cpu") == (None, "not measured")
+
+
+def test_peak_memory_on_cuda_is_the_stages_max_allocation_since_its_reset(monkeypatch):
+    """Both CUDA calls stubbed, so the branch is pinned on a machine without a GPU."""
+    from minift.finetune import peak_memory, reset_peak_memory
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: calls.append(("reset", device)))
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: calls.append(("max", device)) or 12345)
+    reset_peak_memory("cuda:1")
+    value, kind = peak_memory("cuda:1")
+    assert calls == [("reset", "cuda:1"), ("max", "cuda:1")]  # the stage's device, not the current one
+    assert value == 12345 and "CUDA" in kind and "RSS" not in kind
