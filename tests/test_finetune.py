@@ -1,6 +1,8 @@
 """minift finetune end to end on the tiny fixture: summary.json, the run folder, evaluate and generate;
 and a stage's own settings and measurements: set_dropout against a model built with that dropout, peak
-memory as peak RSS in bytes off CUDA and as the stage's CUDA max allocation (torch.cuda stubbed) on it."""
+memory as peak RSS in bytes off CUDA and as the stage's CUDA max allocation (torch.cuda stubbed) on it; and
+stage_loss: the token mean of one batch and its count, and across ranks (all-reduce stubbed) this rank's
+token sum * world_size / the global count, against cross-entropy computed by torch from the logits."""
 import dataclasses
 import json
 
@@ -228,3 +230,82 @@ def test_peak_memory_on_cuda_is_the_stages_max_allocation_since_its_reset(monkey
     value, kind = peak_memory("cuda:1")
     assert calls == [("reset", "cuda:1"), ("max", "cuda:1")]  # the stage's device, not the current one
     assert value == 12345 and "CUDA" in kind and "RSS" not in kind
+
+
+# --- the loss of one batch ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def loss_case(tiny_setup):
+    """(Trainable of the tiny base with a soft prompt "x", a batch of 2 rows whose graded tokens are
+    known, the sum of their token cross-entropies computed from the logits by torch)."""
+    from minift.finetune import Trainable
+    from minift.prompt_tuning import SoftPrompt
+    from minift.tasks.format import Batch
+
+    bundle = minift.load_model(tiny_setup / "base")
+    module = Trainable(bundle.model, {"x": SoftPrompt(2, bundle.model.config.n_embd, init="random", seed=1)})
+    g = torch.Generator().manual_seed(0)
+    input_ids = torch.randint(0, 200, (2, 6), generator=g)
+    targets = torch.randint(0, 200, (2, 6), generator=g)
+    targets[0, :3] = -100  # row 0: its last 3 positions graded
+    targets[1, :5] = -100  # row 1: its last position graded; 4 graded tokens in all
+    batch = Batch(input_ids, targets, torch.ones(2, 6, dtype=torch.bool), ["x", "x"])
+
+    def token_sum(b):
+        logits = module(b.input_ids, b.prompt_names)  # the prompt is in front of every row
+        return torch.nn.functional.cross_entropy(logits.flatten(0, 1), b.targets.flatten(), ignore_index=-100,
+                                                 reduction="sum")
+    return module, batch, token_sum
+
+
+def test_stage_loss_in_one_process_is_the_mean_over_graded_tokens_and_their_count(loss_case):
+    from minift.distributed import DistContext
+    from minift.finetune import stage_loss
+    from minift.tasks.format import Batch
+
+    module, batch, token_sum = loss_case
+    moved = []
+
+    class Recording(Batch):
+        def to(self, device):
+            moved.append(device)
+            return super().to(device)
+
+    loss, n = stage_loss(Recording(*dataclasses.astuple(batch)), module, "cpu", DistContext())
+    assert moved == ["cpu"]  # the batch goes to the stage's device
+    assert n == 4
+    torch.testing.assert_close(loss, token_sum(batch) / 4)
+
+
+def test_stage_loss_across_ranks_scales_this_ranks_token_sum_to_the_global_mean(loss_case, monkeypatch):
+    """Two ranks; the other's graded tokens come from a stubbed all-reduce. DDP averages the ranks'
+    gradients, so each rank's loss is its token sum * world_size / the global count: the average of
+    the ranks' losses is then the mean over every graded token of the global batch."""
+    from minift import finetune
+    from minift.distributed import DistContext
+
+    module, batch, token_sum = loss_case
+    ctx = DistContext(rank=0, world_size=2)
+    other_rank = {"n": 6}
+    calls = []
+
+    def all_reduce_sum(value, c, device="cpu"):
+        calls.append((value, c, device))
+        return float(value + other_rank["n"])
+
+    monkeypatch.setattr(finetune.distributed, "all_reduce_sum", all_reduce_sum)
+    loss, n = finetune.stage_loss(batch, module, "cpu", ctx)
+    assert calls == [(4, ctx, "cpu")] and n == 10
+    torch.testing.assert_close(loss, token_sum(batch) * 2 / 10)
+    # One graded token in the whole global batch: divided by 1, not by a floor above it.
+    one = dataclasses.replace(batch, targets=batch.targets.clone())
+    one.targets[0] = -100
+    other_rank["n"] = 0
+    loss, n = finetune.stage_loss(one, module, "cpu", ctx)
+    assert n == 1
+    torch.testing.assert_close(loss, token_sum(one) * 2)
+    # A rank with no graded token: loss 0, still attached to the weights (DDP needs every rank's backward).
+    none = dataclasses.replace(batch, targets=torch.full_like(batch.targets, -100))
+    other_rank["n"] = 5
+    loss, n = finetune.stage_loss(none, module, "cpu", ctx)
+    assert n == 5 and loss.item() == 0.0 and loss.requires_grad
