@@ -443,3 +443,33 @@ def test_setup_several_prompts_start_from_their_own_seeds_on_the_models_device_a
     assert not torch.equal(bundle.prompts["x"].weight, bundle.prompts["y"].weight)
     # Each prompt is put where the model's embeddings are (a prompt on the CPU would fail on a GPU).
     assert moved_to == [(bundle.model.transformer.wte.weight.device,)] * 2
+
+
+def test_stage_optimizer_takes_the_stages_rate_decay_and_momentum():
+    from minift.schedule import Stage
+
+    w, b = torch.nn.Parameter(torch.ones(2, 2)), torch.nn.Parameter(torch.ones(2))
+    for kind, cls in (("adamw", minift.optim.AdamW), ("sgd", minift.optim.SGD)):
+        stage = Stage(optimizer=kind, lr=0.003, weight_decay=0.2)
+        # A group without its own weight_decay gets the stage's; param_groups' own (0 on a bias) wins.
+        bare = finetune.stage_optimizer([{"params": [w]}], stage)
+        assert type(bare) is cls and bare.param_groups[0]["lr"] == 0.003, kind
+        assert bare.param_groups[0]["weight_decay"] == 0.2, kind
+        built = finetune.stage_optimizer(minift.optim.param_groups([("w", w), ("b", b)], 0.2), stage)
+        assert {g["names"][0]: g["weight_decay"] for g in built.param_groups} == {"w": 0.2, "b": 0.0}, kind
+    sgd = finetune.stage_optimizer([{"params": [w]}], Stage(optimizer="sgd", momentum=0.5))
+    assert sgd.param_groups[0]["momentum"] == 0.5
+    assert finetune.stage_optimizer([{"params": [w]}], Stage(optimizer="sgd")).param_groups[0]["momentum"] == 0.9
+
+
+def test_stage_optimizer_compiles_adamws_update_only_when_asked(monkeypatch):
+    from minift.schedule import Stage
+
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda fn, *a, **k: compiled.append(fn.__name__) or fn)
+    w = torch.nn.Parameter(torch.ones(2, 2))
+    finetune.stage_optimizer([{"params": [w]}], Stage())
+    finetune.stage_optimizer([{"params": [w]}], Stage(optimizer="sgd"), compile=True)  # SGD's loop stays eager
+    assert compiled == []
+    finetune.stage_optimizer([{"params": [w]}], Stage(), compile=True)
+    assert compiled == ["_adamw_compiled"]
