@@ -2,7 +2,9 @@
 and a stage's own settings and measurements: set_dropout against a model built with that dropout, peak
 memory as peak RSS in bytes off CUDA and as the stage's CUDA max allocation (torch.cuda stubbed) on it; and
 stage_loss: the token mean of one batch and its count, and across ranks (all-reduce stubbed) this rank's
-token sum * world_size / the global count, against cross-entropy computed by torch from the logits."""
+token sum * world_size / the global count, against cross-entropy computed by torch from the logits;
+stage_steps and stop_reason on worked examples, and a stage over data whose prompts or answers are too
+long for the block (what is cut, what is skipped, counted in summary.json)."""
 import dataclasses
 import json
 
@@ -60,6 +62,9 @@ def test_summary_names_base_recipe_seed_and_each_stage(run, tiny_setup):
         assert "bleu" in s["metrics"]
     full, top, styles = summary["stages"]
     assert full["trainable_params"] == full["total_params"] and full["steps"] == 10
+    # Each stage trained its own max_steps, no cap cut it.
+    assert [(s["max_steps"], s["capped"], s["stop_reason"]) for s in summary["stages"]] == [
+        (10, False, "completed"), (6, False, "completed"), (6, False, "completed")]
     # Training works: on this easy task the full stage's best validation loss is below its start.
     evals = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     start = next(r["val_loss"] for r in evals if r.get("event") == "eval" and r["stage"] == "all")
@@ -309,3 +314,71 @@ def test_stage_loss_across_ranks_scales_this_ranks_token_sum_to_the_global_mean(
     other_rank["n"] = 5
     loss, n = finetune.stage_loss(none, module, "cpu", ctx)
     assert n == 5 and loss.item() == 0.0 and loss.requires_grad
+
+
+# --- a stage's step budget, why it stopped, and the examples that do not fit ---------------------------------
+
+def test_stage_steps_follow_the_epochs_between_the_floor_and_the_cap():
+    from minift.finetune import stage_steps
+    from minift.schedule import Stage
+
+    stage = Stage(epochs=2, min_steps=10, max_steps=50, batch_size=4)
+    assert stage_steps(stage, 60) == (30, False)  # 2 * 60 / 4 = 30, inside [10, 50]
+    assert stage_steps(stage, 10) == (10, False)  # 5: the floor lifts it
+    assert stage_steps(stage, 200) == (50, True)  # 100: the stage's cap cuts it
+    assert stage_steps(stage, 60, cap=20) == (20, True)  # --max-steps cuts it
+    assert stage_steps(stage, 60, cap=40) == (30, False)  # a cap above the budget changes nothing
+    assert stage_steps(stage, 60, cap=30) == (30, False)  # nor one equal to it: the budget was met
+    assert stage_steps(stage, 100) == (50, False)  # asks exactly max_steps: not cut
+    assert stage_steps(Stage(epochs=1, max_steps=50, batch_size=4), 2) == (1, False)  # round(0.5) = 0: one step
+    assert stage_steps(Stage(epochs=1.5, max_steps=50, batch_size=4), 10) == (4, False)  # 3.75 rounds to 4
+    assert stage_steps(Stage(max_steps=7), 1000) == (7, False)  # no epochs: max_steps, whatever the data
+    assert stage_steps(Stage(max_steps=7), 1000, cap=3) == (3, True)
+
+
+def test_stop_reason_names_why_a_stage_ended():
+    from minift.finetune import STOP_REASONS, stop_reason
+
+    cases = [
+        (("early stop at step 4: val_loss did not improve", 4, 10, True, 2), "early_stop"),
+        (("non-finite loss (nan) at step 3", 3, 10, False, 0), "fault"),
+        (("", 10, 10, True, 10), "cap_still_improving"),  # cut by a cap, best at its last evaluation
+        (("", 10, 10, True, 5), "cap"),                   # cut by a cap, best earlier
+        (("", 10, 10, True, 9), "cap"),                   # ... even one step earlier
+        (("", 10, 10, False, 10), "completed"),           # its own budget, however it went
+        (("", 6, 10, True, 6), "completed"),              # a capped stage that stopped short of the cap
+    ]
+    for args, reason in cases:
+        assert stop_reason(*args) == reason, args
+    assert {reason for _, reason in cases} == set(STOP_REASONS)
+
+
+def test_a_stage_cuts_long_prompts_from_the_left_and_skips_answers_that_do_not_fit(tiny_setup, tmp_path):
+    """The tiny base's block is 64 positions; a prompt stage of 16 vectors leaves 48 for a row's text
+    (49 ids: the inputs and the last target). A prompt too long is cut from the left; an answer too long
+    for the row on its own is skipped. Counted in summary.json."""
+    from minift.finetune import RunOptions, run_recipe
+    from minift.schedule import load_recipe
+
+    sentence, french = "the cat sees the dog.", "le chat voit le chien."
+    long_prompt = {"source": " ".join([sentence] * 10), "target": french}
+    medium_prompt = {"source": " ".join([sentence] * 3), "target": french}  # fits 64, not 64 - 16
+    long_answer = {"source": sentence, "target": " ".join([french] * 8)}
+    pairs = (tiny_setup / "pairs.jsonl").read_text().splitlines()[:20]
+    lines = [json.dumps(d) for d in (long_prompt, long_answer, medium_prompt, long_answer, long_prompt)] + pairs
+    (tmp_path / "d.jsonl").write_text("\n".join(lines) + "\n")
+    tok = minift.load_model(tiny_setup / "base").tokenizer
+    ids = len(tok.encode(f"English: {medium_prompt['source']}\nFrench:")) + len(tok.encode(f" {french}")) + 1
+    assert 49 < ids <= 65  # the guard for "fits 64, not 64 - 16"
+    (tmp_path / "r.toml").write_text('name = "fit"\n[[stages]]\nname = "p"\nstrategy = "prompt"\nprompt_tokens = 16\n'
+                                     'max_steps = 3\nbatch_size = 2\neval_every = 1\neval_examples = 2\nlr = 0.02\n')
+    summary = run_recipe(load_recipe(tmp_path / "r.toml"),
+                         RunOptions(out=str(tmp_path / "run"), data=str(tmp_path / "d.jsonl"),
+                                    base=str(tiny_setup / "base"), quiet=True, eval_limit=2, max_steps=1))
+    (stage,) = summary["stages"]
+    # 25 lines, the last 2 held out: 23 train, of which the 2 long answers are skipped.
+    assert stage["skipped_examples"] == 2 and stage["examples"] == 21
+    assert stage["truncated_prompts"] == 3  # the two long prompts and the medium one
+    # --max-steps 1 cut the stage's 3: the summary says so, and why it stopped.
+    assert stage["steps"] == stage["max_steps"] == 1 and stage["capped"] is True and stage["lr"] == 0.02
+    assert stage["stop_reason"] in ("cap", "cap_still_improving")
