@@ -4,7 +4,9 @@ memory as peak RSS in bytes off CUDA and as the stage's CUDA max allocation (tor
 stage_loss: the token mean of one batch and its count, and across ranks (all-reduce stubbed) this rank's
 token sum * world_size / the global count, against cross-entropy computed by torch from the logits;
 stage_steps and stop_reason on worked examples, and a stage over data whose prompts or answers are too
-long for the block (what is cut, what is skipped, counted in summary.json)."""
+long for the block (what is cut, what is skipped, counted in summary.json); small runs: a single
+training example, a BLEU-monitored stage, batches independent of dropout, and a run killed after a
+mid-stage resume point that --resume continues from that step to the uninterrupted run's weights."""
 import dataclasses
 import json
 
@@ -429,3 +431,48 @@ def test_the_rows_a_stage_draws_depend_on_its_seed_not_on_dropout(tiny_setup, tm
     other_seed = small_run(tiny_setup, tmp_path / "c", stage.format(0.0), seed=6)["stages"][0]
     assert plain["tokens"] == noisy["tokens"]
     assert plain["tokens"] != other_seed["tokens"]  # the guard: other rows do change the count
+
+
+class Killed(BaseException):
+    """Stands for the process dying: nothing after it runs."""
+
+
+def test_a_run_killed_after_a_mid_stage_resume_point_continues_from_it(tiny_setup, tmp_path, monkeypatch):
+    """Two stages; the run dies right after the first resume point inside stage 2 is written.
+    --resume continues stage 2 at that step (not at its start, not at stage 1) and ends with the
+    weights and the summary of a run that was never interrupted."""
+    from minift import finetune
+
+    stages = ('[[stages]]\nname = "a"\nmax_steps = 2\neval_every = 2\n'
+              '[[stages]]\nname = "b"\nmax_steps = 4\neval_every = 2\ndropout = 0.2\n')
+    straight = small_run(tiny_setup, tmp_path / "straight", stages, seed=4)
+    real_save = finetune.atomic_torch_save
+    saves = []
+
+    def dying_save(path, obj):
+        real_save(path, obj)
+        saves.append(obj["train_state"] and obj["train_state"]["step"])
+        if len(saves) == 3:  # a's resume point (step 2), a's end, b's resume point at step 2
+            raise Killed()
+
+    monkeypatch.setattr(finetune, "atomic_torch_save", dying_save)
+    with pytest.raises(Killed):
+        small_run(tiny_setup, tmp_path / "killed", stages, seed=4)
+    assert saves == [2, None, 2]
+    monkeypatch.setattr(finetune, "atomic_torch_save", real_save)
+    starts = []
+    real_train_stage = finetune.train_stage
+
+    def spy(*args, **kwargs):
+        starts.append((kwargs["stage"], kwargs["step_offset"], kwargs["state"] and kwargs["state"].step))
+        return real_train_stage(*args, **kwargs)
+
+    monkeypatch.setattr(finetune, "train_stage", spy)
+    resumed = small_run(tiny_setup, tmp_path / "killed", stages, seed=4, resume=True)
+    assert starts == [("b", 2, 2)]  # stage b, after a's 2 steps, from its own step 2
+    a = minift.load_model(tmp_path / "straight" / "run").model.state_dict()
+    b = minift.load_model(tmp_path / "killed" / "run").model.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [(s["name"], s["steps"], s["best_val_loss"]) for s in resumed["stages"]] == [
+        (s["name"], s["steps"], s["best_val_loss"]) for s in straight["stages"]]
+    assert resumed["before"] == straight["before"]
