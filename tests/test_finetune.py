@@ -6,7 +6,9 @@ token sum * world_size / the global count, against cross-entropy computed by tor
 stage_steps and stop_reason on worked examples, and a stage over data whose prompts or answers are too
 long for the block (what is cut, what is skipped, counted in summary.json); small runs: a single
 training example, a BLEU-monitored stage, batches independent of dropout, and a run killed after a
-mid-stage resume point that --resume continues from that step to the uninterrupted run's weights."""
+mid-stage resume point that --resume continues from that step to the uninterrupted run's weights;
+and with --compile (torch.compile stubbed) each step trains through the compiled module that
+distributed.wrap got (find_unused for prompt stages only), on the stage's device."""
 import dataclasses
 import json
 
@@ -476,3 +478,65 @@ def test_a_run_killed_after_a_mid_stage_resume_point_continues_from_it(tiny_setu
     assert [(s["name"], s["steps"], s["best_val_loss"]) for s in resumed["stages"]] == [
         (s["name"], s["steps"], s["best_val_loss"]) for s in straight["stages"]]
     assert resumed["before"] == straight["before"]
+
+
+def test_a_stage_trains_through_the_compiled_module_and_the_wrapper_on_its_device(tiny_setup, tmp_path, monkeypatch):
+    """--compile, with torch.compile stubbed by a wrapper that counts its forwards (so nothing really
+    compiles): every training step's loss goes through the compiled Trainable, handed to
+    distributed.wrap with the run's context and device (find_unused only for a prompt stage, whose
+    rows may leave a prompt without a gradient), and the stage's device reaches the trainer and the
+    loss. A gradual stage's hook reaches the trainer too: block 0 trains from step 1."""
+    from minift import finetune
+
+    class Counting(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner, self.calls = inner, 0
+
+        def forward(self, *args, **kwargs):
+            self.calls += 1
+            return self.inner(*args, **kwargs)
+
+    compiled, functions, wrapped, devices = [], [], [], []
+
+    def fake_compile(obj, *args, **kwargs):
+        if not isinstance(obj, torch.nn.Module):
+            functions.append(obj.__name__)
+            return obj  # AdamW's update function: runs as it is
+        compiled.append(Counting(obj))
+        return compiled[-1]
+
+    def spy_wrap(module, ctx, device, find_unused=False):
+        wrapped.append((module, ctx, device, find_unused))
+        return finetune.distributed.wrap.__wrapped__(module, ctx, device, find_unused)
+
+    spy_wrap.__wrapped__ = finetune.distributed.wrap
+    real_train_stage, real_stage_loss = finetune.train_stage, finetune.stage_loss
+
+    def spy_train_stage(*args, **kwargs):
+        devices.append(("train", kwargs["device"]))
+        return real_train_stage(*args, **kwargs)
+
+    def spy_stage_loss(batch, module, device, ctx):
+        devices.append(("loss", device))
+        return real_stage_loss(batch, module, device, ctx)
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    monkeypatch.setattr(finetune.distributed, "wrap", spy_wrap)
+    monkeypatch.setattr(finetune, "train_stage", spy_train_stage)
+    monkeypatch.setattr(finetune, "stage_loss", spy_stage_loss)
+    stages = ('[[stages]]\nname = "full"\nmax_steps = 1\n'
+              '[[stages]]\nname = "grad"\nstrategy = "layers"\nparts = ["ln_f"]\nunfreeze_every = 1\nmax_steps = 2\n'
+              '[[stages]]\nname = "p"\nstrategy = "prompt"\nprompt_tokens = 2\nmax_steps = 1\n')
+    stages = stages.replace("max_steps", "eval_every = 100\nrestore_best = false\nmax_steps")
+    summary = small_run(tiny_setup, tmp_path, stages, compile=True)
+    assert [s["steps"] for s in summary["stages"]] == [1, 2, 1]
+    assert [type(c.inner).__name__ for c in compiled] == ["Trainable"] * 3
+    assert [c.calls for c in compiled] == [1, 2, 1]  # one forward per training step
+    assert functions == ["_adamw_compiled"] * 3  # and each stage's AdamW update
+    assert [(m, str(d), f) for m, _, d, f in wrapped] == [(c, "cpu", f) for c, f in zip(compiled, [False, False, True])]
+    assert all(ctx.world_size == 1 for _, ctx, _, _ in wrapped)
+    assert set(devices) == {("train", "cpu"), ("loss", "cpu")} and len(devices) == 3 + 4
+    full = minift.load_model(tmp_path / "run" / "stages" / "0-full").model.state_dict()
+    grad = minift.load_model(tmp_path / "run" / "stages" / "1-grad").model.state_dict()
+    assert not torch.equal(full["transformer.h.0.attn.c_attn.weight"], grad["transformer.h.0.attn.c_attn.weight"])
