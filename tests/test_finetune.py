@@ -66,6 +66,12 @@ def test_summary_names_base_recipe_seed_and_each_stage(run, tiny_setup):
         assert "bleu" in s["metrics"]
     full, top, styles = summary["stages"]
     assert full["trainable_params"] == full["total_params"] and full["steps"] == 10
+    for i, s in enumerate(summary["stages"]):  # what each stage reports about itself
+        assert (s["data"], s["monitor"], s["stopped"], s["main_metric"]) == ("all", "val_loss", "completed", "bleu")
+        assert s["checkpoint"] == str(run / "stages" / f"{i}-{s['name']}" / "model.pt")
+        assert len(s["samples"]) == 5 and {"prompt", "reference", "prediction"} <= set(s["samples"][0])
+        assert s["tokens"] > 0 and 0 <= s["best_step"] <= s["steps"]
+        assert isinstance(s["seconds"], float) and s["seconds"] == round(s["seconds"], 2)
     # Each stage trained its own max_steps, no cap cut it.
     assert [(s["max_steps"], s["capped"], s["stop_reason"]) for s in summary["stages"]] == [
         (10, False, "completed"), (6, False, "completed"), (6, False, "completed")]
@@ -412,7 +418,7 @@ def test_a_stage_with_a_single_training_example_trains_on_it(tiny_setup, tmp_pat
 def test_a_stage_monitoring_a_task_metric_measures_it_at_every_evaluation(tiny_setup, tmp_path):
     """monitor = "bleu": each evaluation during training also generates and scores the validation
     examples (early stopping and best-weights watch BLEU); a val_loss stage only computes the loss."""
-    small_run(tiny_setup, tmp_path, '[[stages]]\nname = "loss"\nmax_steps = 2\neval_every = 1\n'
+    small_run(tiny_setup, tmp_path, '[[stages]]\nname = "loss"\nmax_steps = 2\neval_every = 1\nlr = 0.5\n'
                                     '[[stages]]\nname = "bleu"\nmax_steps = 2\neval_every = 1\nmonitor = "bleu"\n')
     evals = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     evals = [r for r in evals if r.get("event") == "eval"]
@@ -421,6 +427,12 @@ def test_a_stage_monitoring_a_task_metric_measures_it_at_every_evaluation(tiny_s
         assert ("bleu" in r["metrics"]) == (r["stage"] == "bleu") and r["val_loss"] is not None, r
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert [s["monitor"] for s in summary["stages"]] == ["val_loss", "bleu"]
+    # best_val_loss: the best value of a val_loss monitor; under BLEU, the last evaluation's loss.
+    loss_stage, bleu_stage = summary["stages"]
+    losses = [r["val_loss"] for r in evals if r["stage"] == "loss"]
+    assert min(losses) < losses[-1]  # the guard: lr 0.5 overshoots, so the best is not the last
+    assert loss_stage["best_val_loss"] == min(losses)
+    assert bleu_stage["best_val_loss"] == [r["val_loss"] for r in evals if r["stage"] == "bleu"][-1]
 
 
 def test_the_rows_a_stage_draws_depend_on_its_seed_not_on_dropout(tiny_setup, tmp_path):
@@ -480,7 +492,8 @@ def test_a_run_killed_after_a_mid_stage_resume_point_continues_from_it(tiny_setu
     assert resumed["before"] == straight["before"]
 
 
-def test_a_stage_trains_through_the_compiled_module_and_the_wrapper_on_its_device(tiny_setup, tmp_path, monkeypatch):
+# (Its name avoids the word "c-o-m-p-i-l-e": tests/mutation.py deselects the tests that really compile.)
+def test_a_stage_trains_through_the_fused_module_and_the_ddp_wrapper_on_its_device(tiny_setup, tmp_path, monkeypatch):
     """--compile, with torch.compile stubbed by a wrapper that counts its forwards (so nothing really
     compiles): every training step's loss goes through the compiled Trainable, handed to
     distributed.wrap with the run's context and device (find_unused only for a prompt stage, whose

