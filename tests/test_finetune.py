@@ -1,4 +1,15 @@
-"""minift finetune end to end on the tiny fixture: summary.json, the run folder, evaluate and generate."""
+"""minift finetune end to end on the tiny fixture: summary.json, the run folder, evaluate and generate;
+and a stage's own settings and measurements: set_dropout against a model built with that dropout, peak
+memory as peak RSS in bytes off CUDA and as the stage's CUDA max allocation (torch.cuda stubbed) on it; and
+stage_loss: the token mean of one batch and its count, and across ranks (all-reduce stubbed) this rank's
+token sum * world_size / the global count, against cross-entropy computed by torch from the logits;
+stage_steps and stop_reason on worked examples, and a stage over data whose prompts or answers are too
+long for the block (what is cut, what is skipped, counted in summary.json); small runs: a single
+training example, a BLEU-monitored stage, batches independent of dropout, and a run killed after a
+mid-stage resume point that --resume continues from that step to the uninterrupted run's weights;
+and with --compile (torch.compile stubbed) each step trains through the compiled module that
+distributed.wrap got (find_unused for prompt stages only), on the stage's device."""
+import dataclasses
 import json
 
 import pytest
@@ -55,6 +66,15 @@ def test_summary_names_base_recipe_seed_and_each_stage(run, tiny_setup):
         assert "bleu" in s["metrics"]
     full, top, styles = summary["stages"]
     assert full["trainable_params"] == full["total_params"] and full["steps"] == 10
+    for i, s in enumerate(summary["stages"]):  # what each stage reports about itself
+        assert (s["data"], s["monitor"], s["stopped"], s["main_metric"]) == ("all", "val_loss", "completed", "bleu")
+        assert s["checkpoint"] == str(run / "stages" / f"{i}-{s['name']}" / "model.pt")
+        assert len(s["samples"]) == 5 and {"prompt", "reference", "prediction"} <= set(s["samples"][0])
+        assert s["tokens"] > 0 and 0 <= s["best_step"] <= s["steps"]
+        assert isinstance(s["seconds"], float) and s["seconds"] == round(s["seconds"], 2)
+    # Each stage trained its own max_steps, no cap cut it.
+    assert [(s["max_steps"], s["capped"], s["stop_reason"]) for s in summary["stages"]] == [
+        (10, False, "completed"), (6, False, "completed"), (6, False, "completed")]
     # Training works: on this easy task the full stage's best validation loss is below its start.
     evals = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     start = next(r["val_loss"] for r in evals if r.get("event") == "eval" and r["stage"] == "all")
@@ -161,3 +181,375 @@ def test_compile_runs_the_hybrid_schedule_and_trains_the_same_numbers(run, tiny_
     assert [e[:2] for e in eager] == [c[:2] for c in compiled] and {e[0] for e in eager} == {"all", "top", "styles"}
     for (_, _, a), (_, _, b) in zip(eager, compiled):
         assert b == pytest.approx(a, rel=1e-4)
+
+
+# --- dropout and peak memory, the stage's own measurements ----------------------------------------------
+
+def test_set_dropout_gives_every_dropout_the_rate_a_model_built_with_it_has(tiny_setup):
+    """A trained-mode forward after set_dropout(p) equals that of GPT(config with dropout p), same
+    weights, same seed: the nn.Dropout layers AND the fused attention's own dropout_p follow p."""
+    from minift.finetune import set_dropout
+    from minift.model import GPT
+
+    bundle = minift.load_model(tiny_setup / "base")
+    model = bundle.model
+    assert model.config.attn_impl == "sdpa" and model.config.dropout == 0.0  # the fused path is the one at stake
+    set_dropout(model, 0.4)
+    reference = GPT(dataclasses.replace(model.config, dropout=0.4))
+    reference.load_state_dict(model.state_dict())
+    ids = torch.tensor([bundle.tokenizer.encode("the cat sees the dog. le chat voit le chien.")])
+    outputs = []
+    for m in (model, reference):
+        torch.manual_seed(0)
+        outputs.append(m.train()(ids))
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=0)
+    assert model.config.dropout == 0.4
+    # Attention dropout alone (the residual and MLP dropouts back to 0) still changes the output.
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    torch.manual_seed(0)
+    assert not torch.equal(model(ids), model.eval()(ids))
+
+
+def test_peak_memory_off_cuda_is_the_peak_rss_in_bytes(monkeypatch):
+    import resource
+    import sys
+
+    from minift.finetune import peak_memory, reset_peak_memory
+
+    class Usage:
+        ru_maxrss = 1000  # Linux reports kibibytes, macOS bytes
+
+    monkeypatch.setattr(resource, "getrusage", lambda who: Usage)
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda *a: pytest.fail("reset on CPU"))
+    reset_peak_memory("cpu")  # nothing to reset: an RSS peak cannot be lowered
+    monkeypatch.setattr(sys, "platform", "linux")
+    value, kind = peak_memory("cpu")
+    assert value == 1000 * 1024 and "RSS" in kind
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert peak_memory("cpu")[0] == 1000
+    # Without the resource module (Windows) nothing is measured.
+    monkeypatch.setitem(sys.modules, "resource", None)
+    assert peak_memory("cpu") == (None, "not measured")
+
+
+def test_peak_memory_on_cuda_is_the_stages_max_allocation_since_its_reset(monkeypatch):
+    """Both CUDA calls stubbed, so the branch is pinned on a machine without a GPU."""
+    from minift.finetune import peak_memory, reset_peak_memory
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: calls.append(("reset", device)))
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: calls.append(("max", device)) or 12345)
+    reset_peak_memory("cuda:1")
+    value, kind = peak_memory("cuda:1")
+    assert calls == [("reset", "cuda:1"), ("max", "cuda:1")]  # the stage's device, not the current one
+    assert value == 12345 and "CUDA" in kind and "RSS" not in kind
+
+
+# --- the loss of one batch ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def loss_case(tiny_setup):
+    """(Trainable of the tiny base with a soft prompt "x", a batch of 2 rows whose graded tokens are
+    known, the sum of their token cross-entropies computed from the logits by torch)."""
+    from minift.finetune import Trainable
+    from minift.prompt_tuning import SoftPrompt
+    from minift.tasks.format import Batch
+
+    bundle = minift.load_model(tiny_setup / "base")
+    module = Trainable(bundle.model, {"x": SoftPrompt(2, bundle.model.config.n_embd, init="random", seed=1)})
+    g = torch.Generator().manual_seed(0)
+    input_ids = torch.randint(0, 200, (2, 6), generator=g)
+    targets = torch.randint(0, 200, (2, 6), generator=g)
+    targets[0, :3] = -100  # row 0: its last 3 positions graded
+    targets[1, :5] = -100  # row 1: its last position graded; 4 graded tokens in all
+    batch = Batch(input_ids, targets, torch.ones(2, 6, dtype=torch.bool), ["x", "x"])
+
+    def token_sum(b):
+        logits = module(b.input_ids, b.prompt_names)  # the prompt is in front of every row
+        return torch.nn.functional.cross_entropy(logits.flatten(0, 1), b.targets.flatten(), ignore_index=-100,
+                                                 reduction="sum")
+    return module, batch, token_sum
+
+
+def test_stage_loss_in_one_process_is_the_mean_over_graded_tokens_and_their_count(loss_case):
+    from minift.distributed import DistContext
+    from minift.finetune import stage_loss
+    from minift.tasks.format import Batch
+
+    module, batch, token_sum = loss_case
+    moved = []
+
+    class Recording(Batch):
+        def to(self, device):
+            moved.append(device)
+            return super().to(device)
+
+    loss, n = stage_loss(Recording(*dataclasses.astuple(batch)), module, "cpu", DistContext())
+    assert moved == ["cpu"]  # the batch goes to the stage's device
+    assert n == 4
+    torch.testing.assert_close(loss, token_sum(batch) / 4)
+
+
+def test_stage_loss_across_ranks_scales_this_ranks_token_sum_to_the_global_mean(loss_case, monkeypatch):
+    """Two ranks; the other's graded tokens come from a stubbed all-reduce. DDP averages the ranks'
+    gradients, so each rank's loss is its token sum * world_size / the global count: the average of
+    the ranks' losses is then the mean over every graded token of the global batch."""
+    from minift import finetune
+    from minift.distributed import DistContext
+
+    module, batch, token_sum = loss_case
+    ctx = DistContext(rank=0, world_size=2)
+    other_rank = {"n": 6}
+    calls = []
+
+    def all_reduce_sum(value, c, device="cpu"):
+        calls.append((value, c, device))
+        return float(value + other_rank["n"])
+
+    monkeypatch.setattr(finetune.distributed, "all_reduce_sum", all_reduce_sum)
+    loss, n = finetune.stage_loss(batch, module, "cpu", ctx)
+    assert calls == [(4, ctx, "cpu")] and n == 10
+    torch.testing.assert_close(loss, token_sum(batch) * 2 / 10)
+    # One graded token in the whole global batch: divided by 1, not by a floor above it.
+    one = dataclasses.replace(batch, targets=batch.targets.clone())
+    one.targets[0] = -100
+    other_rank["n"] = 0
+    loss, n = finetune.stage_loss(one, module, "cpu", ctx)
+    assert n == 1
+    torch.testing.assert_close(loss, token_sum(one) * 2)
+    # A rank with no graded token: loss 0, still attached to the weights (DDP needs every rank's backward).
+    none = dataclasses.replace(batch, targets=torch.full_like(batch.targets, -100))
+    other_rank["n"] = 5
+    loss, n = finetune.stage_loss(none, module, "cpu", ctx)
+    assert n == 5 and loss.item() == 0.0 and loss.requires_grad
+
+
+# --- a stage's step budget, why it stopped, and the examples that do not fit ---------------------------------
+
+def test_stage_steps_follow_the_epochs_between_the_floor_and_the_cap():
+    from minift.finetune import stage_steps
+    from minift.schedule import Stage
+
+    stage = Stage(epochs=2, min_steps=10, max_steps=50, batch_size=4)
+    assert stage_steps(stage, 60) == (30, False)  # 2 * 60 / 4 = 30, inside [10, 50]
+    assert stage_steps(stage, 10) == (10, False)  # 5: the floor lifts it
+    assert stage_steps(stage, 200) == (50, True)  # 100: the stage's cap cuts it
+    assert stage_steps(stage, 60, cap=20) == (20, True)  # --max-steps cuts it
+    assert stage_steps(stage, 60, cap=40) == (30, False)  # a cap above the budget changes nothing
+    assert stage_steps(stage, 60, cap=30) == (30, False)  # nor one equal to it: the budget was met
+    assert stage_steps(stage, 100) == (50, False)  # asks exactly max_steps: not cut
+    assert stage_steps(Stage(epochs=1, max_steps=50, batch_size=4), 2) == (1, False)  # round(0.5) = 0: one step
+    assert stage_steps(Stage(epochs=1.5, max_steps=50, batch_size=4), 10) == (4, False)  # 3.75 rounds to 4
+    assert stage_steps(Stage(max_steps=7), 1000) == (7, False)  # no epochs: max_steps, whatever the data
+    assert stage_steps(Stage(max_steps=7), 1000, cap=3) == (3, True)
+
+
+def test_stop_reason_names_why_a_stage_ended():
+    from minift.finetune import STOP_REASONS, stop_reason
+
+    cases = [
+        (("early stop at step 4: val_loss did not improve", 4, 10, True, 2), "early_stop"),
+        (("non-finite loss (nan) at step 3", 3, 10, False, 0), "fault"),
+        (("", 10, 10, True, 10), "cap_still_improving"),  # cut by a cap, best at its last evaluation
+        (("", 10, 10, True, 5), "cap"),                   # cut by a cap, best earlier
+        (("", 10, 10, True, 9), "cap"),                   # ... even one step earlier
+        (("", 10, 10, False, 10), "completed"),           # its own budget, however it went
+        (("", 6, 10, True, 6), "completed"),              # a capped stage that stopped short of the cap
+    ]
+    for args, reason in cases:
+        assert stop_reason(*args) == reason, args
+    assert {reason for _, reason in cases} == set(STOP_REASONS)
+
+
+def test_a_stage_cuts_long_prompts_from_the_left_and_skips_answers_that_do_not_fit(tiny_setup, tmp_path):
+    """The tiny base's block is 64 positions; a prompt stage of 16 vectors leaves 48 for a row's text
+    (49 ids: the inputs and the last target). A prompt too long is cut from the left; an answer too long
+    for the row on its own is skipped. Counted in summary.json."""
+    from minift.finetune import RunOptions, run_recipe
+    from minift.schedule import load_recipe
+
+    sentence, french = "the cat sees the dog.", "le chat voit le chien."
+    long_prompt = {"source": " ".join([sentence] * 10), "target": french}
+    medium_prompt = {"source": " ".join([sentence] * 3), "target": french}  # fits 64, not 64 - 16
+    long_answer = {"source": sentence, "target": " ".join([french] * 8)}
+    pairs = (tiny_setup / "pairs.jsonl").read_text().splitlines()[:20]
+    lines = [json.dumps(d) for d in (long_prompt, long_answer, medium_prompt, long_answer, long_prompt)] + pairs
+    (tmp_path / "d.jsonl").write_text("\n".join(lines) + "\n")
+    tok = minift.load_model(tiny_setup / "base").tokenizer
+    ids = len(tok.encode(f"English: {medium_prompt['source']}\nFrench:")) + len(tok.encode(f" {french}")) + 1
+    assert 49 < ids <= 65  # the guard for "fits 64, not 64 - 16"
+    (tmp_path / "r.toml").write_text('name = "fit"\n[[stages]]\nname = "p"\nstrategy = "prompt"\nprompt_tokens = 16\n'
+                                     'max_steps = 3\nbatch_size = 2\neval_every = 1\neval_examples = 2\nlr = 0.02\n')
+    summary = run_recipe(load_recipe(tmp_path / "r.toml"),
+                         RunOptions(out=str(tmp_path / "run"), data=str(tmp_path / "d.jsonl"),
+                                    base=str(tiny_setup / "base"), quiet=True, eval_limit=2, max_steps=1))
+    (stage,) = summary["stages"]
+    # 25 lines, the last 2 held out: 23 train, of which the 2 long answers are skipped.
+    assert stage["skipped_examples"] == 2 and stage["examples"] == 21
+    assert stage["truncated_prompts"] == 3  # the two long prompts and the medium one
+    # --max-steps 1 cut the stage's 3: the summary says so, and why it stopped.
+    assert stage["steps"] == stage["max_steps"] == 1 and stage["capped"] is True and stage["lr"] == 0.02
+    assert stage["stop_reason"] in ("cap", "cap_still_improving")
+
+
+def small_run(tiny_setup, folder, stages: str, data=None, **options):
+    """run_recipe of a recipe made of ``stages`` (TOML) on the tiny base; returns its summary."""
+    from minift.finetune import RunOptions, run_recipe
+    from minift.schedule import load_recipe
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "r.toml").write_text('name = "small"\n[defaults]\nbatch_size = 4\neval_examples = 2\n' + stages)
+    opts = RunOptions(out=str(folder / "run"), data=str(data or tiny_setup / "pairs.jsonl"),
+                      base=str(tiny_setup / "base"), quiet=True, eval_limit=2, **options)
+    return run_recipe(load_recipe(folder / "r.toml"), opts)
+
+
+def test_a_stage_with_a_single_training_example_trains_on_it(tiny_setup, tmp_path):
+    # Two lines: one held out for validation, the other is every batch's only row.
+    (tmp_path / "two.jsonl").write_text("\n".join((tiny_setup / "pairs.jsonl").read_text().splitlines()[:2]) + "\n")
+    summary = small_run(tiny_setup, tmp_path, '[[stages]]\nname = "one"\nmax_steps = 2\neval_every = 2\n',
+                        data=tmp_path / "two.jsonl")
+    (stage,) = summary["stages"]
+    assert stage["examples"] == 1 and stage["steps"] == 2
+
+
+def test_a_stage_monitoring_a_task_metric_measures_it_at_every_evaluation(tiny_setup, tmp_path):
+    """monitor = "bleu": each evaluation during training also generates and scores the validation
+    examples (early stopping and best-weights watch BLEU); a val_loss stage only computes the loss."""
+    small_run(tiny_setup, tmp_path, '[[stages]]\nname = "loss"\nmax_steps = 2\neval_every = 1\nlr = 0.5\n'
+                                    '[[stages]]\nname = "bleu"\nmax_steps = 2\neval_every = 1\nmonitor = "bleu"\n')
+    evals = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    evals = [r for r in evals if r.get("event") == "eval"]
+    assert [r["step"] for r in evals if r["stage"] == "bleu"] == [2, 3, 4]  # the start, then steps 1 and 2
+    for r in evals:
+        assert ("bleu" in r["metrics"]) == (r["stage"] == "bleu") and r["val_loss"] is not None, r
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert [s["monitor"] for s in summary["stages"]] == ["val_loss", "bleu"]
+    # best_val_loss: the best value of a val_loss monitor; under BLEU, the last evaluation's loss.
+    loss_stage, bleu_stage = summary["stages"]
+    losses = [r["val_loss"] for r in evals if r["stage"] == "loss"]
+    assert min(losses) < losses[-1]  # the guard: lr 0.5 overshoots, so the best is not the last
+    assert loss_stage["best_val_loss"] == min(losses)
+    assert bleu_stage["best_val_loss"] == [r["val_loss"] for r in evals if r["stage"] == "bleu"][-1]
+
+
+def test_the_rows_a_stage_draws_depend_on_its_seed_not_on_dropout(tiny_setup, tmp_path):
+    """Batches come from the trainer's own generator (seeded per stage), so dropout, which draws from
+    torch's global generator, does not change which examples a stage trains on: the same graded
+    tokens with dropout 0 and 0.3 (the examples differ in length, so other rows would show)."""
+    stage = '[[stages]]\nname = "s"\nmax_steps = 4\neval_every = 4\ndropout = {}\n'
+    plain = small_run(tiny_setup, tmp_path / "a", stage.format(0.0), seed=5)["stages"][0]
+    noisy = small_run(tiny_setup, tmp_path / "b", stage.format(0.3), seed=5)["stages"][0]
+    other_seed = small_run(tiny_setup, tmp_path / "c", stage.format(0.0), seed=6)["stages"][0]
+    assert plain["tokens"] == noisy["tokens"]
+    assert plain["tokens"] != other_seed["tokens"]  # the guard: other rows do change the count
+
+
+class Killed(BaseException):
+    """Stands for the process dying: nothing after it runs."""
+
+
+def test_a_run_killed_after_a_mid_stage_resume_point_continues_from_it(tiny_setup, tmp_path, monkeypatch):
+    """Two stages; the run dies right after the first resume point inside stage 2 is written.
+    --resume continues stage 2 at that step (not at its start, not at stage 1) and ends with the
+    weights and the summary of a run that was never interrupted."""
+    from minift import finetune
+
+    stages = ('[[stages]]\nname = "a"\nmax_steps = 2\neval_every = 2\n'
+              '[[stages]]\nname = "b"\nmax_steps = 4\neval_every = 2\ndropout = 0.2\n')
+    straight = small_run(tiny_setup, tmp_path / "straight", stages, seed=4)
+    real_save = finetune.atomic_torch_save
+    saves = []
+
+    def dying_save(path, obj):
+        real_save(path, obj)
+        saves.append(obj["train_state"] and obj["train_state"]["step"])
+        if len(saves) == 3:  # a's resume point (step 2), a's end, b's resume point at step 2
+            raise Killed()
+
+    monkeypatch.setattr(finetune, "atomic_torch_save", dying_save)
+    with pytest.raises(Killed):
+        small_run(tiny_setup, tmp_path / "killed", stages, seed=4)
+    assert saves == [2, None, 2]
+    monkeypatch.setattr(finetune, "atomic_torch_save", real_save)
+    starts = []
+    real_train_stage = finetune.train_stage
+
+    def spy(*args, **kwargs):
+        starts.append((kwargs["stage"], kwargs["step_offset"], kwargs["state"] and kwargs["state"].step))
+        return real_train_stage(*args, **kwargs)
+
+    monkeypatch.setattr(finetune, "train_stage", spy)
+    resumed = small_run(tiny_setup, tmp_path / "killed", stages, seed=4, resume=True)
+    assert starts == [("b", 2, 2)]  # stage b, after a's 2 steps, from its own step 2
+    a = minift.load_model(tmp_path / "straight" / "run").model.state_dict()
+    b = minift.load_model(tmp_path / "killed" / "run").model.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [(s["name"], s["steps"], s["best_val_loss"]) for s in resumed["stages"]] == [
+        (s["name"], s["steps"], s["best_val_loss"]) for s in straight["stages"]]
+    assert resumed["before"] == straight["before"]
+
+
+# (Its name avoids the word "c-o-m-p-i-l-e": tests/mutation.py deselects the tests that really compile.)
+def test_a_stage_trains_through_the_fused_module_and_the_ddp_wrapper_on_its_device(tiny_setup, tmp_path, monkeypatch):
+    """--compile, with torch.compile stubbed by a wrapper that counts its forwards (so nothing really
+    compiles): every training step's loss goes through the compiled Trainable, handed to
+    distributed.wrap with the run's context and device (find_unused only for a prompt stage, whose
+    rows may leave a prompt without a gradient), and the stage's device reaches the trainer and the
+    loss. A gradual stage's hook reaches the trainer too: block 0 trains from step 1."""
+    from minift import finetune
+
+    class Counting(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner, self.calls = inner, 0
+
+        def forward(self, *args, **kwargs):
+            self.calls += 1
+            return self.inner(*args, **kwargs)
+
+    compiled, functions, wrapped, devices = [], [], [], []
+
+    def fake_compile(obj, *args, **kwargs):
+        if not isinstance(obj, torch.nn.Module):
+            functions.append(obj.__name__)
+            return obj  # AdamW's update function: runs as it is
+        compiled.append(Counting(obj))
+        return compiled[-1]
+
+    def spy_wrap(module, ctx, device, find_unused=False):
+        wrapped.append((module, ctx, device, find_unused))
+        return finetune.distributed.wrap.__wrapped__(module, ctx, device, find_unused)
+
+    spy_wrap.__wrapped__ = finetune.distributed.wrap
+    real_train_stage, real_stage_loss = finetune.train_stage, finetune.stage_loss
+
+    def spy_train_stage(*args, **kwargs):
+        devices.append(("train", kwargs["device"]))
+        return real_train_stage(*args, **kwargs)
+
+    def spy_stage_loss(batch, module, device, ctx):
+        devices.append(("loss", device))
+        return real_stage_loss(batch, module, device, ctx)
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    monkeypatch.setattr(finetune.distributed, "wrap", spy_wrap)
+    monkeypatch.setattr(finetune, "train_stage", spy_train_stage)
+    monkeypatch.setattr(finetune, "stage_loss", spy_stage_loss)
+    stages = ('[[stages]]\nname = "full"\nmax_steps = 1\n'
+              '[[stages]]\nname = "grad"\nstrategy = "layers"\nparts = ["ln_f"]\nunfreeze_every = 1\nmax_steps = 2\n'
+              '[[stages]]\nname = "p"\nstrategy = "prompt"\nprompt_tokens = 2\nmax_steps = 1\n')
+    stages = stages.replace("max_steps", "eval_every = 100\nrestore_best = false\nmax_steps")
+    summary = small_run(tiny_setup, tmp_path, stages, compile=True)
+    assert [s["steps"] for s in summary["stages"]] == [1, 2, 1]
+    assert [type(c.inner).__name__ for c in compiled] == ["Trainable"] * 3
+    assert [c.calls for c in compiled] == [1, 2, 1]  # one forward per training step
+    assert functions == ["_adamw_compiled"] * 3  # and each stage's AdamW update
+    assert [(m, str(d), f) for m, _, d, f in wrapped] == [(c, "cpu", f) for c, f in zip(compiled, [False, False, True])]
+    assert all(ctx.world_size == 1 for _, ctx, _, _ in wrapped)
+    assert set(devices) == {("train", "cpu"), ("loss", "cpu")} and len(devices) == 3 + 4
+    full = minift.load_model(tmp_path / "run" / "stages" / "0-full").model.state_dict()
+    grad = minift.load_model(tmp_path / "run" / "stages" / "1-grad").model.state_dict()
+    assert not torch.equal(full["transformer.h.0.attn.c_attn.weight"], grad["transformer.h.0.attn.c_attn.weight"])

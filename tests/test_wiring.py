@@ -16,7 +16,14 @@ A second recipe wires the optimizer fields: ``optimizer = "sgd"`` gives minift's
 ``momentum`` asked for (0.9 when left out), its coupled decay on matrices only, one float32 buffer
 per trainable weight in summary.json (none without momentum), discriminative rates stepped as
 lr * lr_scale * gradient, and ``l1`` handed to the trainer.
+
+Last, ``finetune.setup_strategy`` called directly on a fresh tiny bundle (no training): top_k and
+top_fraction (at least one block), gradual unfreezing's step-0 set and hook, discriminative rates,
+and for prompt stages which soft prompts exist and train (earlier ones kept frozen; a stage that
+trains the model drops them), how each starts (its init and text, seed + i), that it is moved to the
+model's device, and which prompt each training row gets (its subset's, or the only one).
 """
+import dataclasses
 import json
 
 import pytest
@@ -315,3 +322,154 @@ def test_sgd_steps_each_weight_by_lr_times_its_scale_times_its_gradient(sgd_run)
     for name, (grad, weight) in seen.items():
         torch.testing.assert_close(weight, before[name])
         torch.testing.assert_close(after[name], before[name] - LR * scale[name] * grad, rtol=0, atol=1e-7)
+
+
+# --- setup_strategy, called directly -----------------------------------------------------------------
+# What a stage's strategy leaves behind before any step: which weights require a gradient, the
+# optimizer groups and their rates, the gradual-unfreezing hook, and for a prompt stage which soft
+# prompts exist, which of them train, how each starts, and which prompt each training row gets.
+
+@pytest.fixture
+def fresh(tiny_setup):
+    """(a fresh tiny bundle, the fixture's examples: subsets x and y alternate)."""
+    from minift.tasks import load_examples
+
+    return minift.load_model(tiny_setup / "base"), load_examples(data=tiny_setup / "pairs.jsonl")
+
+
+def setup(stage_fields, bundle, examples, seed=0):
+    from minift.schedule import Stage
+    from minift.trainer import RunLog
+
+    return finetune.setup_strategy(Stage(**stage_fields), bundle, examples, RunLog(None, quiet=True), seed)
+
+
+def requires_grad(model):
+    return {n for n, p in model.named_parameters() if p.requires_grad}
+
+
+def group_names(groups):
+    return {n for g in groups for n in g["names"]}
+
+
+@pytest.mark.parametrize("fields,expected", [
+    ({"top_k": 1, "parts": ["ln_f"]}, block(1) | LN_F),
+    ({"top_fraction": 0.5}, block(1)),                      # round(2 * 0.5) = 1 block, from the top
+    ({"top_fraction": 0.2}, block(1)),                      # round(0.4) = 0, but at least one block
+    ({"top_fraction": 1.0, "parts": ["wpe"]}, block(0) | block(1) | {WPE}),
+])
+def test_setup_top_k_and_top_fraction_train_the_top_blocks(fresh, fields, expected):
+    bundle, examples = fresh
+    module, groups, before_step, rows = setup({"strategy": "layers", **fields}, bundle, examples)
+    assert requires_grad(bundle.model) == expected and group_names(groups) == expected
+    assert before_step is None and rows == [None] * len(examples)
+
+
+def test_setup_gradual_unfreezing_starts_at_the_top_block_and_hands_back_its_hook(fresh):
+    bundle, examples = fresh
+    _, groups, before_step, _ = setup({"strategy": "layers", "unfreeze_every": 1, "parts": ["ln_f"]}, bundle, examples)
+    # The optimizer holds every weight that will ever train; before step 0 only the top block and ln_f do.
+    assert group_names(groups) == block(0) | block(1) | LN_F
+    assert requires_grad(bundle.model) == block(1) | LN_F
+    before_step(1)  # every = 1: at step 1 the next block down joins
+    assert requires_grad(bundle.model) == block(0) | block(1) | LN_F
+
+
+def test_setup_discriminative_rates_scale_each_block(fresh):
+    bundle, examples = fresh
+    _, groups, _, _ = setup({"strategy": "layers", "blocks": [0, 1], "discriminative": 2.0}, bundle, examples)
+    scale = {n: g["lr_scale"] for g in groups for n in g["names"]}
+    assert scale == {**{n: 1.0 for n in block(1)}, **{n: 0.5 for n in block(0)}}  # 2 ** -(L - 1 - i)
+
+
+def test_setup_a_prompt_stage_keeps_earlier_prompts_frozen_and_trains_its_own(fresh):
+    from minift.prompt_tuning import SoftPrompt
+
+    bundle, examples = fresh
+    model, tok, width = bundle.model, bundle.tokenizer, bundle.model.config.n_embd
+    old = SoftPrompt(2, width, init="random", seed=5)
+    bundle.prompts["old"] = old
+    old_weight = old.weight.detach().clone()
+    module, groups, before_step, rows = setup(
+        {"strategy": "prompt", "prompts": ["x"], "prompt_tokens": 3, "prompt_init": "text", "prompt_text": "le chat"},
+        bundle, examples)
+    # The base is frozen, the old prompt still exists (a prompt stage changes no weight below it) but
+    # does not train; the stage's one prompt trains, started from the embeddings of its text.
+    assert sorted(bundle.prompts) == ["old", "x"] and sorted(module.prompts) == ["old", "x"]
+    assert requires_grad(model) == set() and before_step is None
+    assert not old.weight.requires_grad and torch.equal(old.weight, old_weight)
+    assert bundle.prompts["x"].weight.requires_grad
+    assert [names for g in groups for names in g["names"]] == ["prompts.x.weight"]
+    by_hand = SoftPrompt(3, width, init="text", model=model, tokenizer=tok, text="le chat")
+    assert torch.equal(bundle.prompts["x"].weight, by_hand.weight)
+    # One prompt: every row gets it, whatever its subset (x and y alternate here).
+    assert {e.subset for e in examples} == {"x", "y"} and rows == ["x"] * len(examples)
+
+
+def test_setup_a_stage_that_trains_the_model_drops_the_stale_prompts(fresh):
+    from minift.prompt_tuning import SoftPrompt
+
+    bundle, examples = fresh
+    bundle.prompts["old"] = SoftPrompt(2, bundle.model.config.n_embd, init="random")
+    module, _, _, _ = setup({"strategy": "full"}, bundle, examples)
+    assert bundle.prompts == {} and len(module.prompts) == 0
+    assert requires_grad(bundle.model) == set(dict(bundle.model.named_parameters()))
+
+
+def test_setup_several_prompts_start_from_their_own_seeds_on_the_models_device_and_rows_follow_subsets(
+        fresh, monkeypatch):
+    from minift import prompt_tuning
+
+    bundle, examples = fresh
+    examples = examples[:4] + [dataclasses.replace(examples[4], subset="z")]  # z: a subset with no prompt
+    moved_to = []
+
+    class Recording(prompt_tuning.SoftPrompt):
+        def to(self, *args, **kwargs):
+            moved_to.append(args)
+            return super().to(*args, **kwargs)
+
+    monkeypatch.setattr(prompt_tuning, "SoftPrompt", Recording)
+    _, groups, _, rows = setup({"strategy": "prompt", "prompts": ["x", "y"], "prompt_tokens": 3}, bundle, examples,
+                               seed=7)
+    assert rows == [e.subset for e in examples[:4]] + [None]
+    assert group_names(groups) == {"prompts.x.weight", "prompts.y.weight"}
+    # Prompt i starts from seed + i (vocab init): distinct prompts, each reproducible.
+    width = bundle.model.config.n_embd
+    for i, name in enumerate(["x", "y"]):
+        by_hand = prompt_tuning.SoftPrompt(3, width, init="vocab", model=bundle.model, tokenizer=bundle.tokenizer,
+                                           seed=7 + i)
+        assert torch.equal(bundle.prompts[name].weight, by_hand.weight), name
+    assert not torch.equal(bundle.prompts["x"].weight, bundle.prompts["y"].weight)
+    # Each prompt is put where the model's embeddings are (a prompt on the CPU would fail on a GPU).
+    assert moved_to == [(bundle.model.transformer.wte.weight.device,)] * 2
+
+
+def test_stage_optimizer_takes_the_stages_rate_decay_and_momentum():
+    from minift.schedule import Stage
+
+    w, b = torch.nn.Parameter(torch.ones(2, 2)), torch.nn.Parameter(torch.ones(2))
+    for kind, cls in (("adamw", minift.optim.AdamW), ("sgd", minift.optim.SGD)):
+        stage = Stage(optimizer=kind, lr=0.003, weight_decay=0.2)
+        # A group without its own weight_decay gets the stage's; param_groups' own (0 on a bias) wins.
+        bare = finetune.stage_optimizer([{"params": [w]}], stage)
+        assert type(bare) is cls and bare.param_groups[0]["lr"] == 0.003, kind
+        assert bare.param_groups[0]["weight_decay"] == 0.2, kind
+        built = finetune.stage_optimizer(minift.optim.param_groups([("w", w), ("b", b)], 0.2), stage)
+        assert {g["names"][0]: g["weight_decay"] for g in built.param_groups} == {"w": 0.2, "b": 0.0}, kind
+    sgd = finetune.stage_optimizer([{"params": [w]}], Stage(optimizer="sgd", momentum=0.5))
+    assert sgd.param_groups[0]["momentum"] == 0.5
+    assert finetune.stage_optimizer([{"params": [w]}], Stage(optimizer="sgd")).param_groups[0]["momentum"] == 0.9
+
+
+def test_stage_optimizer_fuses_adamws_update_only_when_asked(monkeypatch):  # no "c-o-m-p-i-l-e" in the name: see tests/mutation.py DESELECT
+    from minift.schedule import Stage
+
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda fn, *a, **k: compiled.append(fn.__name__) or fn)
+    w = torch.nn.Parameter(torch.ones(2, 2))
+    finetune.stage_optimizer([{"params": [w]}], Stage())
+    finetune.stage_optimizer([{"params": [w]}], Stage(optimizer="sgd"), compile=True)  # SGD's loop stays eager
+    assert compiled == []
+    finetune.stage_optimizer([{"params": [w]}], Stage(), compile=True)
+    assert compiled == ["_adamw_compiled"]
