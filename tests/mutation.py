@@ -70,7 +70,10 @@ def prepare(work: Path, name: str) -> Path:
     for part in ("minift", "tests", "data"):
         # A fresh copy each run; mutmut's own cache (folder/mutants) knows what changed since.
         shutil.rmtree(folder / part, ignore_errors=True)
-        shutil.copytree(ROOT / part, folder / part, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        # shutil.copy, not copy2: a fresh mtime, or mutmut (which compares mtimes) would keep mutants
+        # made from an older copy; its per-function hashes keep the results of unchanged functions.
+        shutil.copytree(ROOT / part, folder / part, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+                        copy_function=shutil.copy)
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     pyproject += (
         "\n[tool.mutmut]\n"
