@@ -392,7 +392,7 @@ def test_the_log_holds_the_stage_start_each_windows_training_numbers_and_each_ev
 
     def loss_fn(m, batch):
         clock.wall += 0.25
-        clock.cpu += 0.1
+        clock.cpu += 0.123456
         loss, n = good_loss(m, batch)
         losses.append(float(loss.detach()))
         return loss, n
@@ -404,9 +404,9 @@ def test_the_log_holds_the_stage_start_each_windows_training_numbers_and_each_ev
     state = train_stage(model, AdamW(model.parameters(), lr=0.05), batches, loss_fn, config, evaluate=evaluate,
                         stage="b", log=RunLog(path, quiet=True), step_offset=10)
 
-    def ev(step):  # cpu_s: the stage's CPU seconds so far, 0.1 a step on the fake clock
+    def ev(step):  # cpu_s: the stage's CPU seconds so far, 0.123456 a step on the fake clock, to 4 decimals
         return {"event": "eval", "stage": "b", "step": step, "val_loss": 2.0, "metrics": {"val_loss": 2.0, "bleu": 7.0},
-                "cpu_s": pytest.approx(0.1 * (step - 10))}
+                "cpu_s": pytest.approx(round(0.123456 * (step - 10), 4), abs=1e-9)}
 
     def tr(step, window, elapsed):  # the window's mean loss, the rate 32/s, seconds since the stage began
         return {"event": "train", "stage": "b", "step": step, "loss": pytest.approx(sum(window) / len(window)),
@@ -753,3 +753,36 @@ def test_a_full_disk_while_logging_keeps_every_earlier_line(tmp_path, monkeypatc
         log.write({"event": "train", "step": 2, "loss": 1.5})
     assert path.read_bytes() == before
     assert [r["step"] for r in RunLog(path).records] == [1]
+
+
+def test_a_log_line_written_in_pieces_is_written_once_and_whole(tmp_path, monkeypatch):
+    # An unbuffered write may take fewer bytes than asked (a pipe, a nearly full disk): RunLog.write
+    # goes on from where the last piece ended, so the line lands once, whole, with no warning.
+    import builtins
+    import warnings
+
+    class Piecewise:  # takes at most 7 bytes a call
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def write(self, data):
+            return self.f.write(bytes(data[:7]))
+
+    monkeypatch.setattr(trainer, "open", lambda *a, **k: Piecewise(builtins.open(*a, **k)), raising=False)
+    path = tmp_path / "log.jsonl"
+    log = RunLog(path, quiet=True)
+    records = [{"event": "train", "step": 1, "loss": 2.5}, {"event": "eval", "step": 2, "val_loss": None}]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. "line buffering isn't supported in binary mode"
+        for r in records:
+            log.write(r)
+    assert path.read_text(encoding="utf-8") == "".join(json.dumps(r) + "\n" for r in records)
