@@ -460,3 +460,10 @@ def test_the_advice_text_is_a_left_aligned_table_between_the_recommendation_and_
         "run:",
         "  minift finetune --recipe layers --task qa --examples 300 --out runs/qa-layers-300",
     ]
+
+
+def test_grid_agreement_knows_strategies_beyond_the_shipped_five():
+    # A strategy the experiment's default list does not name (a user's recipe) can win a cell too.
+    results = noisy_results({"full": {50: 10.0, 500: 20.0}, "mine": {50: 40.0, 500: 60.0}}, std=0.1)
+    assert advise("translation", 50, results=results)["strategy"] == "mine"
+    assert grid_agreement(results=results) == {"agree": 2, "total": 2, "disagreements": []}
