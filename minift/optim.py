@@ -84,12 +84,26 @@ class _ScaledOptimizer(torch.optim.Optimizer):
         if not params:
             raise MiniftError(f"{name} got no parameters to optimize (is everything frozen?)")
         self._base_lr = defaults["lr"]  # lets a group that gives only "lr_scale" start at lr * lr_scale
-        self._check_hyperparameters(defaults, where=name)
+        self._check(defaults, where=name)
         super().__init__(params, defaults)
 
     @staticmethod
     def _check_hyperparameters(group: dict, where: str) -> None:
+        """Each optimizer's own hyperparameters (MiniftError naming the bad one)."""
         raise NotImplementedError
+
+    def _check(self, group: dict, where: str) -> None:
+        self._check_hyperparameters(group, where)
+        if "lr_scale" in group:
+            _check_finite(f"{where}: lr_scale", group["lr_scale"], 0.0, allow_equal=False)
+
+    @staticmethod
+    def _closure_loss(closure):
+        """torch.optim's step(closure) contract: re-evaluate the loss, with gradients on, if asked."""
+        if closure is None:
+            return None
+        with torch.enable_grad():
+            return closure()
 
     def add_param_group(self, param_group: dict) -> None:
         # A group from param_groups(..., lr=None, lr_scales=...) names a scale but no rate: give it
@@ -97,8 +111,7 @@ class _ScaledOptimizer(torch.optim.Optimizer):
         if "lr_scale" in param_group and "lr" not in param_group:
             param_group = dict(param_group, lr=self._base_lr * param_group["lr_scale"])
         # Check before adding, so a rejected group never ends up half-registered.
-        self._check_hyperparameters({**self.defaults, **param_group},
-                                    where=f"{type(self).__name__} param group {len(self.param_groups)}")
+        self._check({**self.defaults, **param_group}, where=f"{type(self).__name__} param group {len(self.param_groups)}")
         super().add_param_group(param_group)
 
 
@@ -126,15 +139,10 @@ class AdamW(_ScaledOptimizer):
             raise MiniftError(f"{where}: betas must be two numbers in [0, 1), got {betas!r}")
         if group["foreach"] not in (None, True, False):
             raise MiniftError(f"{where}: foreach must be None, True or False, got {group['foreach']!r}")
-        if "lr_scale" in group:
-            _check_finite(f"{where}: lr_scale", group["lr_scale"], 0.0, allow_equal=False)
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = self._closure_loss(closure)
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]  # frozen or unused: skip
             if not params:
@@ -253,15 +261,10 @@ class SGD(_ScaledOptimizer):
             # torch refuses the same: Nesterov's look-ahead is defined for undamped momentum only.
             raise MiniftError(f"{where}: nesterov needs momentum > 0 and dampening = 0, got "
                               f"momentum={group['momentum']!r}, dampening={group['dampening']!r}")
-        if "lr_scale" in group:
-            _check_finite(f"{where}: lr_scale", group["lr_scale"], 0.0, allow_equal=False)
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = self._closure_loss(closure)
         for group in self.param_groups:
             lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
             dampening, nesterov = group["dampening"], group["nesterov"]

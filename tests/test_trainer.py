@@ -716,6 +716,25 @@ def test_train_config_as_a_dict_names_every_knob():
     assert TrainConfig(**d) == config
 
 
+class ScriptedFile:
+    """The file RunLog.write opens, with its ``write`` replaced by ``write(real_file, data)``."""
+
+    def __init__(self, f, write):
+        self.f, self.scripted = f, write
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+    def write(self, data):
+        return self.scripted(self.f, data)
+
+
 def test_a_full_disk_while_logging_keeps_every_earlier_line(tmp_path, monkeypatch):
     # The log is appended to, not rewritten: a half-written line would make the next --resume fail to
     # read it, so the append is cut back to the end of the last whole line.
@@ -731,24 +750,12 @@ def test_a_full_disk_while_logging_keeps_every_earlier_line(tmp_path, monkeypatc
     log.write({"event": "train", "step": 1, "loss": 2.0})
     before = path.read_bytes()
 
-    class HalfWrite:  # the disk fills up in the middle of the line
-        def __init__(self, f):
-            self.f = f
+    def half_then_full(f, data):  # the disk fills up in the middle of the line
+        f.write(data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.f.close()
-
-        def __getattr__(self, name):
-            return getattr(self.f, name)
-
-        def write(self, data):
-            self.f.write(data[: len(data) // 2])
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    monkeypatch.setattr(minift.trainer, "open", lambda *a, **k: HalfWrite(builtins.open(*a, **k)), raising=False)
+    monkeypatch.setattr(minift.trainer, "open", lambda *a, **k: ScriptedFile(builtins.open(*a, **k), half_then_full),
+                        raising=False)
     with pytest.raises(MiniftError, match="log.jsonl: cannot append to the log \\(No space left on device\\)"):
         log.write({"event": "train", "step": 2, "loss": 1.5})
     assert path.read_bytes() == before
@@ -761,23 +768,11 @@ def test_a_log_line_written_in_pieces_is_written_once_and_whole(tmp_path, monkey
     import builtins
     import warnings
 
-    class Piecewise:  # takes at most 7 bytes a call
-        def __init__(self, f):
-            self.f = f
+    def seven_bytes(f, data):  # takes at most 7 bytes a call
+        return f.write(bytes(data[:7]))
 
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.f.close()
-
-        def __getattr__(self, name):
-            return getattr(self.f, name)
-
-        def write(self, data):
-            return self.f.write(bytes(data[:7]))
-
-    monkeypatch.setattr(trainer, "open", lambda *a, **k: Piecewise(builtins.open(*a, **k)), raising=False)
+    monkeypatch.setattr(trainer, "open", lambda *a, **k: ScriptedFile(builtins.open(*a, **k), seven_bytes),
+                        raising=False)
     path = tmp_path / "log.jsonl"
     log = RunLog(path, quiet=True)
     records = [{"event": "train", "step": 1, "loss": 2.5}, {"event": "eval", "step": 2, "val_loss": None}]
