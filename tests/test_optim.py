@@ -144,26 +144,28 @@ def test_l2_penalty_value_counts_trainable_and_tied_params_once():
     assert l2_penalty([a, b, a, frozen], 0.2).item() == pytest.approx(0.5 * 0.2 * 14)
 
 
-@pytest.mark.parametrize("foreach", [False, True])
-def test_state_dict_round_trip_continues_exactly(foreach):
-    factory = lambda p: AdamW(two_groups(p), foreach=foreach)  # noqa: E731
+def assert_round_trip_continues_exactly(factory):
+    """20 steps at once = 10 steps, torch.save/load of weights and optimizer state, 10 more (bit for bit)."""
     straight, _ = train(factory, torch.float32, 20)
-
     first, opt = train(factory, torch.float32, 10)
     buffer = io.BytesIO()  # through torch.save/load as a checkpoint would, weights_only included
     torch.save({"params": {k: v.detach() for k, v in first.items()}, "optim": opt.state_dict()}, buffer)
     buffer.seek(0)
     saved = torch.load(buffer, weights_only=True)
-
     resumed = {k: v.clone().requires_grad_() for k, v in saved["params"].items()}
     opt = factory(resumed)
-    opt.load_state_dict(saved["optim"])
+    opt.load_state_dict(saved["optim"])  # the moments / momentum buffers come back, or step 11 would differ
     for _ in range(10):
         opt.zero_grad(set_to_none=True)
         mlp_loss(resumed, torch.float32).backward()
         opt.step()
     for k in straight:
         assert torch.equal(resumed[k], straight[k]), k
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+def test_state_dict_round_trip_continues_exactly(foreach):
+    assert_round_trip_continues_exactly(lambda p: AdamW(two_groups(p), foreach=foreach))
 
 
 @pytest.mark.parametrize("fraction", [0.1, 0.9, 1.1, 100.0])
@@ -432,22 +434,7 @@ def test_sgd_follows_set_lr_times_each_groups_lr_scale_like_torch_with_explicit_
 
 
 def test_sgd_state_dict_round_trip_continues_exactly():
-    factory = lambda p: SGD(sgd_groups(p), lr=0.01, momentum=0.9)  # noqa: E731
-    straight, _ = train(factory, torch.float32, 20)
-    first, opt = train(factory, torch.float32, 10)
-    buffer = io.BytesIO()
-    torch.save({"params": {k: v.detach() for k, v in first.items()}, "optim": opt.state_dict()}, buffer)
-    buffer.seek(0)
-    saved = torch.load(buffer, weights_only=True)
-    resumed = {k: v.clone().requires_grad_() for k, v in saved["params"].items()}
-    opt = factory(resumed)
-    opt.load_state_dict(saved["optim"])  # the momentum buffers come back: without them step 11 would differ
-    for _ in range(10):
-        opt.zero_grad(set_to_none=True)
-        mlp_loss(resumed, torch.float32).backward()
-        opt.step()
-    for k in straight:
-        assert torch.equal(resumed[k], straight[k]), k
+    assert_round_trip_continues_exactly(lambda p: SGD(sgd_groups(p), lr=0.01, momentum=0.9))
 
 
 def test_sgd_state_bytes_are_one_float32_buffer_with_momentum_and_none_without():
