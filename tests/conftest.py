@@ -49,3 +49,47 @@ def build_tiny(root):
             f.write(json.dumps({"source": f"the {a} sees the {b}.", "target": f"le {WORDS[a]} voit le {WORDS[b]}.",
                                 "subset": "x" if i % 2 else "y"}) + "\n")
     return root
+
+
+# --- mutation testing: credit a shared fixture's calls to every test that uses it ----------------
+# mutmut first runs the suite once to learn which tests call each function, then tests each mutant
+# against those tests only. The calls made while a module- or session-scoped fixture is built land
+# in the first test that asked for it, so the other tests sharing that fixture (a fine-tuning run
+# that ten tests inspect) would never be run against a mutant of the code that built it. While
+# mutmut collects those statistics (MUTANT_UNDER_TEST=stats), record what each fixture's setup hit
+# and credit it to every test that uses the fixture. Outside a mutation run these hooks do nothing.
+_FIXTURE_HITS: dict[tuple[str, str], set[str]] = {}
+
+
+def _mutmut_hits():
+    """The functions mutmut saw called since the current test began, or None outside its statistics
+    run (checked at each call: the forkserver may import this file before the run begins)."""
+    if os.environ.get("MUTANT_UNDER_TEST") != "stats":
+        return None
+    from mutmut.state import state
+
+    return state()._stats
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    hits = _mutmut_hits()
+    if hits is None:
+        yield
+        return
+    before = set(hits)
+    hits.clear()
+    yield
+    _FIXTURE_HITS.setdefault((fixturedef.baseid, fixturedef.argname), set()).update(hits)
+    hits.update(before)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    yield
+    hits = _mutmut_hits()
+    if hits is None:
+        return
+    for defs in item._fixtureinfo.name2fixturedefs.values():
+        for fixturedef in defs:
+            hits.update(_FIXTURE_HITS.get((fixturedef.baseid, fixturedef.argname), ()))
