@@ -118,10 +118,12 @@ def memory_bytes(stages: list[dict], model: dict, params: float) -> dict:
 
 def finetune_command(results: dict, task: str, strategy: str, examples: int) -> str:
     """The ``minift finetune`` line that runs the recommended strategy as it was measured."""
-    recipe = "full" if strategy == "scratch" else strategy
+    from minift.experiment import ARMS
+
+    recipe, fresh = ARMS.get(strategy, (strategy, False))
     parts = [f"minift finetune --recipe {recipe} --task {task} --examples {examples}"]
     settings = results.get("settings", {})
-    if strategy == "scratch":
+    if fresh:
         parts.append("--base scratch")
     elif settings.get("base"):
         parts.append(f"--base {settings['base']}")

@@ -192,7 +192,7 @@ def load_model(path_or_name, device="cpu", dropout: float | None = None) -> Mode
     bundle = ModelBundle(model=model, tokenizer=tokenizer, meta=payload.get("meta", {}), path=str(path))
     prompt_dir = path.parent / "prompts"
     if prompt_dir.is_dir():
-        from minift.prompt_tuning import load_prompt
+        from minift.strategies.prompt import load_prompt
 
         for prompt_path in sorted(prompt_dir.glob("*.pt")):
             bundle.prompts[prompt_path.stem] = load_prompt(prompt_path, model).to(device)

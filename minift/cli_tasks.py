@@ -151,7 +151,9 @@ def cmd_demo(args):
 
 def register(sub) -> None:
     """Add this module's subcommands to the ``minift`` parser."""
+    from minift import strategies
     from minift.cli import add_device, add_quiet
+    from minift.schedule import builtin_recipes
 
     p = sub.add_parser("data", help="write task examples (translation, summarization, qa) as JSONL",
                        description="Generate examples of a task from the project's world, as JSONL.")
@@ -179,10 +181,13 @@ def register(sub) -> None:
     add_device(p)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("finetune", help="run a recipe: full, layers, prompt or a hybrid schedule",
+    p = sub.add_parser("finetune", help="run a recipe: one strategy (" + ", ".join(strategies.names())
+                       + ") or a hybrid schedule of them",
                        description="Fine-tune with a recipe (built-in name or TOML path). Writes OUT/model.pt, "
-                                   "summary.json, log.jsonl, loss.svg and report.md.")
-    p.add_argument("--recipe", default="hybrid", help="full, layers, prompt, hybrid, ... or a .toml path")
+                                   "summary.json, log.jsonl, loss.svg and report.md. A stage's strategy is one "
+                                   "of: " + strategies.help_text() + ".")
+    p.add_argument("--recipe", default="hybrid", help=f"a built-in recipe ({', '.join(builtin_recipes())}) "
+                                                      f"or a .toml path")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--task", help="override the recipe's task")
     p.add_argument("--data", help="a JSONL file instead of a generated task")
@@ -291,9 +296,11 @@ def cmd_notebooks(args):
 def register_study(sub) -> None:
     """The experiment, advise and notebooks subcommands."""
     from minift.cli import add_device, add_quiet
+    from minift.experiment import STRATEGIES
 
     p = sub.add_parser("experiment", help="measure every strategy at several data sizes (tables + charts)",
-                       description="strategies: run full, layers, prompt, hybrid and scratch at each training-set "
+                       description="strategies: run every registered strategy (" + ", ".join(STRATEGIES[:-2])
+                                   + "), the hybrid schedule and scratch at each training-set "
                                    "size, on each task, for several seeds, under the fair protocol (budgets by "
                                    "epochs between a floor and a cap, early stopping, best weights kept); score on "
                                    "the test split. Resumable: rerun to continue. Writes OUT/results.md, "
@@ -306,7 +313,7 @@ def register_study(sub) -> None:
     p.add_argument("--examples", help="training-set sizes, comma list (default: 50,200,1000,5000; "
                                       "lr-sweep: one size, default 1000)")
     p.add_argument("--seeds", type=positive, default=3, help="seeds per cell: 0..N-1 (default: 3)")
-    p.add_argument("--strategies", help="comma list from full,layers,prompt,hybrid,scratch (default: all five)")
+    p.add_argument("--strategies", help=f"comma list from {','.join(STRATEGIES)} (default: all)")
     p.add_argument("--out", help="folder (default: data/experiments/strategies; lr-sweep: .../lr-sweep)")
     p.add_argument("--protocol", choices=["fair", "fixed"], default="fair",
                    help="fair (default): budgets by epochs with a floor and a cap, early stopping; fixed: each "

@@ -58,7 +58,7 @@ def generate_text(bundle, texts: list[str], max_new_tokens: int = 64, prompt_nam
                   temperature: float = 0.0, top_k: int | None = None, batch_size: int = 32) -> list[str]:
     """Continue each text; returns only the new text, cut at <|endoftext|>."""
     from minift.errors import MiniftError
-    from minift.prompt_tuning import build_prefix
+    from minift.strategies.prompt import build_prefix
 
     model, tok = bundle.model, bundle.tokenizer
     model.eval()
@@ -121,7 +121,7 @@ def evaluate_examples(bundle, examples, prompt_names="auto", batch_size: int = 3
 
 def teacher_forced_loss(bundle, examples, prompt_names="auto", batch_size: int = 32) -> float:
     """Mean loss per graded token on the examples' completions (the validation loss)."""
-    from minift.prompt_tuning import forward_with_prompts
+    from minift.strategies.prompt import forward_with_prompts
 
     model, tok = bundle.model, bundle.tokenizer
     device = model.transformer.wte.weight.device

@@ -64,6 +64,7 @@ from pathlib import Path
 
 import torch
 
+from minift import strategies
 from minift.checkpoint import load_model, save_checkpoint
 from minift.errors import MiniftError
 from minift.evaluate import evaluate_examples, teacher_forced_loss
@@ -73,7 +74,10 @@ from minift.model import GPT
 from minift.schedule import load_recipe
 from minift.tasks import MAIN_METRIC, load_examples
 
-STRATEGIES = ("full", "layers", "prompt", "hybrid", "scratch")
+# The arms: one per registered strategy (its recipe of the same name, minift/recipes/NAME.toml),
+# the hybrid schedule, and the full recipe from fresh weights. arm -> (recipe, from fresh weights).
+ARMS = {**{name: (name, False) for name in strategies.names()}, "hybrid": ("hybrid", False), "scratch": ("full", True)}
+STRATEGIES = tuple(ARMS)
 RULE_SMALL, RULE_LARGE = ("layers", "prompt"), "full"
 # Records made with another protocol or other settings do not mix (each is compared on resume).
 SETTINGS = ("protocol", "max_steps", "base", "data", "test_limit")
@@ -400,9 +404,9 @@ def compute_curve(run_dir: Path, summary: dict) -> list[list[float]]:
 
 def train_run(task, n, strategy, seed, run_dir: Path, cfg: dict, lr_scale: float, eval_limit: int):
     """Train one run under the protocol (or pick up one trained but not scored): (summary, recipe)."""
-    recipe = load_recipe("full" if strategy == "scratch" else strategy)
-    recipe, opts_cap = apply_protocol(recipe, cfg["protocol"], cfg["max_steps"], task, lr_scale)
-    base = scratch_base(cfg["base"], seed, cfg["out"] / "scratch-bases") if strategy == "scratch" else cfg["base"]
+    recipe_name, fresh = ARMS[strategy]
+    recipe, opts_cap = apply_protocol(load_recipe(recipe_name), cfg["protocol"], cfg["max_steps"], task, lr_scale)
+    base = scratch_base(cfg["base"], seed, cfg["out"] / "scratch-bases") if fresh else cfg["base"]
     if (run_dir / "summary.json").exists() and (run_dir / "model.pt").exists():
         return json.loads((run_dir / "summary.json").read_text()), recipe  # trained, killed before scoring
     if (run_dir / "summary.json").exists():  # scored and pruned earlier, but its record is gone

@@ -3,9 +3,10 @@
 For every stage of a recipe (``schedule.py``):
 
     1. data      the stage's training examples and a validation set of the same kind;
-    2. strategy  full: every weight trains.  layers: freezing.py picks the blocks/parts (with
-                 discriminative rates or gradual unfreezing if asked).  prompt: the model is frozen
-                 and soft prompts (prompt_tuning.py) are the only weights;
+    2. strategy  the stage's strategy, from the registry (``minift/strategies/NAME.py``), sets what
+                 trains: full (every weight), layers (chosen blocks and parts), prompt (soft prompts
+                 on a frozen model), ...; it may add weights of its own and finish the stage (LoRA
+                 merges its update);
     3. optimizer a fresh one (the stage's ``optimizer``: AdamW, or SGD with momentum) over exactly
                  the trainable weights;
     4. train     trainer.train_stage, with early stopping and a resume point every eval, for the
@@ -57,7 +58,7 @@ class Trainable(nn.Module):
         tokens), from the final hidden states by ``GPT.head_loss``: the logits are never held whole
         (``minift/loss.py``). Inside forward, so DDP and torch.compile see the loss too.
         """
-        from minift.prompt_tuning import forward_with_prompts
+        from minift.strategies.prompt import forward_with_prompts
 
         if targets is None:
             return forward_with_prompts(self.gpt, dict(self.prompts), input_ids, prompt_names)
@@ -150,69 +151,17 @@ def stage_examples(recipe: Recipe, stage: Stage, opts: RunOptions, split: str, n
     return load_examples(task=task, split=split, n=n, seed=seed, subset=subset)
 
 
-def prompt_names_for(stage: Stage, examples) -> list[str]:
-    if stage.prompts:
-        return list(stage.prompts)
-    subsets = sorted({e.subset for e in examples if e.subset})
-    return subsets or [examples[0].task]
-
-
 def setup_strategy(stage: Stage, bundle: ModelBundle, train_examples, log: RunLog, seed: int):
-    """Set requires_grad for the stage; returns (module, param groups, before_step, row prompt names)."""
-    from minift import freezing, prompt_tuning
-
-    model = bundle.model
-    before_step = None
-    row_prompts = [None] * len(train_examples)
-    if stage.strategy != "prompt" and bundle.prompts:
-        # A soft prompt is tuned to the exact base weights below it; once they train, it is stale.
+    """Set what trains for the stage, by its registered strategy (``minift/strategies/``);
+    returns (module, StageSetup)."""
+    method = stage.method
+    if method.changes_base and bundle.prompts:
+        # A soft prompt (or prefix) is tuned to the exact base weights below it; once they train, it is stale.
         log.progress(f"[{stage.name}] dropping soft prompts {', '.join(bundle.prompts)}: this stage changes "
                      f"the weights they were tuned on")
         bundle.prompts.clear()
-    if stage.strategy == "full":
-        freezing.set_trainable(model, [n for n, _ in model.named_parameters()])
-        groups = param_groups(model, stage.weight_decay)
-    elif stage.strategy == "layers":
-        if stage.untie_head:
-            freezing.untie_head(model)
-        top_k = stage.top_k
-        if stage.top_fraction is not None:
-            top_k = max(1, round(model.config.n_layer * stage.top_fraction))
-        names = freezing.select_parameters(model, blocks=stage.blocks, top_k=top_k, parts=stage.parts)
-        if stage.unfreeze_every:
-            unfreezer = freezing.GradualUnfreezer(model, every=stage.unfreeze_every, parts=stage.parts)
-            names = unfreezer.all_names()
-            before_step = unfreezer
-        freezing.set_trainable(model, names)
-        scales = freezing.discriminative_lr_scales(model, stage.discriminative, names) if stage.discriminative else None
-        groups = param_groups(model, stage.weight_decay, lr_scales=scales)
-        if before_step is not None:
-            before_step(0)
-    else:  # prompt
-        prompt_tuning.freeze_base(model)
-        prompt_tuning.check_budget(model, stage.prompt_tokens)
-        wanted = prompt_names_for(stage, train_examples)
-        for i, name in enumerate(wanted):
-            bundle.prompts[name] = prompt_tuning.SoftPrompt(
-                stage.prompt_tokens, model.config.n_embd, init=stage.prompt_init, model=model,
-                tokenizer=bundle.tokenizer, text=stage.prompt_text or None, seed=seed + i,
-            ).to(model.transformer.wte.weight.device)
-        for p in bundle.prompts.values():
-            p.weight.requires_grad_(False)
-        for name in wanted:
-            bundle.prompts[name].weight.requires_grad_(True)
-        if len(wanted) == 1:
-            row_prompts = [wanted[0]] * len(train_examples)
-        else:
-            row_prompts = [e.subset if e.subset in wanted else None for e in train_examples]
-            if not any(row_prompts):
-                raise MiniftError(f"stage '{stage.name}': no training example belongs to the prompts "
-                                  f"{', '.join(wanted)} (subsets present: "
-                                  f"{', '.join(sorted({str(e.subset) for e in train_examples}))})")
-        groups = param_groups([(f"prompts.{n}.weight", bundle.prompts[n].weight) for n in wanted],
-                              stage.weight_decay)
-    module = Trainable(model, dict(bundle.prompts))
-    return module, groups, before_step, row_prompts
+    setup = method.setup(stage, bundle, train_examples, log, seed)
+    return Trainable(bundle.model, dict(bundle.prompts)), setup
 
 
 def stage_optimizer(groups, stage: Stage, compile: bool = False) -> torch.optim.Optimizer:
@@ -341,7 +290,8 @@ def run_stage(i: int, stage: Stage, recipe: Recipe, opts: RunOptions, bundle: Mo
     val_examples = stage_examples(recipe, stage, opts, "val", stage.eval_examples, seed)
     torch.manual_seed(seed * 1000 + i)  # dropout and prompt init of this stage
     set_dropout(bundle.model, stage.dropout)
-    module, groups, before_step, row_prompts = setup_strategy(stage, bundle, train_examples, log, seed * 1000 + i)
+    module, setup = setup_strategy(stage, bundle, train_examples, log, seed * 1000 + i)
+    groups, row_prompts = setup.groups, setup.row_names
     optimizer = stage_optimizer(groups, stage, compile=opts.compile)
 
     tok, block = bundle.tokenizer, bundle.model.config.block_size
@@ -379,16 +329,17 @@ def run_stage(i: int, stage: Stage, recipe: Recipe, opts: RunOptions, bundle: Mo
 
     state = TrainState.from_dict(resume_state) if resume_state else None
     compiled = torch.compile(module) if opts.compile else module
-    train_module = distributed.wrap(compiled, ctx, device, find_unused=stage.strategy == "prompt")
+    train_module = distributed.wrap(compiled, ctx, device, find_unused=setup.find_unused)
     state = train_stage(module, optimizer, batches, lambda m, b: stage_loss(b, m, device, ctx), config,
                         evaluate=evaluate, stage=stage.name, seed=seed * 1000 + i, log=log,
-                        step_offset=step_offset, state=state, save_state=save_state, before_step=before_step,
+                        step_offset=step_offset, state=state, save_state=save_state, before_step=setup.before_step,
                         device=device, train_module=train_module)
     if state.stopped:
         log.progress(f"[{stage.name}] {state.stopped}")
+    stage_dir = out / "stages" / f"{i}-{stage.name}"
+    finished = stage.method.finish(stage, bundle, setup, stage_dir if ctx.is_main else None)
     bundle.model.eval()
     report = evaluate_examples(bundle, stage_examples(recipe, stage, opts, "val", opts.eval_limit or 100, seed))
-    stage_dir = out / "stages" / f"{i}-{stage.name}"
     if ctx.is_main:
         save_bundle(stage_dir, bundle, {"stage": stage.name, "recipe": recipe.name})
     distributed.barrier(ctx)
@@ -407,12 +358,12 @@ def run_stage(i: int, stage: Stage, recipe: Recipe, opts: RunOptions, bundle: Mo
         "checkpoint": str(stage_dir / "model.pt"),
         "cpu_seconds": round(state.cpu_seconds, 2),
         "tokens_per_s": round(state.tokens / state.elapsed, 1) if state.elapsed > 0 else None,
-        "peak_memory_bytes": peak_bytes, "peak_memory_kind": peak_kind,
+        "peak_memory_bytes": peak_bytes, "peak_memory_kind": peak_kind, **finished,
     }
 
 
 def save_bundle(folder: Path, bundle: ModelBundle, meta: dict) -> None:
-    from minift.prompt_tuning import save_prompt
+    from minift.strategies.prompt import save_prompt
 
     save_checkpoint(folder / "model.pt", bundle.model, bundle.tokenizer, meta={**bundle.meta, **meta})
     for name, prompt in bundle.prompts.items():
@@ -444,7 +395,7 @@ def run_recipe(recipe: Recipe, opts: RunOptions) -> dict:
         bundle = load_model(out / "stages" / f"{len(completed) - 1}-{completed[-1]['name']}", device=opts.device)
     else:
         bundle = start_bundle(base, opts.device, seed)
-    check_against_model(recipe, bundle.model.config.n_layer, bundle.model.config.block_size)
+    check_against_model(recipe, bundle.model.config)
     summary = {"base": base, "recipe": recipe.name, "recipe_source": recipe.source, "task": task,
                "data": opts.data or recipe.data, "seed": seed, "device": str(opts.device),
                "examples": opts.examples or recipe.examples, **run_environment()}

@@ -26,6 +26,7 @@ import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from minift import strategies
 from minift.errors import MiniftError
 from minift.trainer import TrainConfig
 
@@ -37,7 +38,6 @@ else:  # Python 3.10: tomllib arrived in 3.11; tomli is the same parser under it
     except ImportError:  # pragma: no cover
         tomllib = None
 
-STRATEGIES = ("full", "layers", "prompt")
 OPTIMIZERS = ("adamw", "sgd")
 SGD_MOMENTUM = 0.9  # the momentum of an sgd stage that does not give one
 RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
@@ -50,7 +50,8 @@ class Stage(TrainConfig):
     The optimisation knobs (max_steps, batch_size, lr, warmup_steps, min_lr_ratio, weight_decay,
     l2, l1, grad_clip, eval_every, log_every, patience, min_delta, monitor, restore_best) are the
     trainer's own ``TrainConfig`` fields, inherited; a stage adds which optimizer, what to train
-    and on what.
+    and on what. The fields of its strategy (``blocks``, ``prompt_tokens``, ``lora_rank``, ...)
+    live in ``options``, the strategy's own dataclass (``minift/strategies/NAME.py``).
     """
 
     max_steps: int = 300  # a fine-tuning stage is shorter than TrainConfig's default
@@ -61,7 +62,7 @@ class Stage(TrainConfig):
     name: str = ""
     """A short name, used in logs, charts and checkpoint file names (default: the strategy)."""
     strategy: str = "full"
-    """full | layers | prompt."""
+    """The strategy: a name from the registry (``minift/strategies/``: full, layers, prompt, ...)."""
     data: str = "all"
     """Which examples: 'all' (the task's mix), a subset name (e.g. 'kitchen', 'headline'), or a JSONL path."""
     examples: int | None = None
@@ -75,30 +76,17 @@ class Stage(TrainConfig):
     """Dropout in the model during this stage."""
     eval_examples: int = 64
     """Validation examples for the loss and for generated-text metrics during the stage."""
-    # --- layers ---
-    blocks: list = field(default_factory=list)
-    """Block indices that train; negative counts from the top (-1 = top block)."""
-    top_k: int | None = None
-    """Train the top k blocks (alternative to blocks)."""
-    top_fraction: float | None = None
-    """Train the top fraction of blocks, at least one (0.25 = the top quarter)."""
-    parts: list = field(default_factory=list)
-    """Named parts that also train: embeddings, wte, wpe, ln_f, head."""
-    untie_head: bool = False
-    """Give the head its own weights first (a linear probe can then train the head alone)."""
-    discriminative: float | None = None
-    """ULMFiT rates: each block down learns at the rate of the block above / this factor (2.6)."""
-    unfreeze_every: int | None = None
-    """ULMFiT gradual unfreezing: start with the top block, unfreeze one more every this many steps."""
-    # --- prompt ---
-    prompt_tokens: int = 16
-    """P, the number of soft-prompt vectors."""
-    prompt_init: str = "vocab"
-    """vocab (sampled token embeddings) | text (embeddings of prompt_text) | random."""
-    prompt_text: str = ""
-    prompts: list = field(default_factory=list)
-    """One soft prompt per name, each trained on that subset's examples; empty = one per subset
-    present in the data (or a single prompt named after the task when there are no subsets)."""
+    options: object = None
+    """The strategy's own fields (its ``Options`` dataclass); None: its defaults."""
+
+    def __post_init__(self):
+        if self.options is None:
+            self.options = strategies.get(self.strategy).Options()
+
+    @property
+    def method(self) -> strategies.Strategy:
+        """The registered strategy this stage runs."""
+        return strategies.get(self.strategy)
 
 
 RECIPE_FIELDS = {
@@ -112,7 +100,8 @@ RECIPE_FIELDS = {
     "defaults": "a table of stage fields shared by every stage",
     "stages": "the list of [[stages]]",
 }
-STAGE_FIELDS = {f.name: f for f in fields(Stage)}
+STAGE_FIELDS = {f.name: f for f in fields(Stage) if f.name != "options"}
+"""The fields every stage has, whatever its strategy; each strategy adds its ``Options`` fields."""
 TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "list": (list,)}
 
 
@@ -139,14 +128,25 @@ def _expected(f) -> tuple[str, bool]:
     return "str", optional
 
 
-def _check_value(source, where, key, value):
-    f = STAGE_FIELDS[key]
+def _check_value(source, where, key, value, f):
     kind, optional = _expected(f)
     ok = isinstance(value, TYPES[kind]) and not (kind in ("int", "float") and isinstance(value, bool))
     if not ok:
         extra = " (or leave it out)" if optional else ""
         raise MiniftError(f"{source}: {where}.{key} must be {'an' if kind == 'int' else 'a'} {kind}{extra}, "
                           f"got {type(value).__name__} {value!r}")
+
+
+def _convert(f, value):
+    return float(value) if _expected(f)[0] == "float" else value
+
+
+def all_stage_fields() -> list[str]:
+    """Every field a stage may hold: the common ones, then each registered strategy's."""
+    out = list(STAGE_FIELDS)
+    for s in strategies.REGISTRY.values():
+        out += [k for k in s.option_fields() if k not in out]
+    return out
 
 
 # Names people reach for from other libraries, and the field minift calls them.
@@ -162,29 +162,52 @@ def _unknown(source, where, key, allowed):
 
 
 def parse_stage(source, index, table: dict, defaults: dict) -> Stage:
+    """One [[stages]] table (over the recipe's ``defaults``) as a checked Stage.
+
+    A stage's own table may hold the common fields and its strategy's; a field of another strategy
+    is refused. The ``defaults`` table is shared by every stage, so its fields of other strategies
+    simply do not apply to this one.
+    """
     where = f"stages[{index}]"
-    merged = dict(defaults)
+    name = table.get("strategy", defaults.get("strategy", "full"))
+    if not isinstance(name, str):
+        raise MiniftError(f"{source}: {where}.strategy must be a str, got {type(name).__name__} {name!r}")
+    method = strategies.get(name, f"{source}: {where}.strategy")
+    own = method.option_fields()
+    merged = {k: v for k, v in defaults.items() if k in STAGE_FIELDS or k in own}
     merged.update(table)
-    if merged.get("strategy") == "prompt":
-        # Prompt tuning's own defaults (prompt_tuning.py explains them): a high rate, no decay.
-        merged.setdefault("lr", 0.1)
-        merged.setdefault("weight_decay", 0.0)
+    for key, value in method.defaults.items():  # e.g. prompt tuning's high rate, no decay
+        merged.setdefault(key, value)
+    common, options = {}, {}
     for key, value in merged.items():
-        if key not in STAGE_FIELDS:
-            _unknown(source, where, key, list(STAGE_FIELDS))
-        _check_value(source, where, key, value)
-    stage = Stage(**{k: (float(v) if _expected(STAGE_FIELDS[k])[0] == "float" else v) for k, v in merged.items()})
+        if key in STAGE_FIELDS:
+            _check_value(source, where, key, value, STAGE_FIELDS[key])
+            common[key] = _convert(STAGE_FIELDS[key], value)
+        elif key in own:
+            _check_value(source, where, key, value, own[key])
+            options[key] = _convert(own[key], value)
+        elif strategies.owners(key):
+            users = " or ".join(f"'{o}'" for o in strategies.owners(key))
+            raise MiniftError(f"{source}: {where}.{key} = {value!r}: only a {users} stage uses it "
+                              f"(this stage is '{name}')")
+        else:
+            _unknown(source, where, key, list(STAGE_FIELDS) + list(own))
+    stage = Stage(**common, options=method.Options(**options))
     stage.name = stage.name or stage.strategy
     _check_stage(source, where, stage)
     return stage
 
 
+def make_stage(**fields) -> Stage:
+    """A checked Stage from keyword fields, as a recipe would give them (for code and tests)."""
+    return parse_stage("<stage>", 0, fields, {})
+
+
 def _check_stage(source, where, s: Stage):
     def bad(key, allowed):
-        raise MiniftError(f"{source}: {where}.{key} = {getattr(s, key)!r}: {allowed}")
+        value = getattr(s, key) if hasattr(s, key) else getattr(s.options, key)
+        raise MiniftError(f"{source}: {where}.{key} = {value!r}: {allowed}")
 
-    if s.strategy not in STRATEGIES:
-        bad("strategy", f"unknown strategy; allowed: {', '.join(STRATEGIES)}")
     if s.lr <= 0:
         bad("lr", "the learning rate must be > 0")
     if s.optimizer not in OPTIMIZERS:
@@ -194,10 +217,10 @@ def _check_stage(source, where, s: Stage):
                         f"AdamW has betas instead)")
     if s.momentum is not None and not 0 <= s.momentum < 1:
         bad("momentum", "must be in [0, 1) (0 = plain SGD, 0.9 = the default)")
-    for key in ("max_steps", "batch_size", "eval_every", "log_every", "eval_examples", "prompt_tokens"):
+    for key in ("max_steps", "batch_size", "eval_every", "log_every", "eval_examples"):
         if getattr(s, key) < 1:
             bad(key, "must be >= 1")
-    for key in ("examples", "top_k", "patience", "unfreeze_every"):
+    for key in ("examples", "patience"):
         if getattr(s, key) is not None and getattr(s, key) < (0 if key == "patience" else 1):
             bad(key, "must be >= 1" if key != "patience" else "must be >= 0")
     for key in ("warmup_steps",):
@@ -215,31 +238,7 @@ def _check_stage(source, where, s: Stage):
             bad("min_steps", "the floor of an epochs budget: set epochs too (or leave min_steps out)")
         if not 1 <= s.min_steps <= s.max_steps:
             bad("min_steps", f"must be >= 1 and <= max_steps ({s.max_steps}), the cap")
-    if s.top_fraction is not None and not 0 < s.top_fraction <= 1:
-        bad("top_fraction", "must be in (0, 1]")
-    if s.discriminative is not None and s.discriminative <= 0:
-        bad("discriminative", "the factor must be > 0 (ULMFiT uses 2.6)")
-    if s.prompt_init not in ("vocab", "text", "random"):
-        bad("prompt_init", "allowed: vocab, text, random")
-    if s.prompt_init == "text" and not s.prompt_text:
-        bad("prompt_text", "prompt_init = 'text' needs a prompt_text")
-    from minift.freezing import PARTS
-
-    for part in s.parts:
-        if part not in PARTS:
-            raise MiniftError(f"{source}: {where}.parts: unknown part {part!r}; allowed: {', '.join(PARTS)}")
-    for b in s.blocks:
-        if not isinstance(b, int) or isinstance(b, bool):
-            raise MiniftError(f"{source}: {where}.blocks: {b!r} is not a block index (an integer)")
-    if s.strategy == "layers" and not (s.blocks or s.top_k or s.top_fraction or s.parts):
-        raise MiniftError(f"{source}: {where}: a 'layers' stage must say what trains: blocks, top_k, "
-                          f"top_fraction or parts")
-    if s.strategy != "layers":
-        for key in ("blocks", "top_k", "top_fraction", "parts", "discriminative", "unfreeze_every"):
-            if getattr(s, key) not in (None, [], False):
-                bad(key, f"only a 'layers' stage uses it (this stage is '{s.strategy}')")
-    if s.strategy != "prompt" and s.prompts:
-        bad("prompts", f"only a 'prompt' stage uses it (this stage is '{s.strategy}')")
+    s.method.check(s.options, bad)
 
 
 def parse_recipe(doc: dict, source: str) -> Recipe:
@@ -249,9 +248,10 @@ def parse_recipe(doc: dict, source: str) -> Recipe:
     defaults = doc.get("defaults", {})
     if not isinstance(defaults, dict):
         raise MiniftError(f"{source}: 'defaults' must be a table of stage fields")
+    every = all_stage_fields()
     for key in defaults:
-        if key not in STAGE_FIELDS:
-            _unknown(source, "defaults", key, list(STAGE_FIELDS))
+        if key not in every:
+            _unknown(source, "defaults", key, every)
     tables = doc.get("stages")
     if not isinstance(tables, list) or not tables:
         raise MiniftError(f"{source}: 'stages' must be a non-empty list of [[stages]] tables")
@@ -299,15 +299,11 @@ def load_recipe(name_or_path) -> Recipe:
     return parse_recipe(doc, str(path))
 
 
-def check_against_model(recipe: Recipe, n_layer: int, block_size: int) -> None:
-    """The checks that need the model: block indices in range, prompts that fit the block."""
+def check_against_model(recipe: Recipe, config) -> None:
+    """The checks that need the model (its ``GPTConfig``): block indices in range, prompts that fit
+    the block, a LoRA rank the layers can hold. Each strategy says its own (``check_model``)."""
     for i, s in enumerate(recipe.stages):
-        for b in s.blocks:
-            if not -n_layer <= b < n_layer:
-                raise MiniftError(f"{recipe.source}: stages[{i}].blocks: block {b} is outside the model: it has "
-                                  f"{n_layer} blocks (0..{n_layer - 1}, or -{n_layer}..-1)")
-        if s.top_k is not None and s.top_k > n_layer:
-            raise MiniftError(f"{recipe.source}: stages[{i}].top_k = {s.top_k}: the model has {n_layer} blocks")
-        if s.strategy == "prompt" and s.prompt_tokens >= block_size:
-            raise MiniftError(f"{recipe.source}: stages[{i}].prompt_tokens = {s.prompt_tokens}: a prompt must be "
-                              f"shorter than the block ({block_size}) to leave room for text")
+        def bad(key, allowed, s=s, i=i):
+            raise MiniftError(f"{recipe.source}: stages[{i}].{key} = {getattr(s.options, key)!r}: {allowed}")
+
+        s.method.check_model(s.options, config, bad)

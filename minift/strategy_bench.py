@@ -22,38 +22,31 @@ import time
 
 import torch
 
-from minift import freezing, prompt_tuning
+from minift import strategies
 from minift.model import GPT, GPTConfig
 from minift.optim import AdamW, optimizer_state_bytes, param_groups
 
-STRATEGIES = ("full", "layers: top quarter", "layers: top half + ln_f", "head only (untied)", "prompt (16 vectors)")
+def cases() -> list[tuple[str, str, object]]:
+    """(label, strategy, Options) for every case the registered strategies ask to be measured."""
+    return [(label, method.name, options) for method in strategies.REGISTRY.values()
+            for label, options in method.bench_cases()]
 
 
-def build(strategy: str, config: GPTConfig, device):
-    """A fresh model set up for one strategy; returns (model, prompts, optimizer)."""
+def build(strategy: str, options, config: GPTConfig, device, batch: int):
+    """A fresh model set up for one strategy, as a stage sets it up: (module, row names, optimizer)."""
+    from minift.checkpoint import ModelBundle
+    from minift.finetune import Trainable
+    from minift.schedule import Stage
+    from minift.tasks.data import Example
+
     torch.manual_seed(0)
-    model = GPT(config).to(device)
-    prompts = {}
-    L = config.n_layer
-    if strategy == "full":
-        names = [n for n, _ in model.named_parameters()]
-    elif strategy == "layers: top quarter":
-        names = freezing.select_parameters(model, top_k=max(1, L // 4))
-    elif strategy == "layers: top half + ln_f":
-        names = freezing.select_parameters(model, top_k=max(1, L // 2), parts=["ln_f"])
-    elif strategy == "head only (untied)":
-        freezing.untie_head(model)
-        names = freezing.select_parameters(model, parts=["head"])
-    else:
-        prompt_tuning.freeze_base(model)
-        prompts = {"p": prompt_tuning.SoftPrompt(16, config.n_embd, init="random").to(device)}
-        names = None
-    if names is not None:
-        freezing.set_trainable(model, names)
-        groups = param_groups(model, 0.1)
-    else:
-        groups = param_groups([("prompts.p.weight", prompts["p"].weight)], 0.0)
-    return model, prompts, AdamW(groups, lr=1e-4)
+    method = strategies.get(strategy)
+    bundle = ModelBundle(model=GPT(config).to(device), tokenizer=None)
+    stage = Stage(strategy=strategy, options=options, lr=1e-4, weight_decay=method.defaults.get("weight_decay", 0.1))
+    rows = [Example(task="bench", fields={}, subset=None, prompt="", completion="")] * batch
+    setup = method.setup(stage, bundle, rows, log=None, seed=0)
+    module = Trainable(bundle.model, dict(bundle.prompts))
+    return module, setup.row_names, AdamW(setup.groups, lr=stage.lr)
 
 
 def saved_activation_bytes(fn) -> int:
@@ -79,18 +72,16 @@ def bench_strategies(device="cpu", steps: int = 10, shape=None, batch: int = 8) 
     x = torch.randint(0, config.vocab_size, (batch, config.block_size - 16), device=device)
     y = torch.randint(0, config.vocab_size, (batch, config.block_size - 16), device=device)
     rows = []
-    for strategy in STRATEGIES:
+    for label, strategy, options in cases():
         if cuda:
             torch.cuda.empty_cache()
             before_build = torch.cuda.memory_allocated()  # x, y and anything still alive: not this strategy's
-        model, prompts, optimizer = build(strategy, config, device)
+        module, row_names, optimizer = build(strategy, options, config, device, batch)
 
         def forward_loss():
             # As a fine-tuning stage computes it: bf16 autocast on CUDA, the loss chunked from the hidden states.
             with autocast_for(device):
-                hidden = prompt_tuning.forward_with_prompts(model, prompts, x, ["p"] * batch if prompts else
-                                                            [None] * batch, return_hidden=True)
-                return model.head_loss(hidden, y)
+                return module(x, row_names, targets=y)
 
         def step():
             forward_loss().backward()
@@ -102,8 +93,7 @@ def bench_strategies(device="cpu", steps: int = 10, shape=None, batch: int = 8) 
         seconds = best_time(step, steps, device)
         trainable = [p for g in optimizer.param_groups for p in g["params"]]
         n_trainable = sum(p.numel() for p in trainable)
-        weights = sum(p.numel() * p.element_size() for p in model.parameters()) + sum(
-            p.weight.numel() * p.weight.element_size() for p in prompts.values())
+        weights = sum(p.numel() * p.element_size() for p in module.parameters())
         grads = sum(p.numel() * p.element_size() for p in trainable)
         activations = saved_activation_bytes(forward_loss)
         state = optimizer_state_bytes(optimizer)
@@ -111,10 +101,10 @@ def bench_strategies(device="cpu", steps: int = 10, shape=None, batch: int = 8) 
             memory, how = torch.cuda.max_memory_allocated() - before_build, "CUDA peak allocated by the strategy"
         else:
             memory, how = weights + grads + state + activations, "weights + grads + optimizer state + saved activations"
-        rows.append({"strategy": strategy, "step_seconds": seconds, "memory_bytes": memory, "memory_how": how,
+        rows.append({"strategy": label, "method": strategy, "step_seconds": seconds, "memory_bytes": memory, "memory_how": how,
                      "activation_bytes": activations, "trainable_params": n_trainable,
                      "optimizer_state_bytes": state, "tokens_per_s": x.numel() / seconds})
-        del model, prompts, optimizer
+        del module, optimizer
     full = rows[0]
     for r in rows:
         for key in ("step_seconds", "memory_bytes", "trainable_params", "optimizer_state_bytes", "activation_bytes"):

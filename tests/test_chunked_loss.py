@@ -18,7 +18,7 @@ from minift.cli import main
 from minift.finetune import Trainable
 from minift.loss import linear_cross_entropy
 from minift.model import GPT, GPTConfig, lm_loss
-from minift.prompt_tuning import SoftPrompt
+from minift.strategies.prompt import SoftPrompt
 
 N, C, V = 50, 12, 37
 

@@ -51,7 +51,7 @@ from minift.errors import MiniftError
 from minift.evaluate import (choose_prompt, evaluate_examples, generate_text, max_new_tokens_for, metric_scores,
                              row_prompt_names, teacher_forced_loss)
 from minift.model import GPT, GPTConfig
-from minift.prompt_tuning import SoftPrompt
+from minift.strategies.prompt import SoftPrompt
 from minift.tasks import encode_example
 from minift.tasks.data import make_example
 from minift.tokenizer import Tokenizer

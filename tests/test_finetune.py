@@ -103,7 +103,7 @@ def test_load_model_returns_the_final_model_with_its_prompts(run):
 
 def greedy_by_hand(bundle, text, prompt_name, n):
     """Greedy decoding written out: argmax of the last position's logits, appended, n times (or eot)."""
-    from minift.prompt_tuning import forward_with_prompts
+    from minift.strategies.prompt import forward_with_prompts
 
     tok = bundle.tokenizer
     ids = tok.encode(text)
@@ -141,7 +141,7 @@ def test_generate_command_uses_a_named_prompt_and_refuses_an_unknown_one(run, ca
     # The tiny run's model writes the same words whatever its prompt, so the named prompt is checked
     # on the shipped base with a prompt initialised from text, which does change what it writes.
     from minift.finetune import save_bundle
-    from minift.prompt_tuning import SoftPrompt
+    from minift.strategies.prompt import SoftPrompt
 
     bundle = minift.load_model("base")
     bundle.prompts["y"] = SoftPrompt(8, bundle.model.config.n_embd, init="text", model=bundle.model,
@@ -254,7 +254,7 @@ def loss_case(tiny_setup):
     """(Trainable of the tiny base with a soft prompt "x", a batch of 2 rows whose graded tokens are
     known, the sum of their token cross-entropies computed from the logits by torch)."""
     from minift.finetune import Trainable
-    from minift.prompt_tuning import SoftPrompt
+    from minift.strategies.prompt import SoftPrompt
     from minift.tasks.format import Batch
 
     bundle = minift.load_model(tiny_setup / "base")

@@ -5,6 +5,7 @@ The optimizer fields: optimizer (adamw | sgd), momentum (sgd only, in [0, 1)) an
 import pytest
 
 from minift.errors import MiniftError
+from minift.model import GPTConfig
 from minift.schedule import builtin_recipes, check_against_model, load_recipe
 
 
@@ -82,10 +83,10 @@ def test_block_index_outside_the_model_and_too_long_prompt_are_refused(tmp_path)
     path = tmp_path / "r.toml"
     path.write_text('[[stages]]\nstrategy = "layers"\nblocks = [-5]\n')
     with pytest.raises(MiniftError, match=r"block -5 is outside the model: it has 4 blocks \(0\.\.3, or -4\.\.-1\)"):
-        check_against_model(load_recipe(path), n_layer=4, block_size=64)
+        check_against_model(load_recipe(path), GPTConfig(n_layer=4, block_size=64))
     path.write_text('[[stages]]\nstrategy = "prompt"\nprompt_tokens = 64\n')
     with pytest.raises(MiniftError, match=r"prompt_tokens = 64: a prompt must be shorter than the block \(64\)"):
-        check_against_model(load_recipe(path), n_layer=4, block_size=64)
+        check_against_model(load_recipe(path), GPTConfig(n_layer=4, block_size=64))
 
 
 def test_unknown_recipe_name_lists_the_builtin_ones():

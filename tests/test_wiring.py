@@ -338,10 +338,11 @@ def fresh(tiny_setup):
 
 
 def setup(stage_fields, bundle, examples, seed=0):
-    from minift.schedule import Stage
+    from minift.schedule import make_stage
     from minift.trainer import RunLog
 
-    return finetune.setup_strategy(Stage(**stage_fields), bundle, examples, RunLog(None, quiet=True), seed)
+    module, s = finetune.setup_strategy(make_stage(**stage_fields), bundle, examples, RunLog(None, quiet=True), seed)
+    return module, s.groups, s.before_step, s.row_names
 
 
 def requires_grad(model):
@@ -383,7 +384,7 @@ def test_setup_discriminative_rates_scale_each_block(fresh):
 
 
 def test_setup_a_prompt_stage_keeps_earlier_prompts_frozen_and_trains_its_own(fresh):
-    from minift.prompt_tuning import SoftPrompt
+    from minift.strategies.prompt import SoftPrompt
 
     bundle, examples = fresh
     model, tok, width = bundle.model, bundle.tokenizer, bundle.model.config.n_embd
@@ -407,7 +408,7 @@ def test_setup_a_prompt_stage_keeps_earlier_prompts_frozen_and_trains_its_own(fr
 
 
 def test_setup_a_stage_that_trains_the_model_drops_the_stale_prompts(fresh):
-    from minift.prompt_tuning import SoftPrompt
+    from minift.strategies.prompt import SoftPrompt
 
     bundle, examples = fresh
     bundle.prompts["old"] = SoftPrompt(2, bundle.model.config.n_embd, init="random")
@@ -418,7 +419,7 @@ def test_setup_a_stage_that_trains_the_model_drops_the_stale_prompts(fresh):
 
 def test_setup_several_prompts_start_from_their_own_seeds_on_the_models_device_and_rows_follow_subsets(
         fresh, monkeypatch):
-    from minift import prompt_tuning
+    from minift.strategies import prompt as prompt_tuning
 
     bundle, examples = fresh
     examples = examples[:4] + [dataclasses.replace(examples[4], subset="z")]  # z: a subset with no prompt

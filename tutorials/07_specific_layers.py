@@ -32,7 +32,7 @@ import shutil
 import torch
 
 import minift
-from minift import freezing
+from minift.strategies import layers as freezing
 from minift.course import claim, header, output_dir, pick, smoke
 from minift.finetune import RunOptions, run_recipe
 from minift.model import lm_loss

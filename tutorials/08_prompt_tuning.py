@@ -35,7 +35,7 @@ from minift.evaluate import evaluate_examples, generate_text
 from minift.finetune import RunOptions, run_recipe
 from minift.model import lm_loss
 from minift.optim import AdamW, param_groups
-from minift.prompt_tuning import (SoftPrompt, check_budget, forward_with_prompts, freeze_base, load_prompt,
+from minift.strategies.prompt import (SoftPrompt, check_budget, forward_with_prompts, freeze_base, load_prompt,
                                   save_prompt)
 from minift.schedule import load_recipe, parse_recipe
 from minift.strategy_bench import bench_strategies

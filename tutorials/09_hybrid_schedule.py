@@ -38,6 +38,7 @@ from minift.course import claim, header, output_dir, pick, smoke
 from minift.errors import MiniftError
 from minift.evaluate import evaluate_examples
 from minift.finetune import RunOptions, run_recipe
+from minift.model import GPTConfig
 from minift.schedule import builtin_recipes, check_against_model, load_recipe, parse_recipe
 from minift.tasks import load_examples
 from minift.world import SUBSETS
@@ -168,7 +169,7 @@ for what, doc in mistakes.items():
         claim(f"refused: {what}", message)  # checked by tests/test_tutorials.py
 bad_blocks = parse_recipe({"stages": [{"strategy": "layers", "blocks": [-1, 7]}]}, source="my.toml")
 try:
-    check_against_model(bad_blocks, n_layer=4, block_size=256)
+    check_against_model(bad_blocks, GPTConfig(n_layer=4, block_size=256))
 except MiniftError as error:
     print(f"block 7 of a 4-block model:\n    {error}")
     claim("refused: block 7 of a 4-block model", str(error))  # checked by tests/test_tutorials.py

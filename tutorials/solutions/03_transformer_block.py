@@ -10,7 +10,7 @@ from dataclasses import replace
 import torch
 
 from minift.course import claim, header, pick, smoke
-from minift.freezing import count_parameters
+from minift.strategies.layers import count_parameters
 from minift.model import GPT, GPTConfig, KVCache, lm_loss
 from minift.optim import AdamW, param_groups
 from minift.pretrain import encode_stream, window_batches

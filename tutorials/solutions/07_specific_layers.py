@@ -10,7 +10,7 @@ import shutil
 import torch
 
 import minift
-from minift import freezing
+from minift.strategies import layers as freezing
 from minift.course import claim, header, output_dir, pick
 from minift.finetune import RunOptions, run_recipe
 from minift.model import lm_loss

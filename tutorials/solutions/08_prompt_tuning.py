@@ -15,7 +15,7 @@ from minift.course import claim, header, output_dir, pick, smoke
 from minift.errors import MiniftError
 from minift.evaluate import evaluate_examples
 from minift.finetune import RunOptions, run_recipe
-from minift.prompt_tuning import load_prompt
+from minift.strategies.prompt import load_prompt
 from minift.schedule import parse_recipe
 from minift.tasks import load_examples
 from minift.world import SUBSETS

@@ -19,7 +19,7 @@ import minift
 from minift import advise, experiment
 from minift.checkpoint import data_dir
 from minift.course import claim, header, output_dir, pick, smoke
-from minift.freezing import select_parameters
+from minift.strategies.layers import select_parameters
 
 torch.manual_seed(0)
 out = output_dir("11-solutions") / ("smoke" if smoke() else "full")

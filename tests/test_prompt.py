@@ -8,7 +8,7 @@ import torch
 from minift.errors import MiniftError
 from minift.model import GPT, GPTConfig
 from minift.optim import AdamW, optimizer_state_bytes
-from minift.prompt_tuning import (SoftPrompt, build_prefix, check_budget, forward_with_prompts,
+from minift.strategies.prompt import (SoftPrompt, build_prefix, check_budget, forward_with_prompts,
                                   freeze_base, load_prompt, prompt_loss_fn, save_prompt)
 from minift.tokenizer import Tokenizer
 from minift.trainer import TrainConfig, train_stage

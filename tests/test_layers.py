@@ -4,7 +4,7 @@ import torch.nn.functional as F
 import pytest
 
 from minift.errors import MiniftError
-from minift.freezing import (GradualUnfreezer, count_parameters, describe, discriminative_lr_scales,
+from minift.strategies.layers import (GradualUnfreezer, count_parameters, describe, discriminative_lr_scales,
                              freeze_blocks, resolve_blocks, select_parameters, set_trainable,
                              trainable_names, untie_head)
 from minift.model import GPT, GPTConfig

@@ -1,4 +1,4 @@
-"""Prompt tuning: learn a few input vectors, leave every weight of the model as it was.
+"""Prompt tuning (``strategy = "prompt"``): learn a few input vectors, leave every weight of the model as it was.
 
 The idea (Lester et al. 2021, "The Power of Scale for Parameter-Efficient Prompt Tuning")
 ----------------------------------------------------------------------------------------
@@ -47,6 +47,7 @@ Tutorial 08 (prompt tuning: soft prompts, several prompts on one model) steps th
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -56,6 +57,7 @@ from minift.checkpoint import fingerprint, read_torch_file
 from minift.errors import MiniftError
 from minift.io import atomic_torch_save
 from minift.model import positions_from_mask
+from minift.strategies.base import StageSetup, Strategy
 
 FORMAT = "minift-soft-prompt"
 VERSION = 1
@@ -275,3 +277,92 @@ def load_prompt(path, model) -> SoftPrompt:
     prompt = SoftPrompt.from_weight(weight.float(), init=str(payload.get("init", "random")))
     prompt.name, prompt.meta = payload.get("name"), dict(payload.get("meta") or {})
     return prompt
+
+
+# --- the recipe's 'prompt' stage -----------------------------------------------------------------
+@dataclass
+class Options:
+    """The recipe fields of a ``strategy = "prompt"`` stage."""
+
+    prompt_tokens: int = 16
+    """P, the number of soft-prompt vectors."""
+    prompt_init: str = "vocab"
+    """vocab (sampled token embeddings) | text (embeddings of prompt_text) | random."""
+    prompt_text: str = ""
+    """The text whose token embeddings start the prompt (prompt_init = 'text')."""
+    prompts: list = field(default_factory=list)
+    """One soft prompt per name, each trained on that subset's examples; empty = one per subset
+    present in the data (or a single prompt named after the task when there are no subsets)."""
+
+
+def row_state_names(wanted: list, stage_name: str, examples, noun: str = "prompts") -> list:
+    """The per-row state each training example reads: the only one when there is one, else the one
+    named after its subset (None for rows of no wanted subset, which then train nothing).
+    prefix.py shares it: prefixes are chosen per row exactly like soft prompts."""
+    if len(wanted) == 1:
+        return [wanted[0]] * len(examples)
+    rows = [e.subset if e.subset in wanted else None for e in examples]
+    if not any(rows):
+        raise MiniftError(f"stage '{stage_name}': no training example belongs to the {noun} {', '.join(wanted)} "
+                          f"(subsets present: {', '.join(sorted({str(e.subset) for e in examples}))})")
+    return rows
+
+
+def wanted_names(names: list, examples) -> list[str]:
+    """The names a stage trains: the recipe's list, else one per subset present, else the task's name."""
+    if names:
+        return list(names)
+    subsets = sorted({e.subset for e in examples if e.subset})
+    return subsets or [examples[0].task]
+
+
+def train_only(bundle, wanted: list) -> None:
+    """Every per-row tensor of the bundle frozen but the wanted ones (the others ride along, unchanged)."""
+    for p in bundle.prompts.values():
+        p.weight.requires_grad_(False)
+    for name in wanted:
+        bundle.prompts[name].weight.requires_grad_(True)
+
+
+class Prompt(Strategy):
+    name = "prompt"
+    summary = "the model is frozen; soft prompts before the input train, one per subset"
+    paper = "Lester et al. 2021"
+    Options = Options
+    # A high rate and no decay (the module docstring says why).
+    defaults = {"lr": 0.1, "weight_decay": 0.0}
+    changes_base = False
+
+    def check(self, o, bad) -> None:
+        if o.prompt_tokens < 1:
+            bad("prompt_tokens", "must be >= 1")
+        if o.prompt_init not in INITS:
+            bad("prompt_init", f"allowed: {', '.join(INITS)}")
+        if o.prompt_init == "text" and not o.prompt_text:
+            bad("prompt_text", "prompt_init = 'text' needs a prompt_text")
+
+    def check_model(self, o, config, bad) -> None:
+        if o.prompt_tokens >= config.block_size:
+            bad("prompt_tokens", f"a prompt must be shorter than the block ({config.block_size}) to leave room "
+                                 f"for text")
+
+    def setup(self, stage, bundle, examples, log, seed: int) -> StageSetup:
+        from minift.optim import param_groups
+
+        o, model = stage.options, bundle.model
+        freeze_base(model)
+        check_budget(model, o.prompt_tokens)
+        wanted = wanted_names(o.prompts, examples)
+        for i, name in enumerate(wanted):
+            bundle.prompts[name] = SoftPrompt(o.prompt_tokens, model.config.n_embd, init=o.prompt_init, model=model,
+                                              tokenizer=bundle.tokenizer, text=o.prompt_text or None,
+                                              seed=seed + i).to(model.transformer.wte.weight.device)
+        train_only(bundle, wanted)
+        groups = param_groups([(f"prompts.{n}.weight", bundle.prompts[n].weight) for n in wanted], stage.weight_decay)
+        return StageSetup(groups=groups, row_names=row_state_names(wanted, stage.name, examples), find_unused=True)
+
+    def bench_cases(self):
+        return [("prompt (16 vectors)", Options(prompt_tokens=16, prompt_init="random"))]
+
+
+STRATEGY = Prompt()

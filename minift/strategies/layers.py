@@ -1,4 +1,5 @@
-"""Choosing what trains: freezing blocks, gradual unfreezing, discriminative rates, weight tying.
+"""Specific-layer fine-tuning (``strategy = "layers"``): freezing blocks, gradual unfreezing,
+discriminative rates, weight tying.
 
 Why freeze
 ----------
@@ -52,11 +53,13 @@ from __future__ import annotations
 
 import math
 import numbers
+from dataclasses import dataclass, field
 
 from torch import nn
 
 from minift.errors import MiniftError
 from minift.model import GPT
+from minift.strategies.base import StageSetup, Strategy
 
 PARTS = ("embeddings", "wte", "wpe", "ln_f", "head")
 """Named parts besides the blocks. "embeddings" = wte + wpe. With tied weights "head" IS wte."""
@@ -310,3 +313,99 @@ def describe(model: nn.Module) -> str:
                      "freezing one freezes the other; untie_head() splits them")
     lines.append(_backward_floor(model))
     return "\n".join(lines)
+
+
+# --- the recipe's 'layers' stage -----------------------------------------------------------------
+@dataclass
+class Options:
+    """The recipe fields of a ``strategy = "layers"`` stage (say at least one of the first four)."""
+
+    blocks: list = field(default_factory=list)
+    """Block indices that train; negative counts from the top (-1 = top block)."""
+    top_k: int | None = None
+    """Train the top k blocks (alternative to blocks)."""
+    top_fraction: float | None = None
+    """Train the top fraction of blocks, at least one (0.25 = the top quarter)."""
+    parts: list = field(default_factory=list)
+    """Named parts that also train: embeddings, wte, wpe, ln_f, head."""
+    untie_head: bool = False
+    """Give the head its own weights first (a linear probe can then train the head alone)."""
+    discriminative: float | None = None
+    """ULMFiT rates: each block down learns at the rate of the block above / this factor (2.6)."""
+    unfreeze_every: int | None = None
+    """ULMFiT gradual unfreezing: start with the top block, unfreeze one more every this many steps."""
+
+
+def check_block_choice(o, bad) -> None:
+    """The checks of ``blocks``, ``top_k`` and ``top_fraction`` (lora.py limits itself by them too)."""
+    for b in o.blocks:
+        if not isinstance(b, numbers.Integral) or isinstance(b, bool):
+            bad("blocks", f"{b!r} is not a block index (an integer)")
+    if o.top_k is not None and o.top_k < 1:
+        bad("top_k", "must be >= 1")
+    if o.top_fraction is not None and not 0 < o.top_fraction <= 1:
+        bad("top_fraction", "must be in (0, 1]")
+
+
+def check_blocks_in_model(o, n_layer: int, bad) -> None:
+    for b in o.blocks:
+        if not -n_layer <= b < n_layer:
+            bad("blocks", f"block {b} is outside the model: it has {n_layer} blocks (0..{n_layer - 1}, "
+                          f"or -{n_layer}..-1)")
+    if o.top_k is not None and o.top_k > n_layer:
+        bad("top_k", f"the model has {n_layer} blocks")
+
+
+def chosen_top_k(o, n_layer: int) -> int | None:
+    """top_k, or top_fraction of the blocks (at least one) turned into a top_k."""
+    if o.top_fraction is not None:
+        return max(1, round(n_layer * o.top_fraction))
+    return o.top_k
+
+
+class Layers(Strategy):
+    name = "layers"
+    summary = "chosen blocks and parts train (gradual unfreezing, discriminative rates)"
+    paper = "Yosinski et al. 2014; Howard & Ruder 2018 (ULMFiT)"
+    Options = Options
+
+    def check(self, o, bad) -> None:
+        check_block_choice(o, bad)
+        for part in o.parts:
+            if part not in PARTS:
+                bad("parts", f"unknown part {part!r}; allowed: {', '.join(PARTS)}")
+        if not (o.blocks or o.top_k or o.top_fraction or o.parts):
+            bad("strategy", "a 'layers' stage must say what trains: blocks, top_k, top_fraction or parts")
+        if o.discriminative is not None and o.discriminative <= 0:
+            bad("discriminative", "the factor must be > 0 (ULMFiT uses 2.6)")
+        if o.unfreeze_every is not None and o.unfreeze_every < 1:
+            bad("unfreeze_every", "must be >= 1")
+
+    def check_model(self, o, config, bad) -> None:
+        check_blocks_in_model(o, config.n_layer, bad)
+
+    def setup(self, stage, bundle, examples, log, seed: int) -> StageSetup:
+        from minift.optim import param_groups
+
+        o, model = stage.options, bundle.model
+        if o.untie_head:
+            untie_head(model)
+        names = select_parameters(model, blocks=o.blocks, top_k=chosen_top_k(o, model.config.n_layer), parts=o.parts)
+        before_step = None
+        if o.unfreeze_every:
+            before_step = GradualUnfreezer(model, every=o.unfreeze_every, parts=o.parts)
+            names = before_step.all_names()
+        set_trainable(model, names)
+        scales = discriminative_lr_scales(model, o.discriminative, names) if o.discriminative else None
+        groups = param_groups(model, stage.weight_decay, lr_scales=scales)
+        if before_step is not None:
+            before_step(0)
+        return StageSetup(groups=groups, row_names=[None] * len(examples), before_step=before_step)
+
+    def bench_cases(self):
+        return [("layers: top quarter", Options(top_fraction=0.25)),
+                ("layers: top half + ln_f", Options(top_fraction=0.5, parts=["ln_f"])),
+                ("head only (untied)", Options(parts=["head"], untie_head=True))]
+
+
+STRATEGY = Layers()
