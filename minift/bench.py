@@ -36,41 +36,18 @@ Tutorial 12 (running on a GPU) reads these numbers.
 """
 from __future__ import annotations
 
-import json
 import sys
-import time
 
 import torch
 
 from minift.errors import MiniftError
 from minift.model import GPT, GPTConfig, lm_loss
 from minift.optim import AdamW, param_groups
+from minift.timing import GPT2_SHAPE, TRAIN_BATCH, TRAIN_SHAPE, best_time, sync
 
 # The configuration issue #2 asks about: n_layer=4, n_head=4, n_embd=256, block 128, batch 8, vocab 2048.
-TRAIN_SHAPE = dict(vocab_size=2048, block_size=128, n_layer=4, n_head=4, n_embd=256)
-TRAIN_BATCH = 8
-# GPT-2-124M shaped fine-tuning for CUDA (issue #6): block 1024.
-GPT2_SHAPE = dict(vocab_size=50304, block_size=1024, n_layer=12, n_head=12, n_embd=768)
 SECTIONS = ("train", "finetune", "loss", "generate", "strategies", "ddp")
 BF16_PEAK = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12, "4090": 165e12}
-
-
-def sync(device):
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
-
-
-def best_time(fn, repeats: int, device) -> float:
-    """The fastest of ``repeats`` runs (the least disturbed by other work on the machine)."""
-    fn()  # warm-up: first calls allocate and pick kernels
-    sync(device)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def matmul_rate(device="cpu", n: int = 1024, repeats: int = 10, dtype=torch.float32) -> float:
@@ -271,7 +248,7 @@ def bench_loss(device="cpu", steps=10, shape=None, batch=None, chunk_rows=None) 
 
 
 def print_loss(r: dict) -> None:
-    from minift.cli import print_table
+    from minift.tables import print_table
 
     print(f"loss        head + cross-entropy, forward + backward, N = {r['batch']} x {r['config']['block_size']} "
           f"= {r['rows']:,} rows, V = {r['config']['vocab_size']:,}, C = {r['config']['n_embd']} on {r['device']}")
@@ -288,7 +265,7 @@ def bench_generate(device="cpu", new_tokens=256, batch=1, model=None) -> dict:
     source = "random weights, base shape"
     if model is None:
         try:
-            from minift.checkpoint import load_model
+            from minift.bundle import load_model
 
             model = load_model("base", device=device).model
             source = "shipped base model"

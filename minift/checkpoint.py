@@ -11,18 +11,17 @@ A minift checkpoint (``model.pt``) is a ``torch.save`` of a plain dict:
 It holds only tensors, numbers, strings, lists and dicts, so it loads with
 ``torch.load(weights_only=True)``: loading never runs pickled code.
 
-Soft prompts (``prompt_tuning.py``) are saved beside a model in ``prompts/NAME.pt``: a few KB
-plus a fingerprint of the base weights they were trained on.
+``fingerprint`` names a model's exact weights; the per-row state trained on a base (soft prompts,
+``strategies/prompt.py``; LoRA adapters, ...) stores it so it is never loaded onto another.
 
-``load_model`` accepts a run folder (``minift finetune --out DIR``), a ``.pt`` file, or the
-name ``base`` (the tiny base model shipped in ``data/base/``). It returns a ``ModelBundle``: the
-GPT, its tokenizer and its soft prompts, ready for ``evaluate`` and ``generate``.
+This file is the format only. Loading a base *with* its tokenizer and its soft prompts, as a
+``ModelBundle`` ready for ``evaluate`` and ``generate``, is ``bundle.py``'s job (kept apart so the
+format, which the strategies' files need, imports none of them).
 """
 from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -152,48 +151,3 @@ def fingerprint(model: GPT) -> str:
         h.update(key.encode())
         h.update(value.detach().float().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
-
-
-@dataclass
-class ModelBundle:
-    """A GPT with its tokenizer and any soft prompts trained for it."""
-
-    model: GPT
-    tokenizer: object
-    prompts: dict = field(default_factory=dict)  # name -> SoftPrompt
-    meta: dict = field(default_factory=dict)
-    path: str = ""
-
-    def generate(self, text: str, max_new_tokens: int = 64, prompt_name: str | None = None,
-                 temperature: float = 0.0, top_k: int | None = None) -> str:
-        """Continue ``text`` and return only the new text (greedy by default), stopping at end-of-text."""
-        from minift.evaluate import generate_text
-
-        return generate_text(self, [text], max_new_tokens=max_new_tokens, prompt_names=[prompt_name],
-                             temperature=temperature, top_k=top_k)[0]
-
-
-def load_tokenizer_dict(d: dict, source: str):
-    from minift.tokenizer import Tokenizer
-
-    return Tokenizer.from_dict(d, source=source)
-
-
-def load_model(path_or_name, device="cpu", dropout: float | None = None) -> ModelBundle:
-    """Load a named model, a run folder or a checkpoint file, with its prompts, onto ``device``."""
-    from minift.pretrained import is_gpt2_spec, load_gpt2_bundle  # GPT-2 from local files
-
-    if is_gpt2_spec(path_or_name):
-        return load_gpt2_bundle(path_or_name, device=device, dropout=dropout)
-    path = resolve_model_path(path_or_name)
-    payload = read_checkpoint(path)
-    model = build_model(payload, source=str(path), dropout=dropout).to(device)
-    tokenizer = load_tokenizer_dict(payload["tokenizer"], source=str(path))
-    bundle = ModelBundle(model=model, tokenizer=tokenizer, meta=payload.get("meta", {}), path=str(path))
-    prompt_dir = path.parent / "prompts"
-    if prompt_dir.is_dir():
-        from minift.strategies.prompt import load_prompt
-
-        for prompt_path in sorted(prompt_dir.glob("*.pt")):
-            bundle.prompts[prompt_path.stem] = load_prompt(prompt_path, model).to(device)
-    return bundle

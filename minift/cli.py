@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 
+from minift.args import add_device, add_quiet
 from minift.errors import MiniftError
 
 
@@ -20,33 +21,6 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message):
         raise MiniftError(f"{message} (see '{self.prog} --help')")
-
-
-def add_device(p):
-    p.add_argument("--device", default="auto",
-                   help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps (default: auto)")
-
-
-def add_quiet(p):
-    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-
-
-def print_table(rows: list[dict], columns: list[str], file=None):
-    """A plain aligned text table (on stdout unless ``file`` says otherwise)."""
-    file = file or sys.stdout
-    def fmt(v):
-        if isinstance(v, float):
-            return f"{v:.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
-        if isinstance(v, int) and not isinstance(v, bool):
-            return f"{v:,}"
-        return "" if v is None else str(v)
-
-    cells = [[fmt(r.get(c)) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)]
-    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)), file=file)
-    print("  ".join("-" * w for w in widths), file=file)
-    for row in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths)), file=file)
 
 
 # --- subcommands ---------------------------------------------------------------------------------

@@ -5,20 +5,9 @@ import json
 import sys
 from pathlib import Path
 
+from minift.args import positive
 from minift.errors import MiniftError
-
-
-def positive(text: str) -> int:
-    """argparse type: an integer >= 1 (so --limit 0 or --examples -5 is refused at the edge)."""
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
+from minift.tables import print_stage_table  # noqa: F401  (tutorial 09 and the demo print with it)
 
 
 def check_task(task):
@@ -47,8 +36,8 @@ def cmd_data(args):
 
 # --- evaluate -------------------------------------------------------------------------------------
 def cmd_evaluate(args):
-    from minift.checkpoint import load_model
-    from minift.cli import print_table
+    from minift.bundle import load_model
+    from minift.tables import print_table
     from minift.device import resolve_device
     from minift.evaluate import evaluate_examples
     from minift.io import atomic_write_json, usable_file, usable_folder
@@ -93,19 +82,6 @@ def finetune_options(args):
                       resume=args.resume, quiet=args.quiet, base=args.base, dist=ctx, compile=args.compile)
 
 
-def print_stage_table(summary, file=None):
-    from minift.cli import print_table
-
-    rows = [{"stage": "(before)", **summary["before"]}]
-    for s in summary["stages"]:
-        rows.append({"stage": s["name"], "strategy": s["strategy"], "trainable": s["trainable_params"],
-                     "of": s["total_params"], "opt state B": s["optimizer_state_bytes"], "steps": s["steps"],
-                     "seconds": s["seconds"], "val loss": s["best_val_loss"], **s["metrics"]})
-    metric_cols = list(summary["before"])
-    print_table(rows, ["stage", "strategy", "trainable", "of", "opt state B", "steps", "seconds", "val loss",
-                       *metric_cols], file=file)
-
-
 def cmd_finetune(args):
     from minift.finetune import run_recipe
     from minift.schedule import load_recipe
@@ -131,7 +107,7 @@ def cmd_report(args):
 
 
 def cmd_generate(args):
-    from minift.checkpoint import load_model
+    from minift.bundle import load_model
     from minift.device import resolve_device
 
     bundle = load_model(args.model, device=resolve_device(args.device))
@@ -152,7 +128,7 @@ def cmd_demo(args):
 def register(sub) -> None:
     """Add this module's subcommands to the ``minift`` parser."""
     from minift import strategies
-    from minift.cli import add_device, add_quiet
+    from minift.args import add_device, add_quiet
     from minift.schedule import builtin_recipes
 
     p = sub.add_parser("data", help="write task examples (translation, summarization, qa) as JSONL",
@@ -295,7 +271,7 @@ def cmd_notebooks(args):
 
 def register_study(sub) -> None:
     """The experiment, advise and notebooks subcommands."""
-    from minift.cli import add_device, add_quiet
+    from minift.args import add_device, add_quiet
     from minift.experiment import STRATEGIES
 
     p = sub.add_parser("experiment", help="measure every strategy at several data sizes (tables + charts)",

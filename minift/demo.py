@@ -22,7 +22,7 @@ DEMO_EVAL_LIMIT = 100
 
 def run_demo(args, examples: int = DEMO_EXAMPLES, max_steps: int = DEMO_MAX_STEPS,
              eval_limit: int = DEMO_EVAL_LIMIT) -> dict:
-    from minift.cli_tasks import print_stage_table
+    from minift.tables import print_stage_table
     from minift.device import resolve_device
     from minift.finetune import RunOptions, run_recipe
     from minift.schedule import load_recipe

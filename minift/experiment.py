@@ -65,7 +65,8 @@ from pathlib import Path
 import torch
 
 from minift import strategies
-from minift.checkpoint import load_model, save_checkpoint
+from minift.bundle import load_model
+from minift.checkpoint import save_checkpoint
 from minift.errors import MiniftError
 from minift.evaluate import evaluate_examples, teacher_forced_loss
 from minift.finetune import RunOptions, run_recipe

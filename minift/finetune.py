@@ -32,12 +32,13 @@ import torch
 import torch.nn as nn
 
 from minift import distributed
-from minift.checkpoint import ModelBundle, load_model, save_checkpoint
+from minift.bundle import ModelBundle, load_model
+from minift.checkpoint import save_checkpoint
 from minift.errors import MiniftError
 from minift.evaluate import evaluate_examples, teacher_forced_loss
 from minift.io import atomic_torch_save, atomic_write_json, usable_folder
 from minift.model import GPT
-from minift.optim import SGD, AdamW, optimizer_state_bytes, param_groups
+from minift.optim import SGD, AdamW, optimizer_state_bytes
 from minift.schedule import SGD_MOMENTUM, Recipe, Stage, check_against_model
 from minift.tasks import MAIN_METRIC, collate, encode_example, load_examples
 from minift.trainer import LOWER_IS_BETTER, RunLog, TrainConfig, TrainState, train_stage

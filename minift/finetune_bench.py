@@ -54,7 +54,7 @@ def bench_finetune(device="cpu", steps: int = 10, task: str = DEFAULT_TASK, base
     the totals as rates: graded_tokens_per_s, tokens_per_s (all non-padding input tokens),
     padded_positions_per_s (B·T), padding_fraction; on CUDA the allocator's peak memory.
     """
-    from minift.bench import sync
+    from minift.timing import sync
     from minift.finetune import (RunOptions, encode_stage_examples, set_dropout, setup_strategy, stage_batches,
                                  stage_examples, stage_loss, stage_optimizer, stage_train_config,
                                  stage_train_size, start_bundle)
@@ -75,8 +75,9 @@ def bench_finetune(device="cpu", steps: int = 10, task: str = DEFAULT_TASK, base
     bundle = start_bundle(base, device, seed)
     torch.manual_seed(seed)  # dropout
     set_dropout(bundle.model, stage.dropout)
-    module, groups, _, row_prompts = setup_strategy(stage, bundle, train, RunLog(quiet=True), seed)
-    optimizer = stage_optimizer(groups, stage, compile=compile)
+    module, setup = setup_strategy(stage, bundle, train, RunLog(quiet=True), seed)
+    row_prompts = setup.row_names
+    optimizer = stage_optimizer(setup.groups, stage, compile=compile)
     trainable = [p for g in optimizer.param_groups for p in g["params"]]
     encoded, truncated, dropped = encode_stage_examples(bundle, train, row_prompts)
     if not encoded:
@@ -138,7 +139,7 @@ def step_rows(finetune: dict, train: dict | None = None) -> list[dict]:
 
 
 def print_finetune(finetune: dict, train: dict | None = None) -> None:
-    from minift.cli import print_table
+    from minift.tables import print_table
 
     f = finetune
     print(f"finetune    the {f['recipe']} recipe's step ({f['strategy']}) on {f['task']} training batches: "

@@ -59,11 +59,10 @@ from pathlib import Path
 
 import torch
 
-from minift.checkpoint import ModelBundle, load_weights
+from minift.checkpoint import load_weights
 from minift.errors import MiniftError
 from minift.io import atomic_write_bytes
 from minift.model import GPT, GPTConfig
-from minift.tokenizer import Tokenizer
 
 GPT2_PREFIX = "gpt2:"
 DTYPES = {
@@ -322,19 +321,3 @@ def load_gpt2(path, dropout: float = 0.0, attn_impl: str = "sdpa") -> GPT:
     model = GPT(config)
     load_weights(model, state, source=str(folder))
     return model
-
-
-def load_gpt2_bundle(spec: str, device="cpu", dropout: float | None = None) -> ModelBundle:
-    """``gpt2:PATH`` -> a ModelBundle with the GPT-2 model and tiktoken's GPT-2 tokenizer."""
-    path = spec[len(GPT2_PREFIX):]
-    if not path:
-        raise MiniftError(f"{spec!r}: give the folder after '{GPT2_PREFIX}', e.g. gpt2:models/gpt2")
-    model = load_gpt2(path, dropout=0.0 if dropout is None else dropout).to(device)
-    try:
-        tokenizer = Tokenizer.gpt2()
-    except MiniftError as exc:
-        raise MiniftError(f"{spec}: a gpt2: base needs tiktoken's gpt2 tokenizer files; {exc}") from None
-    if tokenizer.vocab_size > model.config.vocab_size:
-        raise MiniftError(f"{spec}: vocab_size {model.config.vocab_size} is smaller than the GPT-2 "
-                          f"tokenizer's {tokenizer.vocab_size}")
-    return ModelBundle(model=model, tokenizer=tokenizer, meta={"kind": "gpt2", "source": path}, path=path)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import difflib
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from minift import strategies

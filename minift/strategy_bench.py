@@ -18,13 +18,12 @@ Tutorial 07 and 08 quote these ratios.
 """
 from __future__ import annotations
 
-import time
 
 import torch
 
 from minift import strategies
 from minift.model import GPT, GPTConfig
-from minift.optim import AdamW, optimizer_state_bytes, param_groups
+from minift.optim import AdamW, optimizer_state_bytes
 
 def cases() -> list[tuple[str, str, object]]:
     """(label, strategy, Options) for every case the registered strategies ask to be measured."""
@@ -34,7 +33,7 @@ def cases() -> list[tuple[str, str, object]]:
 
 def build(strategy: str, options, config: GPTConfig, device, batch: int):
     """A fresh model set up for one strategy, as a stage sets it up: (module, row names, optimizer)."""
-    from minift.checkpoint import ModelBundle
+    from minift.bundle import ModelBundle
     from minift.finetune import Trainable
     from minift.schedule import Stage
     from minift.tasks.data import Example
@@ -64,7 +63,7 @@ def saved_activation_bytes(fn) -> int:
 
 def bench_strategies(device="cpu", steps: int = 10, shape=None, batch: int = 8) -> list[dict]:
     """One row per strategy, at the bench's train shape (GPT-2-124M shaped on CUDA)."""
-    from minift.bench import GPT2_SHAPE, TRAIN_SHAPE, best_time
+    from minift.timing import GPT2_SHAPE, TRAIN_SHAPE, best_time
     from minift.trainer import autocast_for
 
     cuda = torch.device(device).type == "cuda"
@@ -113,7 +112,7 @@ def bench_strategies(device="cpu", steps: int = 10, shape=None, batch: int = 8) 
 
 
 def print_strategies(rows: list[dict]) -> None:
-    from minift.cli import print_table
+    from minift.tables import print_table
 
     print(f"strategies  step cost per strategy ({rows[0]['memory_how']}); ratios are to full fine-tuning")
     table = [{"strategy": r["strategy"], "ms/step": r["step_seconds"] * 1000, "x time": r["step_seconds_ratio"],

@@ -224,7 +224,7 @@ def no_work(monkeypatch):
     """The first costly step of every writing command fails the test: the path check must come before it
     (and a command whose check went missing fails here in a moment instead of training for minutes)."""
     import minift.bench
-    import minift.checkpoint
+    import minift.bundle
     import minift.course
     import minift.experiment
     import minift.finetune
@@ -236,7 +236,7 @@ def no_work(monkeypatch):
         raise AssertionError("work started before the output path was checked")
 
     for module, name in [(minift.pretrain, "corpus_texts"), (minift.finetune, "start_bundle"),
-                         (minift.checkpoint, "load_model"), (minift.experiment, "load_model"),
+                         (minift.bundle, "load_model"), (minift.experiment, "load_model"),
                          (minift.bench, "bench_train"), (minift.tasks, "load_examples"),
                          (minift.course, "parse_cells")]:
         monkeypatch.setattr(module, name, work)

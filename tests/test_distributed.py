@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from minift.checkpoint import load_model
+from minift.bundle import load_model
 from minift.distributed import DistContext, shard_rows
 
 FULL = """

@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 
 from minift import metrics
-from minift.checkpoint import ModelBundle, load_model
+from minift.bundle import ModelBundle, load_model
 from minift.errors import MiniftError
 from minift.evaluate import (choose_prompt, evaluate_examples, generate_text, max_new_tokens_for, metric_scores,
                              row_prompt_names, teacher_forced_loss)

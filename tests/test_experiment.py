@@ -54,7 +54,7 @@ def test_every_strategy_size_and_seed_is_recorded_exactly_once(grid, tiny_setup)
     assert len(rs) == len(STRATEGIES) * len(SIZES) * SEEDS == 20
     assert {experiment.record_key(r) for r in rs} == {("translation", n, s, seed) for n in SIZES
                                                       for s in STRATEGIES for seed in range(SEEDS)}
-    from minift.checkpoint import load_model
+    from minift.bundle import load_model
 
     params = load_model(tiny_setup / "base").model.num_parameters()
     by = {(r["strategy"], r["examples"], r["seed"]): r for r in rs}
@@ -206,7 +206,7 @@ def test_single_seed_cells_say_they_have_no_interval(tmp_path):
 
 def test_a_record_scores_the_runs_final_model_on_the_test_examples(tiny_setup, tmp_path, one_thread):
     """Re-score a kept run by hand: its final model, greedy, on the held-out tail, through BLEU."""
-    from minift.checkpoint import load_model
+    from minift.bundle import load_model
     from minift.evaluate import generate_text, max_new_tokens_for
     from minift.metrics import bleu
 
@@ -441,7 +441,7 @@ def test_the_equal_compute_chart_draws_each_strategys_val_loss_against_its_cpu_s
 def test_each_final_model_is_scored_on_the_bases_held_out_text(tiny_setup, tmp_path, one_thread):
     """The world-text loss recorded is the final model's (prompts aside) on the held-out tenth of the
     tiny base's own book, rebuilt here by hand; a frozen base (prompt tuning) forgets nothing."""
-    from minift.checkpoint import load_model
+    from minift.bundle import load_model
     from minift.pretrain import PRESETS, corpus_texts, encode_stream, stream_loss
 
     agg = run_experiment(tasks=["translation"], sizes=[20], seeds=1, out=tmp_path, base=tiny_setup / "base",

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from minift import trainer
-from minift.checkpoint import load_model
+from minift.bundle import load_model
 from minift.cli import main
 from minift.finetune_bench import bench_finetune
 from minift.schedule import load_recipe

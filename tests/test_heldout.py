@@ -27,7 +27,7 @@ import pytest
 import torch
 
 from minift import experiment, finetune
-from minift.checkpoint import load_model
+from minift.bundle import load_model
 from minift.finetune import RunOptions, stage_examples, start_bundle
 from minift.model import GPT, GPTConfig
 from minift.schedule import load_recipe

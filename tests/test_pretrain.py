@@ -6,7 +6,7 @@ import re
 import pytest
 import torch
 
-from minift.checkpoint import load_model
+from minift.bundle import load_model
 from minift.pretrain import bits_per_char, encode_stream, pretrain, stream_loss
 
 

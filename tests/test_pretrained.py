@@ -14,9 +14,9 @@ import torch
 
 from minift import cli
 from minift.errors import MiniftError
+from minift.bundle import load_gpt2_bundle
 from minift.pretrained import (
-    convert_gpt2_keys, is_gpt2_spec, load_gpt2, load_gpt2_bundle, read_gpt2_config, read_safetensors,
-    write_safetensors,
+    convert_gpt2_keys, is_gpt2_spec, load_gpt2, read_gpt2_config, read_safetensors, write_safetensors,
 )
 from minift.tokenizer import Tokenizer
 

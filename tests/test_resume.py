@@ -13,7 +13,7 @@ import torch
 import minift.finetune
 import minift.io
 from pathlib import Path
-from minift.checkpoint import load_model
+from minift.bundle import load_model
 from minift.finetune import RunOptions, run_recipe
 from minift.schedule import load_recipe
 

@@ -1,0 +1,28 @@
+"""The command line's shared argument helpers: the flags every subcommand spells the same way.
+
+Kept apart from ``cli.py`` so that the modules whose subcommands use them (``cli_tasks.py``) and
+``cli.py``, which gathers every subcommand, do not import each other.
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def add_device(p):
+    p.add_argument("--device", default="auto",
+                   help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps (default: auto)")
+
+
+def add_quiet(p):
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def positive(text: str) -> int:
+    """argparse type: an integer >= 1 (so --limit 0 or --examples -5 is refused at the edge)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
