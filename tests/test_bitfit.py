@@ -18,8 +18,6 @@ Pinned here:
   and on the command line, exit 2 with one line and no traceback, before any training.
 """
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -28,6 +26,7 @@ from torch import nn
 import minift
 from minift import finetune
 from minift.checkpoint import ModelBundle
+from minift.cli import main
 from minift.errors import MiniftError
 from minift.model import GPT, GPTConfig
 from minift.schedule import check_against_model, make_stage, parse_recipe
@@ -191,14 +190,17 @@ def test_a_model_without_biases_is_refused_naming_the_configs_bias_field():
         set_up(small_gpt(bias=False))
 
 
-def test_the_cli_refuses_a_bad_bitfit_field_with_exit_2_and_one_line(tmp_path):
+def test_the_cli_refuses_a_bad_bitfit_field_with_exit_2_and_one_line(tmp_path, capsys, monkeypatch):
+    def no_training(*args, **kwargs):  # reached only if the recipe got through
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(finetune, "run_recipe", no_training)
     recipe = tmp_path / "BAD.toml"
     recipe.write_text('[[stages]]\nstrategy = "bitfit"\nbitfit_layernorm = "yes"\n')
     out = tmp_path / "run"
-    result = subprocess.run([sys.executable, "-m", "minift", "finetune", "--recipe", str(recipe), "--out", str(out)],
-                            capture_output=True, text=True)
-    assert result.returncode == 2, result.stderr
-    err = result.stderr.strip()
-    assert "\n" not in err and "Traceback" not in err, err
+    code = main(["finetune", "--recipe", str(recipe), "--out", str(out)])  # what `python -m minift` runs
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert code == 2 and "\n" not in err and "Traceback" not in err, err
     assert err.startswith("minift: error: ") and f"{recipe}: stages[0].bitfit_layernorm must be a bool" in err
-    assert not out.exists()  # refused before any work
+    assert captured.out == "" and not out.exists()  # refused before any work
