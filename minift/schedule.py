@@ -301,9 +301,11 @@ def load_recipe(name_or_path) -> Recipe:
 
 def check_against_model(recipe: Recipe, config) -> None:
     """The checks that need the model (its ``GPTConfig``): block indices in range, prompts that fit
-    the block, a LoRA rank the layers can hold. Each strategy says its own (``check_model``)."""
+    the block, a LoRA rank the layers can hold, biases for BitFit. Each strategy says its own
+    (``check_model``)."""
     for i, s in enumerate(recipe.stages):
         def bad(key, allowed, s=s, i=i):
-            raise MiniftError(f"{recipe.source}: stages[{i}].{key} = {getattr(s.options, key)!r}: {allowed}")
+            value = getattr(s.options, key) if hasattr(s.options, key) else getattr(s, key)  # "strategy" too
+            raise MiniftError(f"{recipe.source}: stages[{i}].{key} = {value!r}: {allowed}")
 
         s.method.check_model(s.options, config, bad)

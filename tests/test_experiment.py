@@ -35,7 +35,8 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def grid(tiny_setup, tmp_path_factory, one_thread):
-    """The whole 5 x 2 x 2 grid on the tiny base, run once for this module."""
+    """The whole grid (every arm: each registered strategy, hybrid, scratch) x 2 sizes x 2 seeds on the
+    tiny base, run once for this module."""
     out = tmp_path_factory.mktemp("strategies")
     kwargs = dict(tasks=["translation"], sizes=SIZES, seeds=SEEDS, out=out, max_steps=3, base=tiny_setup / "base",
                   data=tiny_setup / "pairs.jsonl", test_limit=8, quiet=True,
@@ -51,16 +52,20 @@ def records(out):
 def test_every_strategy_size_and_seed_is_recorded_exactly_once(grid, tiny_setup):
     out, _, _ = grid
     rs = records(out)
-    assert len(rs) == len(STRATEGIES) * len(SIZES) * SEEDS == 20
+    assert len(rs) == len(STRATEGIES) * len(SIZES) * SEEDS
     assert {experiment.record_key(r) for r in rs} == {("translation", n, s, seed) for n in SIZES
                                                       for s in STRATEGIES for seed in range(SEEDS)}
     from minift.bundle import load_model
 
-    params = load_model(tiny_setup / "base").model.num_parameters()
+    base = load_model(tiny_setup / "base").model
+    params = base.num_parameters()
     by = {(r["strategy"], r["examples"], r["seed"]): r for r in rs}
     assert by[("full", 20, 0)]["trainable_params"] == params  # full trains every weight
     assert by[("scratch", 20, 0)]["trainable_params"] == params
     assert by[("prompt", 20, 0)]["trainable_params"] < by[("layers", 20, 0)]["trainable_params"] < params
+    # bitfit trains the bias of every linear layer, nothing else
+    biases = sum(m.bias.numel() for m in base.modules() if isinstance(m, torch.nn.Linear) and m.bias is not None)
+    assert by[("bitfit", 20, 0)]["trainable_params"] == biases
     assert [s["strategy"] for s in by[("hybrid", 40, 1)]["stages"]] == ["full", "layers", "prompt"]
     assert by[("hybrid", 40, 1)]["steps"] == 9  # three stages capped at --max-steps 3
     assert by[("layers", 20, 0)]["stages"][0]["backward_fraction"] == 0.5  # top half of 2 blocks
@@ -95,10 +100,11 @@ def test_report_has_mean_std_cells_the_command_and_the_machine(grid):
     md = (out / "results.md").read_text()
     assert f"`minift experiment strategies --tasks translation --examples 20,40 --seeds 2 --out {out}" in md
     assert f"torch {torch.__version__}, 1 thread" in md and "seeds: 0, 1" in md
-    assert "| examples | full | layers | prompt | hybrid | scratch |" in md
+    assert "| examples | " + " | ".join(STRATEGIES) + " |" in md  # full, layers, prompt, ..., hybrid, scratch
+    assert STRATEGIES[:3] == ("full", "layers", "prompt") and STRATEGIES[-2:] == ("hybrid", "scratch")
     rows = [line for line in md.splitlines() if line.startswith("| 20 |") or line.startswith("| 40 |")]
     assert len(rows) == 6  # two sizes, in the metric, the time and the forgetting tables
-    assert rows[0].count("±") == 5 and "**" in rows[0]  # five cells, the best (and its ties) in bold
+    assert rows[0].count("±") == len(STRATEGIES) and "**" in rows[0]  # a cell per arm, the best (and ties) in bold
     assert "95% confidence interval, Student's t" in md and "- protocol: fair: each stage trains 10 epochs" in md
     # The time table: CPU seconds, then the wall-clock seconds in brackets, as the records have them.
     rs = [r for r in records(out) if r["strategy"] == "full" and r["examples"] == 20]
@@ -129,7 +135,7 @@ def test_rerun_skips_what_is_recorded_and_redoes_only_missing_runs(grid, tmp_pat
     (copy / "results.jsonl").write_text("\n".join(lines[:-2]) + "\n")  # as if the last two were never recorded
     run_experiment(**{**kwargs, "out": copy})
     assert len(calls) == 2
-    assert len(records(copy)) == 20
+    assert len(records(copy)) == len(STRATEGIES) * len(SIZES) * SEEDS
     assert {experiment.record_key(r) for r in records(copy)} == {experiment.record_key(r) for r in records(out)}
 
 
