@@ -25,7 +25,7 @@ from torch import nn
 
 import minift
 from minift import finetune
-from minift.checkpoint import ModelBundle
+from minift.bundle import ModelBundle
 from minift.cli import main
 from minift.errors import MiniftError
 from minift.model import GPT, GPTConfig
