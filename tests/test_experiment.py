@@ -157,7 +157,7 @@ def test_bad_input_is_a_minift_error(tiny_setup, tmp_path):
     with pytest.raises(MiniftError, match="sizes"):
         run_experiment(["translation"], [0], 1, tmp_path)
     with pytest.raises(MiniftError, match="unknown strategy"):
-        run_experiment(["translation"], [20], 1, tmp_path, strategies=["lora"])
+        run_experiment(["translation"], [20], 1, tmp_path, strategies=["adapterz"])
     with pytest.raises(MiniftError, match="--tasks translation"):
         run_experiment(["qa"], [20], 1, tmp_path, data=tiny_setup / "pairs.jsonl", base=tiny_setup / "base")
 
