@@ -1,4 +1,5 @@
-"""Two CPU processes (gloo) train to the same weights as one process with the same global batch."""
+"""Two CPU processes (gloo) train to the same weights as one process with the same global batch
+(full, prompt and LoRA stages; LoRA's merged weights included)."""
 import os
 import subprocess
 import sys
@@ -29,6 +30,19 @@ eval_examples = 8
 warmup_steps = 1
 """
 
+LORA = """
+[[stages]]
+strategy = "lora"
+lora_rank = 4
+max_steps = 6
+batch_size = 8
+eval_every = 3
+eval_examples = 8
+warmup_steps = 1
+lr = 0.01
+restore_best = false
+"""
+
 
 def test_each_rank_keeps_every_nth_row_of_the_global_batch():
     rows = list(range(10))
@@ -54,7 +68,7 @@ def finetune(setup, recipe, out, nproc):
     return weights
 
 
-@pytest.mark.parametrize("name, text", [("full", FULL), ("prompt", PROMPT)])
+@pytest.mark.parametrize("name, text", [("full", FULL), ("prompt", PROMPT), ("lora", LORA)])
 def test_two_gloo_processes_equal_one_process_with_the_same_global_batch(tiny_setup, tmp_path, name, text):
     recipe = tmp_path / f"{name}.toml"
     recipe.write_text(text)
@@ -69,5 +83,7 @@ def test_two_gloo_processes_equal_one_process_with_the_same_global_batch(tiny_se
             moved += 1
     if name == "full":
         assert moved > 10  # the comparison is about weights that really trained
+    elif name == "lora":  # merged: the base's keys, and exactly the attention's weights of both blocks moved
+        assert one.keys() == base.keys() and moved == 4
     else:
         assert moved == 0 and any(k.startswith("prompt.") for k in one)

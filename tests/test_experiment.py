@@ -35,8 +35,8 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def grid(tiny_setup, tmp_path_factory, one_thread):
-    """The whole grid (every arm: each registered strategy, hybrid, scratch) x 2 sizes x 2 seeds on the
-    tiny base, run once for this module."""
+    """The whole grid (every registered strategy, hybrid and scratch) x 2 sizes x 2 seeds on the tiny
+    base, run once for this module."""
     out = tmp_path_factory.mktemp("strategies")
     kwargs = dict(tasks=["translation"], sizes=SIZES, seeds=SEEDS, out=out, max_steps=3, base=tiny_setup / "base",
                   data=tiny_setup / "pairs.jsonl", test_limit=8, quiet=True,
@@ -52,6 +52,8 @@ def records(out):
 def test_every_strategy_size_and_seed_is_recorded_exactly_once(grid, tiny_setup):
     out, _, _ = grid
     rs = records(out)
+    # Every strategy file is an arm (its recipe of the same name), then hybrid and scratch.
+    assert STRATEGIES[:4] == ("full", "layers", "prompt", "lora") and STRATEGIES[-2:] == ("hybrid", "scratch")
     assert len(rs) == len(STRATEGIES) * len(SIZES) * SEEDS
     assert {experiment.record_key(r) for r in rs} == {("translation", n, s, seed) for n in SIZES
                                                       for s in STRATEGIES for seed in range(SEEDS)}
@@ -100,11 +102,10 @@ def test_report_has_mean_std_cells_the_command_and_the_machine(grid):
     md = (out / "results.md").read_text()
     assert f"`minift experiment strategies --tasks translation --examples 20,40 --seeds 2 --out {out}" in md
     assert f"torch {torch.__version__}, 1 thread" in md and "seeds: 0, 1" in md
-    assert "| examples | " + " | ".join(STRATEGIES) + " |" in md  # full, layers, prompt, ..., hybrid, scratch
-    assert STRATEGIES[:3] == ("full", "layers", "prompt") and STRATEGIES[-2:] == ("hybrid", "scratch")
+    assert f"| examples | {' | '.join(STRATEGIES)} |" in md  # full, layers, prompt, lora, ..., hybrid, scratch
     rows = [line for line in md.splitlines() if line.startswith("| 20 |") or line.startswith("| 40 |")]
     assert len(rows) == 6  # two sizes, in the metric, the time and the forgetting tables
-    assert rows[0].count("±") == len(STRATEGIES) and "**" in rows[0]  # a cell per arm, the best (and ties) in bold
+    assert rows[0].count("±") == len(STRATEGIES) and "**" in rows[0]  # a cell each, the best (and its ties) in bold
     assert "95% confidence interval, Student's t" in md and "- protocol: fair: each stage trains 10 epochs" in md
     # The time table: CPU seconds, then the wall-clock seconds in brackets, as the records have them.
     rs = [r for r in records(out) if r["strategy"] == "full" and r["examples"] == 20]
@@ -163,7 +164,7 @@ def test_bad_input_is_a_minift_error(tiny_setup, tmp_path):
     with pytest.raises(MiniftError, match="sizes"):
         run_experiment(["translation"], [0], 1, tmp_path)
     with pytest.raises(MiniftError, match="unknown strategy"):
-        run_experiment(["translation"], [20], 1, tmp_path, strategies=["lora"])
+        run_experiment(["translation"], [20], 1, tmp_path, strategies=["adapterz"])
     with pytest.raises(MiniftError, match="--tasks translation"):
         run_experiment(["qa"], [20], 1, tmp_path, data=tiny_setup / "pairs.jsonl", base=tiny_setup / "base")
 

@@ -2,15 +2,18 @@
 
 The optimizer fields: optimizer (adamw | sgd), momentum (sgd only, in [0, 1)) and l1 (>= 0).
 """
+from pathlib import Path
+
 import pytest
 
+from minift import strategies
 from minift.errors import MiniftError
 from minift.model import GPTConfig
 from minift.schedule import builtin_recipes, check_against_model, load_recipe
 
 
 def test_builtin_recipes_parse_and_hybrid_is_full_then_layers_then_prompt():
-    assert {"full", "layers", "prompt", "hybrid"} <= set(builtin_recipes())
+    assert {"full", "layers", "prompt", "lora", "hybrid"} <= set(builtin_recipes())
     for name in builtin_recipes():
         recipe = load_recipe(name)
         assert recipe.stages, name
@@ -28,7 +31,6 @@ def test_prompt_stages_default_to_a_high_rate_and_no_decay(tmp_path):
 
 
 BAD = [
-    ('[[stages]]\nstrategy = "lora"\n', r"stages\[0\]\.strategy = 'lora': unknown strategy; allowed: full, layers, prompt"),
     ('[[stages]]\nstrategy = "full"\nlearning_rate = 0.1\n', r"unknown field stages\[0\]\.learning_rate \(did you mean 'lr'\?\)"),
     ('[[stages]]\nstrategy = "full"\nlr = "fast"\n', r"stages\[0\]\.lr must be a float"),
     ('[[stages]]\nstrategy = "full"\nlr = 0\n', r"stages\[0\]\.lr = 0.0: the learning rate must be > 0"),
@@ -37,7 +39,11 @@ BAD = [
     ('name = "x"\n', r"'stages' must be a non-empty list"),
     ('[[stages]]\nstrategy = "layers"\n', r"a 'layers' stage must say what trains"),
     ('[[stages]]\nstrategy = "layers"\nparts = ["brain"]\n', r"unknown part 'brain'"),
-    ('[[stages]]\nstrategy = "full"\nblocks = [1]\n', r"only a 'layers' stage uses it"),
+    # blocks is a field of two strategies: the message names both.
+    ('[[stages]]\nstrategy = "full"\nblocks = [1]\n', r"stages\[0\]\.blocks = \[1\]: only a 'layers' or 'lora' stage "
+                                                   r"uses it \(this stage is 'full'\)$"),
+    ('[[stages]]\nstrategy = "layers"\ntop_k = 1\nlora_rank = 4\n', r"stages\[0\]\.lora_rank = 4: only a 'lora' stage "
+                                                                  r"uses it \(this stage is 'layers'\)$"),
     ('[[stages]]\nstrategy = "full"\nmax_steps = 2.5\n', r"max_steps must be an int"),
     ('[[stages]]\nstrategy = "full"\ndropout = 1.0\n', r"dropout = 1.0: must be in \[0, 1\)"),
     ('bsae = "base"\n[[stages]]\nstrategy = "full"\n', r"unknown field recipe\.bsae \(did you mean 'base'\?\)"),
@@ -57,6 +63,18 @@ BAD = [
     ('[[stages]]\noptimizer = "sgd"\nmomentum = 1.0\n', r"stages\[0\]\.momentum = 1.0: must be in \[0, 1\)"),
     ('[[stages]]\noptimizer = "sgd"\nmomentum = -0.1\n', r"stages\[0\]\.momentum = -0.1: must be in \[0, 1\)"),
 ]
+
+
+def test_an_unknown_strategy_is_refused_listing_every_registered_one(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('[[stages]]\nstrategy = "adapterz"\n')
+    with pytest.raises(MiniftError) as info:
+        load_recipe(path)
+    head, _, listed = str(info.value).partition("; allowed: ")
+    assert head == f"{path}: stages[0].strategy = 'adapterz': unknown strategy"
+    # Every strategy file of minift/strategies/ (but the interface and the registry) is listed, once.
+    files = {f.stem for f in Path(strategies.__file__).parent.glob("*.py")} - {"__init__", "base"}
+    assert sorted(listed.split(", ")) == sorted(files) and {"full", "layers", "prompt", "lora"} <= files
 
 
 @pytest.mark.parametrize("text, message", BAD)

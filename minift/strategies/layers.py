@@ -128,6 +128,20 @@ def _block_names(model: nn.Module, i: int) -> list[str]:
     return [f"{prefix}transformer.h.{i}.{n}" for n, _ in gpt.transformer.h[i].named_parameters()]
 
 
+def block_indices(model: nn.Module, blocks=(), top_k: int | None = None) -> list[int]:
+    """The sorted block indices that ``blocks`` (negative from the top) and the top ``top_k`` name together.
+
+    ``select_parameters`` turns them into parameter names; ``lora.py`` wraps these blocks' layers.
+    """
+    L = len(_find_gpt(model)[1].transformer.h)
+    chosen = set(resolve_blocks(model, blocks))
+    if top_k is not None:
+        if not isinstance(top_k, numbers.Integral) or isinstance(top_k, bool) or not 0 <= top_k <= L:
+            raise MiniftError(f"top_k must be an integer 0..{L} (the model has {L} blocks), got {top_k!r}")
+        chosen.update(range(L - top_k, L))
+    return sorted(chosen)
+
+
 def select_parameters(model: nn.Module, blocks=(), top_k: int | None = None, parts=()) -> list[str]:
     """The parameter names a specification trains, in model order.
 
@@ -135,13 +149,7 @@ def select_parameters(model: nn.Module, blocks=(), top_k: int | None = None, par
     WITH TIED WEIGHTS, "head" SELECTS transformer.wte.weight: the head and the token embedding are
     one matrix, so training the head trains the embedding (and "wte" trains the head).
     """
-    prefix, gpt = _find_gpt(model)
-    L = len(gpt.transformer.h)
-    chosen = set(resolve_blocks(model, blocks))
-    if top_k is not None:
-        if not isinstance(top_k, numbers.Integral) or isinstance(top_k, bool) or not 0 <= top_k <= L:
-            raise MiniftError(f"top_k must be an integer 0..{L} (the model has {L} blocks), got {top_k!r}")
-        chosen.update(range(L - top_k, L))
+    chosen = block_indices(model, blocks, top_k)
     if isinstance(parts, str):  # "ln_f" alone, not the letters l, n, _, f
         parts = [parts]
     wanted = {n for part in parts for n in _part_names(model, part)}
