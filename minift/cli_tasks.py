@@ -271,12 +271,14 @@ def cmd_notebooks(args):
 
 def register_study(sub) -> None:
     """The experiment, advise and notebooks subcommands."""
+    from minift import strategies
     from minift.args import add_device, add_quiet
-    from minift.experiment import STRATEGIES
+    from minift.experiment import ARMS, STRATEGIES
 
+    extra = [a for a in ARMS if a not in strategies.names()]
     p = sub.add_parser("experiment", help="measure every strategy at several data sizes (tables + charts)",
-                       description="strategies: run every registered strategy (" + ", ".join(STRATEGIES[:-2])
-                                   + "), the hybrid schedule and scratch at each training-set "
+                       description="strategies: run every registered strategy (" + ", ".join(strategies.names())
+                                   + "), then " + ", ".join(extra) + " at each training-set "
                                    "size, on each task, for several seeds, under the fair protocol (budgets by "
                                    "epochs between a floor and a cap, early stopping, best weights kept); score on "
                                    "the test split. Resumable: rerun to continue. Writes OUT/results.md, "

@@ -7,6 +7,10 @@ puts it to the test. For each task, each training-set size N and each seed it ru
     full      every weight trains                      (recipes/full.toml)
     layers    the top half of the blocks + ln_f        (recipes/layers.toml)
     prompt    soft prompts on a frozen base            (recipes/prompt.toml)
+    lora      LoRA rank 8 on the attention             (recipes/lora.toml)
+    bitfit    only the bias vectors                    (recipes/bitfit.toml)
+    ...       every strategy the registry holds (minift/strategies/), by its recipe of the same name
+    hybrid-lora  full -> LoRA -> prompt                (recipes/hybrid-lora.toml)
     hybrid    full -> layers -> prompt                 (recipes/hybrid.toml)
     scratch   the full recipe from random weights      (the floor: what pretraining is worth)
 
@@ -76,8 +80,10 @@ from minift.schedule import load_recipe
 from minift.tasks import MAIN_METRIC, load_examples
 
 # The arms: one per registered strategy (its recipe of the same name, minift/recipes/NAME.toml),
-# the hybrid schedule, and the full recipe from fresh weights. arm -> (recipe, from fresh weights).
-ARMS = {**{name: (name, False) for name in strategies.names()}, "hybrid": ("hybrid", False), "scratch": ("full", True)}
+# the hybrid schedules (full -> LoRA -> prompt; full -> layers -> prompt), and the full recipe from
+# fresh weights. arm -> (recipe, from fresh weights).
+ARMS = {**{name: (name, False) for name in strategies.names()}, "hybrid-lora": ("hybrid-lora", False),
+        "hybrid": ("hybrid", False), "scratch": ("full", True)}
 STRATEGIES = tuple(ARMS)
 RULE_SMALL, RULE_LARGE = ("layers", "prompt"), "full"
 # Records made with another protocol or other settings do not mix (each is compared on resume).
