@@ -835,7 +835,7 @@ def _clipped_cases(fn, cases) -> None:
                               f"(matches, total) = {tuple(got)}, expected {want}")
 
 
-@_check("bleu_precision", "the worked example of lesson 10 (5/6, 3/5, 1/4, 0/3)")
+@_check("bleu_precision", "the worked example of minift/metrics.py (5/6, 3/5, 1/4, 0/3)")
 def _bleu_worked(fn):
     hyp, ref = "the cat sat on the mat".split(), "the cat is on the mat".split()
     _clipped_cases(fn, [(hyp, ref, n) for n in (1, 2, 3, 4)])
@@ -864,8 +864,10 @@ def _bleu_empty(fn):
 def _bleu_random(fn):
     rng = random.Random(70)
     vocab = ["the", "cat", "dog", "sat", "on", "mat"]
-    cases = [([rng.choice(vocab) for _ in range(rng.randint(0, 9))], [rng.choice(vocab) for _ in range(rng.randint(0, 9))],
-              rng.randint(1, 4)) for _ in range(80)]
+    def sentence():
+        return [rng.choice(vocab) for _ in range(rng.randint(0, 9))]
+
+    cases = [(sentence(), sentence(), rng.randint(1, 4)) for _ in range(80)]
     _clipped_cases(fn, cases)
 
 
@@ -1068,9 +1070,11 @@ def _timeout_message() -> str:
 
 def run_check(ex: Exercise, check: Check, fn: Callable, path: Path) -> Result:
     """One check, whatever the student's code does (except Ctrl-C): a Result, never an exception."""
-    torch.manual_seed(0)  # for student code that draws random numbers: the same every run
     try:
-        with _time_limit(CHECK_SECONDS), torch.enable_grad(), contextlib.redirect_stdout(sys.stderr):
+        # fork_rng: the seeds set here (and by the checks) leave the caller's random state as it was.
+        with torch.random.fork_rng(devices=[]), _time_limit(CHECK_SECONDS), torch.enable_grad(), \
+                contextlib.redirect_stdout(sys.stderr):
+            torch.manual_seed(0)  # for student code that draws random numbers: the same every run
             check.run(_with_copies(fn))
     except CheckFailed as e:
         return Result(ex.name, check.title, False, str(e))

@@ -15,8 +15,8 @@ empty); ``n``, the order, a whole number >= 1. Return the tuple ``(matches, tota
 (not the ratio: total may be 0).
 
 It must equal the ``counts[n - 1]`` and ``totals[n - 1]`` that ``minift.metrics.bleu_details`` adds
-up for this one pair. Worked example (lesson 10): "the cat sat on the mat" against "the cat is on
-the mat" gives (5, 6), (3, 5), (1, 4), (0, 3) for n = 1..4.
+up for this one pair. Worked example (the docstring of ``minift/metrics.py``): "the cat sat on
+the mat" against "the cat is on the mat" gives (5, 6), (3, 5), (1, 4), (0, 3) for n = 1..4.
 
 Grade it: ``minift grade bleu_precision`` (add ``--path DIR`` if this file is elsewhere).
 """
