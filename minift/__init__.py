@@ -16,8 +16,9 @@ walks every import, those inside functions too, and fails on a cycle):
    generated tasks and users' JSONL), ``pretrain``;
 5. running: ``evaluate``, ``bundle`` (a model with its tokenizer and soft prompts), ``finetune``
    (a recipe, stage by stage);
-6. studying: ``experiment``, ``advise``, ``demo``, and the benches (``bench``, ``finetune_bench``,
-   ``strategy_bench``);
+6. studying: ``experiment``, ``advise``, ``demo``, the benches (``bench``, ``finetune_bench``,
+   ``strategy_bench``), and ``grade`` (the course's autograder: a student's exercise against minift's
+   own piece);
 7. facing the user: ``cli_tasks`` and ``cli``.
 """
 __version__ = "0.1.0"

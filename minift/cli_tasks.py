@@ -269,8 +269,14 @@ def cmd_notebooks(args):
     print(f"{len(written)} notebooks in {args.out}", file=sys.stderr)
 
 
+def cmd_grade(args):
+    from minift.grade import run
+
+    return run(args.exercises, args.path)  # the exit status: 0 when every check passes, else 1
+
+
 def register_study(sub) -> None:
-    """The experiment, advise and notebooks subcommands."""
+    """The experiment, advise, notebooks and grade subcommands."""
     from minift import strategies
     from minift.args import add_device, add_quiet
     from minift.experiment import ARMS, STRATEGIES
@@ -337,3 +343,17 @@ def register_study(sub) -> None:
     p.add_argument("--out", required=True, help="folder to write the notebooks to")
     p.add_argument("--tutorials", help="the tutorials folder (default: the one next to the package)")
     p.set_defaults(func=cmd_notebooks)
+
+    from minift.grade import EXERCISES
+
+    p = sub.add_parser("grade", help="check a student's exercise files against minift's own pieces",
+                       description="The course's autograder. For each exercise of tutorials/exercises/ (all, or "
+                                   "those named), import the student's file from DIR and run its checks against "
+                                   "minift's reference on seeded random inputs and edge cases: one line per check "
+                                   "(PASS or FAIL, and what differed), then a score. Exit 0 when every check "
+                                   "passes, 1 when one fails, 2 when called wrongly. Exercises: "
+                                   + ", ".join(EXERCISES) + ". tutorials/exercises/README.md describes them.")
+    p.add_argument("exercises", nargs="*", metavar="EXERCISE", help="exercises to grade (default: all)")
+    p.add_argument("--path", metavar="DIR",
+                   help="the folder holding the student's files (default: the repository's tutorials/exercises)")
+    p.set_defaults(func=cmd_grade)
