@@ -160,7 +160,7 @@ class ModelBundle:
 
     model: GPT
     tokenizer: object
-    prompts: dict = field(default_factory=dict)  # name -> SoftPrompt
+    prompts: dict = field(default_factory=dict)  # name -> SoftPrompt or KVPrefix (per-row state)
     meta: dict = field(default_factory=dict)
     path: str = ""
 
@@ -192,8 +192,8 @@ def load_model(path_or_name, device="cpu", dropout: float | None = None) -> Mode
     bundle = ModelBundle(model=model, tokenizer=tokenizer, meta=payload.get("meta", {}), path=str(path))
     prompt_dir = path.parent / "prompts"
     if prompt_dir.is_dir():
-        from minift.strategies.prompt import load_prompt
+        from minift.strategies.prefix import load_state  # a soft prompt or a prefix, by the file's format
 
         for prompt_path in sorted(prompt_dir.glob("*.pt")):
-            bundle.prompts[prompt_path.stem] = load_prompt(prompt_path, model).to(device)
+            bundle.prompts[prompt_path.stem] = load_state(prompt_path, model).to(device)
     return bundle

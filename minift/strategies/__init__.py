@@ -6,6 +6,8 @@
     layers   chosen blocks and parts train; ULMFiT's gradual unfreezing and
              discriminative rates                                       (layers.py)
     prompt   the model is frozen; soft prompts before the input train   (prompt.py)
+    prefix   the model is frozen; a key/value prefix at every layer
+             trains (prefix tuning)                                     (prefix.py)
 
 Each file holds the mechanism, its recipe fields (an ``Options`` dataclass), the checks of those
 fields and how a stage sets it up and finishes it (the interface: ``base.py``). Everything that
@@ -18,13 +20,14 @@ name as a string. Adding one is its file, a line here, a recipe, its docs and it
 from __future__ import annotations
 
 from minift.errors import MiniftError
-from minift.strategies import full, layers, prompt
+from minift.strategies import full, layers, prefix, prompt
 from minift.strategies.base import NoOptions, StageSetup, Strategy
 
 REGISTRY: dict[str, Strategy] = {s.name: s for s in (
     full.STRATEGY,
     layers.STRATEGY,
     prompt.STRATEGY,
+    prefix.STRATEGY,
 )}
 
 
