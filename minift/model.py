@@ -353,10 +353,6 @@ class GPT(nn.Module):
             own = torch.zeros(T, S, dtype=torch.bool, device=x.device)
             own[torch.arange(T), seen + torch.arange(T)] = True
             mask = (causal & key_padding_mask[:, None, None, :S]) | own  # (B, 1, T, S)
-        elif n_prefix and T > 1:
-            # Query i sees all the prefix and text keys 0..i: built once here, not once per layer.
-            mask = torch.ones(T, n_prefix + T, dtype=torch.bool, device=x.device).tril(diagonal=n_prefix)
-            mask = mask.view(1, 1, T, n_prefix + T)
         for i, block in enumerate(self.transformer.h):
             x = block(x, mask=mask, cache=cache, layer=i, prefix=None if prefix_kv is None else prefix_kv[i])
         if cache is not None:
