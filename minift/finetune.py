@@ -157,7 +157,7 @@ def setup_strategy(stage: Stage, bundle: ModelBundle, train_examples, log: RunLo
     method = stage.method
     if method.changes_base and bundle.prompts:
         # A soft prompt (or prefix) is tuned to the exact base weights below it; once they train, it is stale.
-        log.progress(f"[{stage.name}] dropping soft prompts {', '.join(bundle.prompts)}: this stage changes "
+        log.progress(f"[{stage.name}] dropping soft prompts and prefixes {', '.join(bundle.prompts)}: this stage changes "
                      f"the weights they were tuned on")
         bundle.prompts.clear()
     setup = method.setup(stage, bundle, train_examples, log, seed)

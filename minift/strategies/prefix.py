@@ -101,18 +101,24 @@ class KVPrefix(nn.Module):
             raise MiniftError(f"KVPrefix: n_tokens must be an integer >= 1, got {n_tokens!r}")
         self.n_tokens, self.n_layer, self.n_embd = n_tokens, n_layer, n_embd
         self.name, self.meta = None, {}  # filled in by load_prefix
+        shape = (n_tokens, n_embd) if reparameterize else (n_layer, 2, n_tokens, n_embd)
+        if start is not None and tuple(start.shape) != shape:
+            raise MiniftError(f"KVPrefix: start must be {shape}, got {tuple(start.shape)}")
         generator = torch.Generator().manual_seed(seed)
         if reparameterize:
             # start: the P embeddings E; without one, small random ones.
-            embedding = start if start is not None else torch.randn(n_tokens, n_embd, generator=generator) * 0.02
-            self.embedding = nn.Parameter(embedding.detach().float().cpu().clone())  # (P, C)
+            if start is None:
+                start = torch.randn(n_tokens, n_embd, generator=generator) * 0.02
+            self.embedding = nn.Parameter(start.detach().float().cpu().clone())  # (P, C)
             with torch.random.fork_rng(devices=[]):  # the MLP's default init, seeded, leaving the global RNG alone
                 torch.manual_seed(seed)
                 self.mlp = nn.Sequential(nn.Linear(n_embd, hidden), nn.Tanh(), nn.Linear(hidden, n_layer * 2 * n_embd))
             self.register_parameter("weight", None)
         else:
             # start: the (n_layer, 2, P, C) keys and values; without one, small random ones.
-            weight = start if start is not None else torch.randn(n_layer, 2, n_tokens, n_embd, generator=generator) * 0.02
+            if start is None:
+                start = torch.randn(n_layer, 2, n_tokens, n_embd, generator=generator) * 0.02
+            weight = start
             self.weight = nn.Parameter(weight.detach().float().cpu().clone())
             self.register_parameter("embedding", None)
             self.mlp = None

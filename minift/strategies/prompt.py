@@ -267,9 +267,11 @@ def forward_with_prompts(model, prompts: dict, input_ids: torch.Tensor, prompt_n
     positions = positions_from_mask(real, P + T, x.device)
     keys_real = real  # what the attention may read: the prefix's slots come first, and take no positions
     if prefix_kv is not None and (kv_mask is not None or real is not None):
-        n_kv = prefix_kv[0][0].size(2)
-        keys_real = torch.cat([kv_mask if kv_mask is not None else torch.ones(B, n_kv, dtype=torch.bool, device=x.device),
-                               real if real is not None else torch.ones(B, P + T, dtype=torch.bool, device=x.device)], 1)
+        def everywhere(width):
+            return torch.ones(B, width, dtype=torch.bool, device=x.device)
+
+        keys_real = torch.cat([everywhere(prefix_kv[0][0].size(2)) if kv_mask is None else kv_mask,
+                               everywhere(P + T) if real is None else real], 1)  # (B, Pk + P + T)
     out = model.forward_embeds(x, positions=positions, key_padding_mask=keys_real, return_hidden=return_hidden,
                                prefix_kv=prefix_kv)
     return out[:, P:]  # the prompt's own outputs predict nothing: drop them
