@@ -220,7 +220,7 @@ def build_prefix_kv(prompts: dict, names: list, n_head: int, device=None):
     """
     _check_known(prompts, names)
     names = [n if n is not None and prompts[n].kind == "layers" else None for n in names]
-    used = {n: prompts[n].layer_kv(n_head) for n in set(names) if n is not None}  # each (L, 2, nh, P, hs)
+    used = {n: prompts[n].layer_kv(n_head) for n in dict.fromkeys(names) if n is not None}  # each (L, 2, nh, P, hs)
     if not used:
         return None, None
     first = next(iter(used.values()))
