@@ -99,6 +99,23 @@ def test_each_row_of_a_mixed_batch_reads_as_the_formula_gives_it_alone(impl):
             torch.testing.assert_close(mixed[row, :n], expected, atol=1e-5, rtol=1e-5, msg=f"row {row} ({name})")
 
 
+def test_a_cache_holding_a_prefix_reads_as_the_prefix_given_and_numbers_the_text_from_0():
+    from minift.model import KVCache
+
+    model = tiny()
+    layers = [(k[None], v[None]) for k, v in KVPrefix(3, L, C, seed=1).layer_kv(NH)]
+    ids = torch.randint(0, V, (1, 7))
+    with torch.no_grad():
+        given = model.forward_embeds(model.embed(ids), prefix_kv=layers)  # default positions: 0..6
+        cache = KVCache(model.config, 1, 3 + BLOCK, ids.device, torch.float32)
+        cache.add_prefix(layers)
+        first = model.forward_embeds(model.embed(ids[:, :4]), cache=cache)  # default positions 0..3, not 3..6
+        rest = model.forward_embeds(model.embed(ids[:, 4:]), cache=cache)
+    torch.testing.assert_close(torch.cat([first, rest], 1), given, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="empty cache"):
+        cache.add_prefix(layers)
+
+
 def test_build_prefix_kv_right_aligns_each_prefix_in_heads_and_masks_the_rest():
     model = tiny()
     states = prefixes(model)
