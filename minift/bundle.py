@@ -21,7 +21,7 @@ from minift.checkpoint import build_model, read_checkpoint, resolve_model_path
 from minift.errors import MiniftError
 from minift.model import GPT
 from minift.pretrained import GPT2_PREFIX, is_gpt2_spec, load_gpt2
-from minift.strategies.prompt import load_prompt
+from minift.strategies.prefix import load_state  # a soft prompt or a prefix, by the file's format
 from minift.tokenizer import Tokenizer
 
 
@@ -31,7 +31,7 @@ class ModelBundle:
 
     model: GPT
     tokenizer: object
-    prompts: dict = field(default_factory=dict)  # name -> SoftPrompt
+    prompts: dict = field(default_factory=dict)  # name -> SoftPrompt or KVPrefix (per-row state)
     meta: dict = field(default_factory=dict)
     path: str = ""
 
@@ -60,7 +60,7 @@ def load_model(path_or_name, device="cpu", dropout: float | None = None) -> Mode
     prompt_dir = path.parent / "prompts"
     if prompt_dir.is_dir():
         for prompt_path in sorted(prompt_dir.glob("*.pt")):
-            bundle.prompts[prompt_path.stem] = load_prompt(prompt_path, model).to(device)
+            bundle.prompts[prompt_path.stem] = load_state(prompt_path, model).to(device)
     return bundle
 
 

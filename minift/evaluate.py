@@ -13,8 +13,8 @@ Decoding, batched:
     3. greedy decoding (temperature 0) with the KV cache, each row stopping at <|endoftext|>;
     4. decode the new tokens and compare with the references using the task's metrics.
 
-Rows may use different soft prompts (or none) in the same batch: ``prompt_tuning.build_prefix``
-left-pads the prompts and the model's masks keep rows apart.
+Rows may use different soft prompts, prefixes (or none) in the same batch: ``prompt.build_prefix``
+and ``prompt.build_prefix_kv`` left-pad them and the model's masks keep rows apart.
 
 Used by ``minift evaluate``, by every stage of ``minift finetune`` (metrics after each stage) and by
 tutorial 10.
@@ -58,7 +58,7 @@ def generate_text(bundle, texts: list[str], max_new_tokens: int = 64, prompt_nam
                   temperature: float = 0.0, top_k: int | None = None, batch_size: int = 32) -> list[str]:
     """Continue each text; returns only the new text, cut at <|endoftext|>."""
     from minift.errors import MiniftError
-    from minift.strategies.prompt import build_prefix
+    from minift.strategies.prompt import build_prefix, build_prefix_kv
 
     model, tok = bundle.model, bundle.tokenizer
     model.eval()
@@ -74,8 +74,9 @@ def generate_text(bundle, texts: list[str], max_new_tokens: int = 64, prompt_nam
     for start in range(0, len(order), batch_size):
         rows = order[start: start + batch_size]
         row_names = [names[i] for i in rows]
-        prefix, prefix_mask = build_prefix(bundle.prompts, row_names, device=device)
-        P = 0 if prefix is None else prefix.size(1)
+        prefix, prefix_mask = build_prefix(bundle.prompts, row_names, device=device)  # soft prompts' rows
+        prefix_kv, kv_mask = build_prefix_kv(bundle.prompts, row_names, model.config.n_head, device=device)
+        P = 0 if prefix is None else prefix.size(1)  # a prefix takes no positions: only soft prompts count
         room = max(1, model.config.block_size - P - max_new_tokens)
         ids = [encoded[i][-room:] or [tok.eot_id] for i in rows]
         T = max(len(x) for x in ids)
@@ -86,7 +87,7 @@ def generate_text(bundle, texts: list[str], max_new_tokens: int = 64, prompt_nam
             mask[r, T - len(x):] = True
         out = model.generate(idx.to(device), max_new_tokens, temperature=temperature, top_k=top_k,
                              eos_id=tok.eot_id, prefix_embeds=prefix, attention_mask=mask.to(device),
-                             prefix_mask=prefix_mask)
+                             prefix_mask=prefix_mask, prefix_kv=prefix_kv, prefix_kv_mask=kv_mask)
         for r, i in enumerate(rows):
             new = out[r, T:].tolist()
             if tok.eot_id in new:
@@ -127,8 +128,9 @@ def teacher_forced_loss(bundle, examples, prompt_names="auto", batch_size: int =
     device = model.transformer.wte.weight.device
     prompt_names = row_prompt_names(bundle, examples, prompt_names)
     # Every row gets room for the widest prompt in use: a batch that mixes rows with and without a
-    # prompt is left-padded to that width (prompt_tuning.build_prefix), whatever each row uses.
-    widest = max((bundle.prompts[n].weight.size(0) for n in prompt_names if n is not None), default=0)
+    # prompt is left-padded to that width (prompt.build_prefix), whatever each row uses. A state's
+    # ``positions`` is what it takes of the block: P for a soft prompt, 0 for a prefix.
+    widest = max((bundle.prompts[n].positions for n in prompt_names if n is not None), default=0)
     encoded = []
     for e, name in zip(examples, prompt_names):
         enc = encode_example(tok, e.prompt, e.completion, model.config.block_size - widest, prompt_name=name)

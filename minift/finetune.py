@@ -158,7 +158,7 @@ def setup_strategy(stage: Stage, bundle: ModelBundle, train_examples, log: RunLo
     method = stage.method
     if method.changes_base and bundle.prompts:
         # A soft prompt (or prefix) is tuned to the exact base weights below it; once they train, it is stale.
-        log.progress(f"[{stage.name}] dropping soft prompts {', '.join(bundle.prompts)}: this stage changes "
+        log.progress(f"[{stage.name}] dropping soft prompts and prefixes {', '.join(bundle.prompts)}: this stage changes "
                      f"the weights they were tuned on")
         bundle.prompts.clear()
     setup = method.setup(stage, bundle, train_examples, log, seed)
@@ -206,13 +206,13 @@ def stage_train_size(recipe: Recipe, stage: Stage, opts: RunOptions) -> int:
 def encode_stage_examples(bundle: ModelBundle, examples, row_prompts) -> tuple[list, int, int]:
     """(encoded examples, prompts cut from the left, examples skipped) for a stage's training rows.
 
-    Every row gets room for the widest soft prompt of the stage, since rows with different prompts
-    share batches; ``tasks.encode_example`` cuts a long prompt from the left and gives None for an
+    Every row gets room for the widest soft prompt of the stage (its ``positions``; a prefix takes
+    none), since rows with different prompts share batches; ``tasks.encode_example`` cuts a long prompt from the left and gives None for an
     example whose answer alone does not fit (skipped and counted).
     """
     tok, block = bundle.tokenizer, bundle.model.config.block_size
     encoded, truncated, dropped = [], 0, 0
-    widest = max((bundle.prompts[n].weight.size(0) for n in row_prompts if n), default=0)
+    widest = max((bundle.prompts[n].positions for n in row_prompts if n), default=0)
     for e, name in zip(examples, row_prompts):
         enc = encode_example(tok, e.prompt, e.completion, block - widest, prompt_name=name)
         if enc is None:
@@ -364,11 +364,11 @@ def run_stage(i: int, stage: Stage, recipe: Recipe, opts: RunOptions, bundle: Mo
 
 
 def save_bundle(folder: Path, bundle: ModelBundle, meta: dict) -> None:
-    from minift.strategies.prompt import save_prompt
+    from minift.strategies.prefix import save_state  # a soft prompt or a prefix, by its kind
 
     save_checkpoint(folder / "model.pt", bundle.model, bundle.tokenizer, meta={**bundle.meta, **meta})
-    for name, prompt in bundle.prompts.items():
-        save_prompt(folder / "prompts" / f"{name}.pt", prompt, bundle.model, name)
+    for name, state in bundle.prompts.items():
+        save_state(folder / "prompts" / f"{name}.pt", state, bundle.model, name)
 
 
 def run_recipe(recipe: Recipe, opts: RunOptions) -> dict:

@@ -38,10 +38,18 @@ tensor would rule out FlashAttention, the fastest kernel on a GPU.
 Names copy GPT-2's (``transformer.wte``, ``transformer.h.0.attn.c_attn``, ...), so that real GPT-2
 weights can be loaded by key (``minift/pretrained.py``).
 
-The model knows nothing about fine-tuning strategies. Freezing (``freezing.py``) and soft prompts
-(``prompt_tuning.py``) act on it from outside, through two general doors it offers:
-``forward_embeds`` (feed input embeddings instead of ids) and the ``prefix_embeds`` argument of
-``generate``.
+The model knows nothing about fine-tuning strategies. Freezing (``strategies/layers.py``), soft
+prompts (``strategies/prompt.py``) and prefixes (``strategies/prefix.py``) act on it from outside,
+through general doors it offers: ``forward_embeds`` (feed input embeddings instead of ids), its
+``prefix_kv`` argument (keys and values the attention of every layer treats as already seen, before
+the text) and the ``prefix_embeds`` / ``prefix_kv`` arguments of ``generate``.
+
+A key/value prefix at layer l is a pair (Pk_l, Pv_l), each (B, nh, P, hs). The attention reads
+
+    K = cat([Pk_l, k], dim=2),  V = cat([Pv_l, v], dim=2)     (B, nh, P + T, hs); q stays (B, nh, T, hs)
+
+and query i sees all P prefix keys and the text's keys 0..i, as if they were a cache's past. The
+prefix slots have no positions of their own: the text still starts at position 0.
 
 Generation and the KV cache
 ---------------------------
@@ -116,6 +124,8 @@ class KVCache:
 
     k[layer], v[layer]: (B, nh, max_len, hs). ``length`` is how many positions are filled.
     Preallocating avoids re-copying the whole cache at every step (``torch.cat`` would).
+    ``n_prefix`` of the filled slots hold a key/value prefix (``add_prefix``): they come first and
+    take no positions, so the next token's position is ``length - n_prefix``.
     """
 
     def __init__(self, config: GPTConfig, batch_size: int, max_len: int, device, dtype):
@@ -125,6 +135,18 @@ class KVCache:
         self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
         self.length = 0
         self.max_len = max_len
+        self.n_prefix = 0
+
+    def add_prefix(self, prefix_kv) -> None:
+        """Write a per-layer key/value prefix (n_layer pairs, each (B or 1, nh, P, hs)) into the empty
+        cache, so that every later step sees it without being given it again."""
+        if self.length:
+            raise ValueError("a key/value prefix goes into an empty cache, before any token")
+        for layer, (k, v) in enumerate(prefix_kv):
+            P = k.size(2)
+            self.k[layer][:, :, :P] = k
+            self.v[layer][:, :, :P] = v
+        self.length = self.n_prefix = P
 
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor):
         """Store k, v (B, nh, T_new, hs) after the filled part; return all keys and values so far."""
@@ -147,10 +169,12 @@ class CausalSelfAttention(nn.Module):
         self.attn_dropout = nn.Dropout(config.dropout)
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x, mask=None, cache: KVCache | None = None, layer: int = 0):
+    def forward(self, x, mask=None, cache: KVCache | None = None, layer: int = 0, prefix=None):
         """x (B, T, C) -> (B, T, C). ``mask`` (B or 1, 1, T, S) is True where a query may look.
 
-        With ``mask=None`` the plain causal mask is used; S = T (no cache) or past + T (cache).
+        prefix: this layer's (k, v), each (B or 1, nh, P, hs): keys and values already seen, placed
+            before the text's own (a cache cannot be given too: ``KVCache.add_prefix`` holds one).
+        With ``mask=None`` the plain causal mask is used; S = T, past + T (cache) or P + T (prefix).
         """
         B, T, C = x.size()
         hs = C // self.n_head
@@ -159,7 +183,12 @@ class CausalSelfAttention(nn.Module):
         q = q.view(B, T, self.n_head, hs).transpose(1, 2)
         k = k.view(B, T, self.n_head, hs).transpose(1, 2)
         v = v.view(B, T, self.n_head, hs).transpose(1, 2)
-        past = 0
+        past = 0  # keys seen before the text's first query: a cache's, or a prefix's
+        if prefix is not None:
+            pk, pv = prefix
+            k = torch.cat([pk.to(k.dtype).expand(B, -1, -1, -1), k], dim=2)  # (B, nh, P + T, hs)
+            v = torch.cat([pv.to(v.dtype).expand(B, -1, -1, -1), v], dim=2)
+            past = pk.size(2)
         if cache is not None:
             past = cache.length
             k, v = cache.append(layer, k, v)  # (B, nh, past + T, hs)
@@ -169,11 +198,12 @@ class CausalSelfAttention(nn.Module):
             # The two common cases need no mask tensor, and without one SDPA may pick its fastest
             # kernel (FlashAttention on CUDA; a tensor mask rules it out):
             #   past == 0  training and the first pass of generation: plain causal, S = T;
-            #   T == 1     one new token with a cache: it may look at every key, nothing to hide.
+            #   T == 1     one new token after a cache or a prefix: it may look at every key.
+            # (With past > 0 and T > 1, is_causal would be wrong: SDPA aligns it top-left, as if S = T.)
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=(past == 0 and T > 1))
         else:
             if mask is None:
-                # Query i (at absolute position past + i) may look at keys 0 .. past + i.
+                # Query i (the key after the past ones) may look at keys 0 .. past + i.
                 mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=past)
                 mask = mask.view(1, 1, T, S)
             if self.attn_impl == "manual":
@@ -212,8 +242,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x, mask=None, cache=None, layer=0):
-        x = x + self.attn(self.ln_1(x), mask=mask, cache=cache, layer=layer)  # talk to other positions
+    def forward(self, x, mask=None, cache=None, layer=0, prefix=None):
+        x = x + self.attn(self.ln_1(x), mask=mask, cache=cache, layer=layer, prefix=prefix)  # talk to other positions
         x = x + self.mlp(self.ln_2(x))  # think about what was heard
         return x
 
@@ -281,21 +311,31 @@ class GPT(nn.Module):
         return linear_cross_entropy(hidden, self.lm_head.weight, targets, reduction=reduction)
 
     def forward_embeds(self, x, positions=None, key_padding_mask=None, cache: KVCache | None = None,
-                       return_hidden: bool = False):
+                       return_hidden: bool = False, prefix_kv=None):
         """Input embeddings x (B, T, C) -> logits (B, T, V).
 
-        positions: (B, T) or (T,) absolute positions; default past .. past + T − 1.
-        key_padding_mask: (B, S) bool, True for real tokens, False for padding, over all S positions
-            seen so far (cached + new). Lets one batch hold prompts of different lengths (left-padded).
+        positions: (B, T) or (T,) absolute positions; default past .. past + T − 1 (a cache's
+            prefix slots do not count: they have no positions).
+        key_padding_mask: (B, S) bool, True for real tokens, False for padding, over all S keys seen
+            so far (prefix + cached + new, in that order). Lets one batch hold prompts of different
+            lengths (left-padded), and prefixes of different lengths, or none, in its rows.
         cache: a KVCache to read past keys/values from and append the new ones to.
         return_hidden: return the final hidden states ln_f(x) (B, T, C) instead of the logits, for
             ``head_loss`` (training never needs the logits themselves).
+        prefix_kv: n_layer pairs (k, v), each (B or 1, nh, P, hs): a key/value prefix every layer's
+            attention sees before the text (module docstring). Not with a cache: ``KVCache.add_prefix``.
         """
         B, T, _ = x.size()
+        if prefix_kv is not None and cache is not None:
+            raise ValueError("forward_embeds: give the prefix to the cache (KVCache.add_prefix), not both")
+        if prefix_kv is not None and len(prefix_kv) != self.config.n_layer:
+            raise ValueError(f"forward_embeds: prefix_kv has {len(prefix_kv)} layers, the model {self.config.n_layer}")
         past = cache.length if cache is not None else 0
+        n_prefix = prefix_kv[0][0].size(2) if prefix_kv is not None else 0
         if positions is None:
-            positions = torch.arange(past, past + T, device=x.device)
-            last = past + T - 1  # known without reading the tensor: no GPU sync, no graph break
+            start = past - cache.n_prefix if cache is not None else 0
+            positions = torch.arange(start, start + T, device=x.device)
+            last = start + T - 1  # known without reading the tensor: no GPU sync, no graph break
         elif positions.device.type == "cpu" and not _compiling():
             last = int(positions.max())  # cheap on the CPU; on a GPU the lookup itself would assert
         else:
@@ -304,16 +344,17 @@ class GPT(nn.Module):
             raise ValueError(f"position {last} is beyond block_size {self.config.block_size}")
         x = self.transformer.drop(x + self.transformer.wpe(positions))
         mask = None
+        seen = past + n_prefix  # keys before the first new one: the cache's, or the prefix's
         if key_padding_mask is not None:
-            S = past + T
-            causal = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=past)
+            S = seen + T
+            causal = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=seen)
             # Each query also sees itself, so a padding row never has all its scores masked
             # (softmax of all −∞ is NaN); real rows never look at padding.
             own = torch.zeros(T, S, dtype=torch.bool, device=x.device)
-            own[torch.arange(T), past + torch.arange(T)] = True
+            own[torch.arange(T), seen + torch.arange(T)] = True
             mask = (causal & key_padding_mask[:, None, None, :S]) | own  # (B, 1, T, S)
         for i, block in enumerate(self.transformer.h):
-            x = block(x, mask=mask, cache=cache, layer=i)
+            x = block(x, mask=mask, cache=cache, layer=i, prefix=None if prefix_kv is None else prefix_kv[i])
         if cache is not None:
             cache.length += T
         hidden = self.transformer.ln_f(x)
@@ -333,6 +374,8 @@ class GPT(nn.Module):
         attention_mask: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         prefix_mask: torch.Tensor | None = None,
+        prefix_kv: list | None = None,
+        prefix_kv_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Continue idx (B, T) by up to max_new_tokens tokens; returns (B, T + new).
 
@@ -342,35 +385,44 @@ class GPT(nn.Module):
         attention_mask: (B, T) bool/0-1, False on left padding, so prompts of different lengths batch.
         prefix_mask: (B, P) bool, False on prefix slots a row does not use (rows whose soft prompts
             are shorter, or that have none, are left-padded inside the prefix).
+        prefix_kv: n_layer pairs (k, v), each (B or 1, nh, Pk, hs): a key/value prefix at every
+            layer (``forward_embeds``). It takes no positions. With the cache it is written into the
+            cache once, before the prompt (the cache holds block_size + Pk keys); without, every
+            step is given it again. The tokens are the same either way.
+        prefix_kv_mask: (B, Pk) bool, False on prefix slots a row does not use.
+        Keys are laid out [key/value prefix][soft prompt][tokens]; a row may use either prefix, or none.
         """
         B, T0 = idx.shape
         P = 0 if prefix_embeds is None else prefix_embeds.size(1)
         if prefix_embeds is not None and prefix_embeds.size(0) == 1 and B > 1:
             prefix_embeds = prefix_embeds.expand(B, -1, -1)
-        pad = None  # (B, P + T) True on real positions; None when nothing is padded
-        if attention_mask is not None or prefix_mask is not None:
-            tokens_real = (attention_mask.to(torch.bool) if attention_mask is not None
-                           else torch.ones(B, T0, dtype=torch.bool, device=idx.device))
-            prefix_real = (prefix_mask.to(torch.bool) if prefix_mask is not None
-                           else torch.ones(B, P, dtype=torch.bool, device=idx.device))
-            pad = torch.cat([prefix_real, tokens_real], 1)
+        n_kv = 0 if prefix_kv is None else prefix_kv[0][0].size(2)
+        pad = None  # (B, n_kv + P + T) True on real keys; None when nothing is padded
+        if attention_mask is not None or prefix_mask is not None or prefix_kv_mask is not None:
+            def real(mask, width):
+                return mask.to(torch.bool) if mask is not None else torch.ones(B, width, dtype=torch.bool,
+                                                                                device=idx.device)
+
+            pad = torch.cat([real(prefix_kv_mask, n_kv), real(prefix_mask, P), real(attention_mask, T0)], 1)
         done = torch.zeros(B, dtype=torch.bool, device=idx.device)
         cache = None
         for _ in range(max_new_tokens):
-            total = P + idx.size(1)
+            total = P + idx.size(1)  # positions in use (the key/value prefix takes none)
             if use_cache and total <= self.config.block_size:
                 if cache is None:  # first step: run the whole prompt once, filling the cache
-                    cache = KVCache(self.config, B, self.config.block_size, idx.device,
+                    cache = KVCache(self.config, B, self.config.block_size + n_kv, idx.device,
                                     self.transformer.wte.weight.dtype)
-                    logits = self._forward_window(idx, prefix_embeds, pad, cache=cache)
+                    if n_kv:
+                        cache.add_prefix(prefix_kv)  # later steps then need nothing new
+                    logits = self._forward_window(idx, prefix_embeds, pad, cache=cache, n_kv=n_kv)
                 else:  # later steps: only the newest token goes through the model
-                    new_pos = positions_from_mask(pad, total, idx.device)[:, -1:]
+                    new_pos = positions_from_mask(None if pad is None else pad[:, n_kv:], total, idx.device)[:, -1:]
                     logits = self.forward_embeds(self.embed(idx[:, -1:]), positions=new_pos,
                                                  key_padding_mask=pad, cache=cache)
             else:
                 # No cache, or the sequence has outgrown the block: re-run the last block_size
                 # positions. Learned absolute positions cannot slide, so a cache cannot be reused.
-                logits = self._forward_window(idx, prefix_embeds, pad, cache=None)
+                logits = self._forward_window(idx, prefix_embeds, pad, cache=None, prefix_kv=prefix_kv, n_kv=n_kv)
             next_id = self._pick(logits[:, -1, :], temperature, top_k, generator)  # (B,)
             if eos_id is not None:
                 next_id = torch.where(done, torch.full_like(next_id, eos_id), next_id)
@@ -382,8 +434,11 @@ class GPT(nn.Module):
                 break
         return idx
 
-    def _forward_window(self, idx, prefix_embeds, pad, cache):
-        """Forward the prefix + tokens, cropped from the left to the block if needed."""
+    def _forward_window(self, idx, prefix_embeds, pad, cache, prefix_kv=None, n_kv: int = 0):
+        """Forward the prefix + tokens, cropped from the left to the block if needed.
+
+        pad covers [n_kv key/value prefix slots][soft prompt][tokens]; only the last two take positions.
+        """
         P = 0 if prefix_embeds is None else prefix_embeds.size(1)
         keep = self.config.block_size - P
         if keep < 1:
@@ -392,11 +447,12 @@ class GPT(nn.Module):
         x = self.embed(tokens)
         window_pad = None
         if pad is not None:
-            window_pad = torch.cat([pad[:, :P], pad[:, P:][:, -keep:]], 1)
+            window_pad = torch.cat([pad[:, :n_kv + P], pad[:, n_kv + P:][:, -keep:]], 1)
         if P:
             x = torch.cat([prefix_embeds.to(x.dtype), x], dim=1)
-        positions = positions_from_mask(window_pad, x.size(1), x.device)
-        return self.forward_embeds(x, positions=positions, key_padding_mask=window_pad, cache=cache)
+        positions = positions_from_mask(None if window_pad is None else window_pad[:, n_kv:], x.size(1), x.device)
+        return self.forward_embeds(x, positions=positions, key_padding_mask=window_pad, cache=cache,
+                                   prefix_kv=prefix_kv)
 
     @staticmethod
     def _pick(logits, temperature, top_k, generator):

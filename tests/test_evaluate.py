@@ -98,8 +98,10 @@ class ScriptedGPT(GPT):
         x[..., 0] = idx.float()  # carry the id itself (exact in float32 for ids < 2**24)
         return x
 
-    def forward_embeds(self, x, positions=None, key_padding_mask=None, cache=None, return_hidden=False):
+    def forward_embeds(self, x, positions=None, key_padding_mask=None, cache=None, return_hidden=False,
+                       prefix_kv=None):
         assert not return_hidden, "the script has logits, not hidden states"
+        assert prefix_kv is None, "the script knows no key/value prefix"
         self.calls += 1
         ids = x[..., 0].round().long()
         is_prompt = x[..., 1] > 0.5  # a soft prompt's vectors carry the flag; tokens and padding do not

@@ -6,6 +6,8 @@
     layers   chosen blocks and parts train; ULMFiT's gradual unfreezing and
              discriminative rates                                       (layers.py)
     prompt   the model is frozen; soft prompts before the input train   (prompt.py)
+    prefix   the model is frozen; a key/value prefix at every layer
+             trains (prefix tuning)                                     (prefix.py)
     lora     the model is frozen; a low-rank update B·A beside chosen
              linear layers trains, merged into them at the end          (lora.py)
     bitfit   only the bias vectors train (optionally LayerNorm's too)   (bitfit.py)
@@ -21,13 +23,14 @@ name as a string. Adding one is its file, a line here, a recipe, its docs and it
 from __future__ import annotations
 
 from minift.errors import MiniftError
-from minift.strategies import bitfit, full, layers, lora, prompt
+from minift.strategies import bitfit, full, layers, lora, prefix, prompt
 from minift.strategies.base import NoOptions, StageSetup, Strategy
 
 REGISTRY: dict[str, Strategy] = {s.name: s for s in (
     full.STRATEGY,
     layers.STRATEGY,
     prompt.STRATEGY,
+    prefix.STRATEGY,
     lora.STRATEGY,
     bitfit.STRATEGY,
 )}

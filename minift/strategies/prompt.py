@@ -33,6 +33,13 @@ none: ``build_prefix`` right-aligns each row's prompt in a (B, Pmax, C) prefix a
 slots, and ``positions_from_mask`` numbers each row from its own first real slot, so every row
 reads exactly as it would alone (tested, for training and for generation).
 
+Per-row state, two kinds. ``bundle.prompts`` (name -> state) holds soft prompts and the prefixes of
+``prefix.py``; each says what it is. ``kind = "input"`` (a soft prompt): P vectors before the text's
+embeddings, taking P of the block's ``positions``. ``kind = "layers"`` (a prefix): keys and values
+at every layer, taking no positions (``positions = 0``). ``forward_with_prompts`` gives each row
+what its state is: ``build_prefix`` lays out the soft prompts, ``build_prefix_kv`` the prefixes
+(``model.forward_embeds(prefix_kv=...)``), and a row with neither reads the text alone.
+
 What minift measured. A tiny model gains little from prompt tuning *alone*. In the committed
 strategy grid (300 steps a stage; ``data/experiments/strategies/results.md``, made by the command
 at its top) the ``prompt`` recipe on the 1M-parameter base scored 1.4–3.6 BLEU on translation at
@@ -67,6 +74,9 @@ INITS = ("vocab", "text", "random")
 class SoftPrompt(nn.Module):
     """P learned vectors of width C, placed before a frozen model's input embeddings."""
 
+    kind = "input"
+    """Per-row state of the model's input (the prefix of prefix.py is "layers")."""
+
     def __init__(self, n_tokens: int, n_embd: int, init: str = "vocab", model=None, tokenizer=None,
                  text: str | None = None, seed: int = 0):
         super().__init__()
@@ -98,6 +108,11 @@ class SoftPrompt(nn.Module):
             prompt.weight.copy_(weight)
         prompt.init = init
         return prompt
+
+    @property
+    def positions(self) -> int:
+        """Positions of the block the prompt takes: all P (the text starts after it)."""
+        return self.n_tokens
 
     def forward(self, batch_size: int) -> torch.Tensor:
         """The same P vectors for every row: (B, P, C). expand makes no copy; grads sum over rows."""
@@ -164,11 +179,10 @@ def build_prefix(prompts: dict, names: list, device=None):
     Each row's prompt is right-aligned, so it sits just before the text, and left-padded with zero
     vectors that the mask marks False (attention never reads them). mask is None when no slot is
     padding (every row has a prompt of the same length), and (None, None) when no row has a prompt.
+    A row whose state is not a soft prompt (a prefix, ``build_prefix_kv``) gets none here.
     """
-    unknown = sorted({n for n in names if n is not None and n not in prompts})
-    if unknown:
-        known = ", ".join(sorted(prompts)) or "(none loaded)"
-        raise MiniftError(f"unknown soft prompt {unknown[0]!r}; known prompts: {known}")
+    _check_known(prompts, names)
+    names = [n if n is not None and prompts[n].kind == "input" else None for n in names]
     used = [prompts[n] for n in names if n is not None]
     if not used:
         return None, None
@@ -189,15 +203,54 @@ def build_prefix(prompts: dict, names: list, device=None):
     return prefix, (None if bool(mask.all()) else mask)
 
 
+def _check_known(prompts: dict, names: list) -> None:
+    unknown = sorted({n for n in names if n is not None and n not in prompts})
+    if unknown:
+        known = ", ".join(sorted(prompts)) or "(none loaded)"
+        raise MiniftError(f"unknown soft prompt {unknown[0]!r}; known prompts: {known}")
+
+
+def build_prefix_kv(prompts: dict, names: list, n_head: int, device=None):
+    """The key/value prefix of a batch's rows whose state is a prefix (kind "layers", prefix.py):
+    (prefix_kv, mask (B, Pmax)) or (None, None), for ``model.forward_embeds(prefix_kv=...)``.
+
+    prefix_kv is n_layer pairs (k, v), each (B, nh, Pmax, hs). As in ``build_prefix``, each row's
+    prefix is right-aligned and left-padded with zeros the mask marks False; rows with no prefix
+    (None, or a soft prompt) have every slot False. mask is None when no slot is padding.
+    """
+    _check_known(prompts, names)
+    names = [n if n is not None and prompts[n].kind == "layers" else None for n in names]
+    used = {n: prompts[n].layer_kv(n_head) for n in dict.fromkeys(names) if n is not None}  # each (L, 2, nh, P, hs)
+    if not used:
+        return None, None
+    first = next(iter(used.values()))
+    p_max = max(kv.size(3) for kv in used.values())
+    device = first.device if device is None else device
+    rows, mask = [], torch.zeros(len(names), p_max, dtype=torch.bool, device=device)
+    for row, name in enumerate(names):
+        if name is None:
+            rows.append(first.new_zeros(*first.shape[:3], p_max, first.size(4)).to(device))
+            continue
+        kv = used[name].to(device=device, dtype=first.dtype)
+        pad = p_max - kv.size(3)
+        rows.append(torch.cat([kv.new_zeros(*kv.shape[:3], pad, kv.size(4)), kv], 3))
+        mask[row, pad:] = True
+    kv = torch.stack(rows)  # (B, L, 2, nh, Pmax, hs); stack keeps every row's graph
+    return [(kv[:, layer, 0], kv[:, layer, 1]) for layer in range(kv.size(1))], (None if bool(mask.all()) else mask)
+
+
 def forward_with_prompts(model, prompts: dict, input_ids: torch.Tensor, prompt_names: list,
                          attention_mask: torch.Tensor | None = None, return_hidden: bool = False) -> torch.Tensor:
     """Logits (B, T, V) for the token positions of a batch whose rows may use different prompts.
 
+    A row's state may be a soft prompt (its vectors go before the text), a prefix (its keys and
+    values go into every layer, ``build_prefix_kv``), or nothing.
     return_hidden: the final hidden states (B, T, C) of those positions instead, for ``model.head_loss``.
     """
     if len(prompt_names) != input_ids.size(0):
         raise MiniftError(f"prompt_names has {len(prompt_names)} entries for a batch of {input_ids.size(0)} rows")
     prefix, prefix_mask = build_prefix(prompts, prompt_names, device=input_ids.device)
+    prefix_kv, kv_mask = build_prefix_kv(prompts, prompt_names, model.config.n_head, device=input_ids.device)
     x = model.embed(input_ids)  # (B, T, C)
     B, T, _ = x.shape
     P = 0 if prefix is None else prefix.size(1)
@@ -212,7 +265,15 @@ def forward_with_prompts(model, prompts: dict, input_ids: torch.Tensor, prompt_n
         real = torch.cat([prefix_mask if prefix_mask is not None else ones, tokens], 1)
     # Each row counts positions from its own first real slot: a row without a prompt starts at 0.
     positions = positions_from_mask(real, P + T, x.device)
-    out = model.forward_embeds(x, positions=positions, key_padding_mask=real, return_hidden=return_hidden)
+    keys_real = real  # what the attention may read: the prefix's slots come first, and take no positions
+    if prefix_kv is not None and (kv_mask is not None or real is not None):
+        def everywhere(width):
+            return torch.ones(B, width, dtype=torch.bool, device=x.device)
+
+        keys_real = torch.cat([everywhere(prefix_kv[0][0].size(2)) if kv_mask is None else kv_mask,
+                               everywhere(P + T) if real is None else real], 1)  # (B, Pk + P + T)
+    out = model.forward_embeds(x, positions=positions, key_padding_mask=keys_real, return_hidden=return_hidden,
+                               prefix_kv=prefix_kv)
     return out[:, P:]  # the prompt's own outputs predict nothing: drop them
 
 
@@ -317,11 +378,12 @@ def wanted_names(names: list, examples) -> list[str]:
 
 
 def train_only(bundle, wanted: list) -> None:
-    """Every per-row tensor of the bundle frozen but the wanted ones (the others ride along, unchanged)."""
-    for p in bundle.prompts.values():
-        p.weight.requires_grad_(False)
+    """Every per-row state of the bundle frozen but the wanted ones (the others ride along, unchanged).
+    Each is a module: all its parameters (a prefix's reparameterising MLP too) follow."""
+    for state in bundle.prompts.values():
+        state.requires_grad_(False)
     for name in wanted:
-        bundle.prompts[name].weight.requires_grad_(True)
+        bundle.prompts[name].requires_grad_(True)
 
 
 class Prompt(Strategy):
