@@ -50,7 +50,7 @@ def attention_maps(model, idx: torch.Tensor) -> torch.Tensor:
 
     _, gpt = _find_gpt(model)
     if idx.dim() != 2 or idx.size(0) != 1:
-        raise MiniftError(f"attention_maps: idx must be one sequence of token ids, shape (1, T); got {tuple(idx.shape)}")
+        raise MiniftError(f"attention_maps: idx must be one sequence of token ids, (1, T); got {tuple(idx.shape)}")
     inputs: list[torch.Tensor] = []
     hooks = [block.attn.register_forward_pre_hook(lambda module, args: inputs.append(args[0]))
              for block in gpt.transformer.h]
