@@ -269,6 +269,15 @@ def cmd_notebooks(args):
     print(f"{len(written)} notebooks in {args.out}", file=sys.stderr)
 
 
+def cmd_course(args):
+    from minift.figures import write_figures
+
+    written = write_figures(args.out)  # args.what is "figures", the one thing it writes so far
+    for path in written:
+        print(path)
+    print(f"{len(written)} figures in {args.out}", file=sys.stderr)
+
+
 def cmd_grade(args):
     from minift.grade import run
 
@@ -276,7 +285,7 @@ def cmd_grade(args):
 
 
 def register_study(sub) -> None:
-    """The experiment, advise, notebooks and grade subcommands."""
+    """The experiment, advise, notebooks, course and grade subcommands."""
     from minift import strategies
     from minift.args import add_device, add_quiet
     from minift.experiment import ARMS, STRATEGIES
@@ -343,6 +352,16 @@ def register_study(sub) -> None:
     p.add_argument("--out", required=True, help="folder to write the notebooks to")
     p.add_argument("--tutorials", help="the tutorials folder (default: the one next to the package)")
     p.set_defaults(func=cmd_notebooks)
+
+    p = sub.add_parser("course", help="write every figure the course uses, as SVG for slides",
+                       description="figures: write the course's pictures into --out as SVG (minift/figures.py): "
+                                   "the shipped base's attention maps on a fixed sentence, the learning-rate "
+                                   "schedules of lesson 04 and of the full recipe, the gradual-unfreezing timeline "
+                                   "of lesson 07, the base's pretraining loss and the committed strategy "
+                                   "comparison. A few seconds on one core.")
+    p.add_argument("what", choices=["figures"], help="what to write: figures")
+    p.add_argument("--out", required=True, help="folder to write the SVG files to")
+    p.set_defaults(func=cmd_course)
 
     from minift.grade import EXERCISES
 

@@ -45,6 +45,16 @@ the notebooks are generated, never edited.
 
 The command line calls this module: ``minift notebooks --out DIR`` writes one notebook per
 tutorial into DIR and one per solution into DIR/solutions.
+
+Charts in a notebook
+--------------------
+A lesson writes its charts as SVG files (``minift.plot``) and then calls ``show(path)``. In a
+Jupyter kernel (a notebook, VS Code's interactive window) the chart appears under the cell,
+through IPython's ``display``; anywhere else, ``show`` prints the file's path, to open in a
+browser. It prints the path in a notebook too, so the file can be found for a slide. IPython is
+never a dependency: a kernel has always imported it already, so ``show`` looks for it in
+``sys.modules`` and imports nothing when it is absent (a plain ``python`` run never loads it).
+``minift course figures --out DIR`` (``minift/figures.py``) writes every figure the lessons draw.
 """
 from __future__ import annotations
 
@@ -132,6 +142,43 @@ def output_dir(lesson: str) -> Path:
     path = Path(parent) / lesson
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _kernel():
+    """The running IPython kernel's shell, or None (a plain interpreter, or terminal IPython).
+
+    Only a kernel can show an SVG: terminal IPython would print ``<IPython.core.display.SVG
+    object>``. A kernel has always imported IPython, so nothing is imported here.
+    """
+    ipython = sys.modules.get("IPython")
+    get_ipython = getattr(ipython, "get_ipython", None)
+    shell = get_ipython() if callable(get_ipython) else None
+    return shell if getattr(shell, "kernel", None) is not None else None
+
+
+def show(chart, label: str = "chart"):
+    """Show a chart: inline in a Jupyter kernel, by its path elsewhere. Returns ``chart``.
+
+    ``chart`` is the path of an SVG file (what a lesson wrote) or SVG text (what the
+    ``minift.plot`` functions return). A path is always printed, ``label: PATH``; in a kernel the
+    picture itself is displayed below it.
+    """
+    is_text = isinstance(chart, str) and chart.lstrip().startswith("<")
+    if not is_text:
+        path = Path(chart)
+        if not path.is_file():
+            raise MiniftError(f"show: {path}: no such chart (write it first, e.g. with minift.plot)")
+        print(f"{label}: {path}")
+    shell = _kernel()
+    if shell is None:
+        if is_text:
+            print(f"{label}: an SVG of {len(chart):,} characters, not saved; run the lesson in Jupyter to see it, "
+                  "or pass path= to the function that drew it")
+        return chart
+    from IPython.display import SVG, display  # a kernel: IPython is there, and already imported
+
+    display(SVG(data=chart if is_text else path.read_text(encoding="utf-8")))
+    return chart
 
 
 # --- "# %%" scripts -> cells -> notebooks -----------------------------------------------------

@@ -402,3 +402,218 @@ def plot_run(run_dir: str | os.PathLike, path: str | os.PathLike | None = None) 
     line_chart(series, title=_run_title(run_dir), xlabel="global step", ylabel="loss (nats/token)",
                vlines=vlines, path=out)
     return out
+
+
+# --- pictures for the course: attention, the learning-rate schedule, gradual unfreezing ----------
+_LOW, _HIGH = (255, 255, 255), (8, 48, 107)  # white -> dark blue: every channel falls as the weight grows
+
+
+def _shade(w: float) -> str:
+    """A weight in [0, 1] as a colour: 0 is white, 1 dark blue, darker for every larger weight."""
+    w = min(1.0, max(0.0, w))
+    return "#" + "".join(f"{round(lo + (hi - lo) * w):02x}" for lo, hi in zip(_LOW, _HIGH))
+
+
+def _short(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def attention_svg(tokens: list[str], weights, *, title: str = "Attention weights", heads_per_row: int = 4,
+                  path: str | os.PathLike | None = None) -> str:
+    """A heat map of one layer's attention, one grid per head, as SVG text (also written to ``path``).
+
+    ``weights`` is ``(nh, T, T)`` (a tensor or nested lists): ``weights[h][t][s]`` is how much
+    query ``t`` (row, labelled on the left) looks at key ``s`` (column, labelled on top) in head
+    ``h``; each row of a softmax sums to 1. ``tokens`` are the T labels. A cell's colour is its
+    weight on one scale for every head, white at 0 and dark blue at 1, so the darkest cell of a row
+    is the key that query reads most. Under the causal mask the cells right of the diagonal are 0.
+    Each cell carries a ``<title>`` (query, key, weight) that a browser shows on hover.
+    """
+    where = str(path) if path is not None else "attention_svg"
+    if hasattr(weights, "tolist"):
+        weights = weights.tolist()
+    tokens = [str(t) for t in tokens]
+    T = len(tokens)
+    if T == 0:
+        raise MiniftError(f"{where}: no tokens to draw")
+    try:
+        grid = [[[float(v) for v in row] for row in head] for head in weights]
+    except TypeError:
+        raise MiniftError(f"{where}: weights must be (heads, T, T) numbers") from None
+    if not grid or any(len(head) != T or any(len(row) != T for row in head) for head in grid):
+        raise MiniftError(f"{where}: weights must be (heads, {T}, {T}) for {T} tokens, got "
+                          f"{len(grid)} heads of {[len(h) for h in grid]} rows")
+    bad = [v for head in grid for row in head for v in row if not (math.isfinite(v) and -1e-6 <= v <= 1 + 1e-6)]
+    if bad:
+        raise MiniftError(f"{where}: attention weights lie in [0, 1], got {bad[0]!r}")
+    if not isinstance(heads_per_row, int) or heads_per_row < 1:
+        raise MiniftError(f"{where}: heads_per_row must be an integer >= 1, got {heads_per_row!r}")
+
+    nh = len(grid)
+    cell = max(10, min(28, 260 // T))
+    font = min(11, cell - 1)
+    labels = [_short(t, 10) for t in tokens]
+    label_w = max(_text_width(s, font) for s in labels) + 6
+    panel_w, panel_h = label_w + T * cell + 24, label_w + T * cell + 34  # labels left and on top, "head h" above
+    per_row = min(heads_per_row, nh)
+    n_rows = math.ceil(nh / per_row)
+    width = max(320, int(16 + per_row * panel_w))
+    top = 44
+    legend_y = top + n_rows * panel_h + 10
+    height = int(legend_y + 52)
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}">',
+           f"<title>{escape(title)}</title>",
+           '<defs><linearGradient id="attention-scale">'
+           f'<stop offset="0" stop-color="{_shade(0)}"/><stop offset="1" stop-color="{_shade(1)}"/>'
+           "</linearGradient></defs>",
+           f'<rect width="{width}" height="{height}" fill="white"/>',
+           _text(width / 2, 24, title, "title", size=16, anchor="middle", extra=' font-weight="bold"')]
+    for h, head in enumerate(grid):
+        x0 = 16 + (h % per_row) * panel_w + label_w
+        y0 = top + (h // per_row) * panel_h + 16 + label_w  # the grid's top-left corner
+        out.append(_text(x0 + T * cell / 2, y0 - label_w - 4, f"head {h}", "head-title", size=13, anchor="middle"))
+        for i, s in enumerate(labels):  # keys along the top (rotated), queries down the left
+            cx = x0 + (i + 0.5) * cell + font * 0.35
+            out.append(_text(cx, y0 - 4, s, "key-label", size=font,
+                             extra=f' transform="rotate(-90 {cx:.2f} {y0 - 4:.2f})"'))
+            out.append(_text(x0 - 4, y0 + (i + 0.5) * cell + font * 0.35, s, "query-label", size=font, anchor="end"))
+        cells = []
+        for t, row in enumerate(head):
+            for s, w in enumerate(row):
+                tip = escape(f"head {h}: {tokens[t]!r} looks at {tokens[s]!r} with weight {w:.3f}")
+                cells.append(f'<rect class="cell" data-head="{h}" data-row="{t}" data-col="{s}" '
+                             f'x="{x0 + s * cell:.2f}" y="{y0 + t * cell:.2f}" width="{cell}" height="{cell}" '
+                             f'fill="{_shade(w)}"><title>{tip}</title></rect>')
+        out.append(f'<g class="head" data-head="{h}" stroke="#dddddd" stroke-width="0.5">{"".join(cells)}</g>')
+    bar_x, bar_w = 16, min(240, width - 32)
+    out.append(f'<rect class="scale" x="{bar_x}" y="{legend_y}" width="{bar_w}" height="10" '
+               f'fill="url(#attention-scale)" stroke="#888" stroke-width="0.5"/>')
+    for v in (0, 0.5, 1):
+        out.append(_text(bar_x + v * bar_w, legend_y + 24, _label(float(v)), "scale-tick", size=11, anchor="middle"))
+    out.append(_text(bar_x + bar_w + 12, legend_y + 9, "weight; row = query (the token that looks), "
+                     "column = key (the token looked at)", "scale-label", size=11))
+    svg = "\n".join(out + ["</svg>\n"])
+    if path is not None:
+        atomic_write_text(path, svg)
+    return svg
+
+
+def _field(stage, key: str, default=None):
+    value = stage.get(key, default) if isinstance(stage, dict) else getattr(stage, key, default)
+    if value is None:
+        raise MiniftError(f"lr_schedule_svg: a stage needs {key!r} (give a recipe's stages, TrainConfigs or dicts)")
+    return value
+
+
+def lr_schedule_svg(stages, *, overlay: bool = False, after: int = 0, title: str | None = None,
+                    path: str | os.PathLike | None = None) -> str:
+    """The learning rate at every step of one or more stages, drawn with ``line_chart``.
+
+    ``stages`` are a recipe's stages, ``TrainConfig``s or dicts with ``lr``, ``warmup_steps``,
+    ``max_steps``, ``min_lr_ratio`` (default 0.1) and optionally ``name``. Each step's rate is
+    ``optim.lr_at``, called exactly as the trainer calls it. By default the stages run one after
+    the other, as in a recipe (a dashed line labelled with its name where each stage starts; the
+    rate restarts its warmup there); with ``overlay=True`` they all start at step 0, to compare
+    schedules. ``after`` extends each curve by that many steps past ``max_steps`` (the flat end).
+    A stage that scales rates per group (discriminative rates) is drawn at its peak, ``lr``.
+    A stage whose budget is ``epochs`` stops at most at ``max_steps``, which is what is drawn.
+    """
+    from minift.optim import lr_at
+
+    stages = list(stages)
+    if not stages:
+        raise MiniftError("lr_schedule_svg: no stages to draw")
+    if not isinstance(after, int) or after < 0:
+        raise MiniftError(f"lr_schedule_svg: after must be an integer >= 0, got {after!r}")
+    series, vlines, offset = [], [], 0
+    for k, stage in enumerate(stages):
+        lr, total = float(_field(stage, "lr")), int(_field(stage, "max_steps"))
+        warmup, ratio = min(int(_field(stage, "warmup_steps")), total), float(_field(stage, "min_lr_ratio", 0.1))
+        name = str(_field(stage, "name", "") or _field(stage, "strategy", "") or f"stage {k + 1}")
+        steps = range(total + (after if overlay or k == len(stages) - 1 else 0))
+        start = 0 if overlay else offset
+        series.append({"name": name, "x": [start + s for s in steps],
+                       "y": [lr_at(s, lr, warmup, total, ratio) for s in steps]})
+        if overlay or len(stages) == 1:
+            vlines += [(start + warmup, "end of warmup"), (start + total, "max_steps")]
+        else:
+            vlines.append((start, name))
+        offset += total
+    vlines = list(dict.fromkeys(vlines))  # overlaid stages of one length share their lines
+    if title is None:
+        title = "Learning rate: warmup, then cosine decay" + ("" if overlay or len(stages) == 1 else ", stage by stage")
+    return line_chart(series, title=title, xlabel="step" if overlay or len(stages) == 1 else "global step",
+                      ylabel="learning rate", vlines=vlines, path=path)
+
+
+def unfreezing_svg(schedule, n_layer: int, total_steps: int, *, parts=(), title: str | None = None,
+                   path: str | os.PathLike | None = None) -> str:
+    """Gradual unfreezing as a timeline: one row per block (top block at the top), as SVG text.
+
+    ``schedule`` is ``GradualUnfreezer.schedule()``: ``[(step, top blocks trainable from then on)]``.
+    Block ``i`` of ``n_layer`` starts training at the first step whose count reaches ``n_layer - i``
+    and trains to ``total_steps``; a coloured bar shows when it trains, a grey one when it is frozen.
+    ``parts`` (ln_f, the embeddings, ...) train from step 0 and get a row each, above the blocks
+    (ln_f, head) or below them (embeddings). A block whose turn comes at or after ``total_steps``
+    never trains in the run: its row is grey throughout, labelled "frozen".
+    """
+    where = str(path) if path is not None else "unfreezing_svg"
+    if not isinstance(n_layer, int) or n_layer < 1:
+        raise MiniftError(f"{where}: n_layer must be an integer >= 1, got {n_layer!r}")
+    if not isinstance(total_steps, int) or total_steps < 1:
+        raise MiniftError(f"{where}: total_steps must be an integer >= 1, got {total_steps!r}")
+    schedule = [(int(step), int(n)) for step, n in schedule]
+    if not schedule or any(s < 0 or not 0 <= n <= n_layer for s, n in schedule):
+        raise MiniftError(f"{where}: schedule must be [(step >= 0, blocks 0..{n_layer})], got {schedule!r}")
+    parts = [parts] if isinstance(parts, str) else list(parts)
+
+    def first_step(i: int):
+        return min((s for s, n in sorted(schedule) if n >= n_layer - i), default=None)
+
+    above = [p for p in parts if p in ("ln_f", "head")]
+    below = [p for p in parts if p not in above]
+    rows = ([(p, 0) for p in above] + [(f"block {i}", first_step(i)) for i in reversed(range(n_layer))]
+            + [(p, 0) for p in below])
+    ticks = nice_ticks(0, total_steps, max_ticks=7)
+    label_w = max(_text_width(label, 12) for label, _ in rows) + 24
+    width, row_h = 720, 26
+    left, right = label_w, width - 90
+    top = 54
+    height = top + row_h * len(rows) + 58
+
+    def px(step: float) -> float:
+        return left + (step - ticks[0]) / (ticks[-1] - ticks[0]) * (right - left)
+
+    if title is None:
+        every = sorted(schedule)[1][0] - sorted(schedule)[0][0] if len(schedule) > 1 else None
+        title = "Gradual unfreezing" + (f": one more block every {every} steps" if every else "")
+    bottom = top + row_h * len(rows)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}">',
+           f"<title>{escape(title)}</title>",
+           f'<rect width="{width}" height="{height}" fill="white"/>',
+           _text(width / 2, 24, title, "title", size=16, anchor="middle", extra=' font-weight="bold"')]
+    for t in ticks:
+        out.append(f'<line class="grid" x1="{px(t):.2f}" x2="{px(t):.2f}" y1="{top}" y2="{bottom}" stroke="#e3e3e3"/>')
+        out.append(_text(px(t), bottom + 18, _label(float(t)), "xtick", anchor="middle"))
+    for r, (label, start) in enumerate(rows):
+        y = top + r * row_h + 4
+        out.append(_text(left - 8, y + 13, label, "row-label", anchor="end"))
+        out.append(f'<rect class="frozen" data-row="{_attr(label)}" x="{px(0):.2f}" y="{y}" '
+                   f'width="{px(total_steps) - px(0):.2f}" height="{row_h - 8}" fill="#e6e6e6"/>')
+        if start is not None and start < total_steps:
+            color = PALETTE[2] if label.startswith("block") else PALETTE[0]
+            out.append(f'<rect class="train" data-row="{_attr(label)}" x="{px(start):.2f}" y="{y}" '
+                       f'width="{px(total_steps) - px(start):.2f}" height="{row_h - 8}" fill="{color}"/>')
+            out.append(_text(px(total_steps) + 6, y + 13, f"from step {start}", "start-label", size=11))
+        else:
+            out.append(_text(px(total_steps) + 6, y + 13, "frozen", "start-label", size=11))
+    out.append(f'<path class="axes" d="M{left:.2f},{top} V{bottom} H{right:.2f}" fill="none" stroke="#444"/>')
+    out.append(_text((left + right) / 2, height - 14, "step (coloured: trains; grey: frozen)", "xlabel",
+                     size=13, anchor="middle"))
+    svg = "\n".join(out + ["</svg>\n"])
+    if path is not None:
+        atomic_write_text(path, svg)
+    return svg

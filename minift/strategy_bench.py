@@ -116,7 +116,7 @@ def print_strategies(rows: list[dict]) -> None:
 
     print(f"strategies  step cost per strategy ({rows[0]['memory_how']}); ratios are to full fine-tuning")
     table = [{"strategy": r["strategy"], "ms/step": r["step_seconds"] * 1000, "x time": r["step_seconds_ratio"],
-              "MB": r["memory_bytes"] / 2**20, "x mem": r["memory_bytes_ratio"],
+              "MB": r["memory_bytes"] / 1e6, "x mem": r["memory_bytes_ratio"],
               "trainable": r["trainable_params"], "x params": r["trainable_params_ratio"],
               "opt state B": r["optimizer_state_bytes"], "x state": r["optimizer_state_bytes_ratio"]}
              for r in rows]

@@ -216,6 +216,7 @@ WRITERS = {
     "experiment lr-sweep": ("folder", lambda p, tmp: ["experiment", "lr-sweep", "--device", "cpu", "--out", p]),
     "demo": ("folder", lambda p, tmp: ["demo", "--device", "cpu", "--out", p]),
     "notebooks": ("folder", lambda p, tmp: ["notebooks", "--out", p]),
+    "course figures": ("folder", lambda p, tmp: ["course", "figures", "--out", p]),
 }
 
 

@@ -271,3 +271,15 @@ def test_describe_shows_what_trains_and_the_tie():
     freeze_blocks(model, keep=[], parts=["wpe"])
     text = describe(model)
     assert "tied" not in text and text.splitlines()[-1].startswith("backward goes down to the embeddings")
+
+
+@pytest.mark.parametrize("keep, floor", [
+    ([0, 3], "backward stops at block 0"),  # nothing below block 0: no "blocks 0..-1"
+    ([1], "backward stops at block 1: block 0 runs forward only"),  # one block is not a range "0..0"
+    ([2, 3], "backward stops at block 2: blocks 0..1 run forward only"),
+    ([], "backward stops above the blocks: every block runs forward only"),
+])
+def test_describe_names_the_blocks_below_the_lowest_trainable_one(keep, floor):
+    model = tiny_gpt()  # four blocks
+    freeze_blocks(model, keep=keep, parts=["ln_f"])
+    assert describe(model).splitlines()[-1] == floor

@@ -88,3 +88,18 @@ def test_the_name_check_sees_a_planted_comparison(tmp_path):
     planted = tmp_path / "planted.py"
     planted.write_text('def f(stage):\n    return stage.strategy == "prompt" or stage.strategy in ("layers",)\n')
     assert len(_string_comparisons_with_strategy_names(planted, tmp_path)) == 2
+
+
+def test_the_bench_table_prints_memory_in_mb_of_a_million_bytes(capsys):
+    """The course counts memory in MB = 10^6 bytes, as ``minift advise --memory`` does: 5,000,000
+    bytes print as 5 MB (4.768 if the column divided by 2^20, a MiB, under the name MB)."""
+    from minift.strategy_bench import print_strategies
+
+    row = {"strategy": "full", "memory_how": "by hand", "step_seconds": 0.5, "memory_bytes": 5_000_000,
+           "trainable_params": 10, "optimizer_state_bytes": 80}
+    row.update({f"{k}_ratio": 1.0 for k in ("step_seconds", "memory_bytes", "trainable_params",
+                                             "optimizer_state_bytes")})
+    print_strategies([row])
+    header, _, line = capsys.readouterr().out.splitlines()[1:4]
+    at = header.index("  MB  ") + 2  # columns are left-aligned: the value starts under its name
+    assert line[at:].split()[0] == "5"

@@ -218,6 +218,12 @@ CLAIMS = {
         ("the manual path equals the fused sdpa path", "manual_minus_sdpa", lambda v: v < 1e-5),
         ("a few seconds of training bring the validation loss well below a uniform guess (ln V)",
          "val_loss_and_ln_V", lambda v: v[0] < v[1] - 0.5),
+        ("the weights computed by hand are the library's attention_maps, the heat maps' data",
+         "attention_maps_minus_by_hand", lambda v: v < 1e-6),
+        ("each block's heat map has a cell per head, query and key: nh x T x T",
+         "heat_map_cells_per_block_and_nh_T_T", lambda v: len(v[0]) == 2 and v[0] == [v[1]] * 2 and v[1] > 0),
+        ("every row of every heat map is a softmax: it sums to 1", "heat_map_row_sums_min_max",
+         lambda v: _close(v[0], 1, 1e-5) and _close(v[1], 1, 1e-5)),
     ],
     "03_transformer_block.py": [
         ("the forward pass written out equals model(ids)", "forward_by_hand_minus_model", lambda v: v < 1e-5),
@@ -260,6 +266,8 @@ CLAIMS = {
         ("backward saves fewer activations when only the top blocks train", "saved_bytes_top_two_and_full",
          lambda v: v[0] < v[1]),
         ("untie_head adds V·C weights", "untied_extra_and_VC", lambda v: v == [BASE["V"] * BASE["C"]] * 2),
+        ("unfreezing every 50 steps: block i of the base's 4 first trains at step (3 - i) x 50, the timeline's starts",
+         "first_trained_step_per_block", lambda v: v == {str(i): (BASE["L"] - 1 - i) * 50 for i in range(BASE["L"])}),
     ],
     "08_prompt_tuning.py": [
         ("with a frozen base, no model weight gets a gradient", "model_tensors_with_a_gradient", lambda v: v == 0),

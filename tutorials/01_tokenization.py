@@ -18,7 +18,9 @@
 # **Time:** about 30 minutes to read and run; the script itself runs in a few seconds.
 #
 # Run it top to bottom with `python tutorials/01_tokenization.py`, or cell by cell in VS Code,
-# PyCharm or Jupyter (jupytext). The library code it calls is in `minift/tokenizer.py`.
+# PyCharm or Jupyter (jupytext).
+#
+# Library code: `minift/tokenizer.py` (`train_bpe`, `merge_pair`, `Tokenizer`).
 
 # %%
 import time
@@ -58,6 +60,7 @@ print(split_words(sentence))
 # counts them (as UTF-8 bytes). Everything below works on this small table, never on the raw text.
 
 # %%
+header("1. Counting the distinct pieces")
 words = count_words(texts)
 print(f"{sum(words.values()):,} pieces, but only {len(words):,} distinct ones. Most frequent:")
 for word, n in words.most_common(8):
@@ -108,6 +111,7 @@ assert merged == merge_pair(piece, *best)  # the library's merge_pair does the s
 # Token ids ("ranks"): the 256 single bytes are 0–255, then merge number *k* gets id 255 + *k*.
 
 # %%
+header("2. Many merges by hand versus train_bpe")
 n_merges = pick(20, 5)
 hand_merges = []
 for _ in range(n_merges):

@@ -11,13 +11,14 @@
 # - the attention formula `softmax(q kᵀ / √hs + M) v`, and the shape of every tensor in it;
 # - what the causal mask `M` does and why it makes next-token training possible;
 # - how `nh` heads run side by side as one `(B, nh, T, hs)` tensor;
-# - how to read attention weights of a trained model.
+# - how to read attention weights of a trained model, printed and as a heat map per head.
 #
 # **Prerequisites:** Lesson 01 (tokens); PyTorch tensors, matrix products, `softmax`.
 #
 # **Time:** about 45 minutes; the script runs in well under a minute on 2 CPU cores.
 #
-# Library code: `minift/model.py` (`CausalSelfAttention`).
+# Library code: `minift/model.py` (`CausalSelfAttention`), `minift/figures.py` (`attention_maps`) and
+# `minift/plot.py` (`attention_svg`, the heat map).
 
 # %%
 import math
@@ -26,15 +27,18 @@ import time
 import torch
 import torch.nn.functional as F
 
-from minift.course import claim, header, pick
+from minift.course import claim, header, output_dir, pick, show
+from minift.figures import attention_maps, token_labels
 from minift.model import GPT, CausalSelfAttention, GPTConfig
 from minift.optim import AdamW, param_groups
+from minift.plot import attention_svg
 from minift.pretrain import encode_stream, lm_batch_loss, stream_loss, window_batches
 from minift.tokenizer import Tokenizer
 from minift.trainer import TrainConfig, train_stage
 from minift.world import corpus
 
 torch.manual_seed(0)
+OUT = output_dir("02_self_attention")  # the heat maps go to a temporary folder, not the repository
 B, T, C, nh = 2, 6, 32, 4  # batch, sequence length, width, heads
 hs = C // nh  # head size: each head works in an 8-dimensional space
 config = GPTConfig(n_embd=C, n_head=nh, attn_impl="manual")
@@ -172,7 +176,8 @@ with torch.no_grad():
 # heads, width 64) on the generated world for a few seconds with the library's training loop,
 # then recompute the attention weights of each head on one sentence. The helper below is our
 # section 3 for one layer, reading the layer's own weights; we check it against the module, so
-# the weights we print are the ones the model really uses.
+# the weights we print are the ones the model really uses, and against the library's
+# `minift.figures.attention_maps`, which the heat maps below are drawn from.
 
 # %%
 header("5. Training a tiny GPT for a few seconds")
@@ -209,14 +214,15 @@ def attention_weights(block, x):
 # %%
 header("5. Attention weights on one sentence")
 model.eval()
-sentence = "The farmer has ten sheep and ten pigs on the farm."
+sentence = "The farmer has ten sheep and ten pigs on the farm."  # choose your own, then rerun this cell
 idx = torch.tensor([tok.encode(sentence)])
-labels = [repr(tok.decode([i]))[1:-1] for i in idx[0]]
+labels = token_labels(tok, idx[0])  # each token as text: ' farmer' keeps its space
 with torch.no_grad():
     h = model.transformer.wte(idx) + model.transformer.wpe(torch.arange(idx.size(1)))  # block 0's input
-    found = []
+    found, by_hand = [], []
     for layer, block in enumerate(model.transformer.h):
         w = attention_weights(block, h)  # (1, nh, T, T)
+        by_hand.append(w[0])
         # Check: these weights reproduce the block's attention output exactly.
         a = block.attn
         vv = a.c_attn(block.ln_1(h)).split(h.size(-1), dim=2)[2]
@@ -229,12 +235,41 @@ with torch.no_grad():
             found.append((previous, layer, head, w[0, head]))
             print(f"layer {layer} head {head}: on previous token {previous:.2f}, on first token {first:.2f}")
         h = block(h)
+maps = attention_maps(model, idx)  # the library's weights, (L, nh, T, T): our helper's, block by block
+torch.testing.assert_close(torch.stack(by_hand), maps)
+claim("attention_maps_minus_by_hand", (torch.stack(by_hand) - maps).abs().max())  # checked by tests/test_tutorials.py
 
 previous, layer, head, w = max(found, key=lambda f: f[0])
 print(f"\nlayer {layer}, head {head} (the most 'previous-token' head); row = query, column = key, x100:")
 print(" " * 9 + "".join(f"{s[:6]:>7}" for s in labels))
 for t, row in enumerate(w):
     print(f"{labels[t][:8]:>8} " + "".join(f"{100 * v:7.0f}" if s <= t else " " * 7 for s, v in enumerate(row)))
+
+# %% [markdown]
+# ### The heat maps: every head at a glance
+#
+# A table of numbers per head is hard to compare. `minift.plot.attention_svg(tokens, weights)`
+# draws one layer's weights `(nh, T, T)` as a grid per head: row `t` is the query (the token that
+# looks), column `s` the key (the token looked at), and the darker the cell, the larger the
+# weight, on one scale from 0 (white) to 1 for every head. Each row is a softmax, so its cells sum
+# to 1; the upper triangle is white, the causal mask at work. In a notebook the maps appear
+# below the cell; from a terminal, open the printed files in a browser (hovering over a cell
+# shows its weight).
+
+# %%
+header("5. Heat maps of every head, block by block")
+cells = []
+for layer, weights in enumerate(maps):
+    svg = attention_svg(labels, weights, title=f"Block {layer}: which token each head looks at",
+                        path=OUT / f"attention-block-{layer}.svg")
+    cells.append(svg.count('<rect class="cell"'))
+    show(OUT / f"attention-block-{layer}.svg", f"block {layer}")
+row_sums = maps.sum(dim=-1)  # (L, nh, T): one per row of every grid
+print(f"{len(maps)} blocks x {maps.size(1)} heads x {maps.size(2)} x {maps.size(3)} cells; "
+      f"row sums between {row_sums.min():.6f} and {row_sums.max():.6f}")
+# checked by tests/test_tutorials.py
+claim("heat_map_cells_per_block_and_nh_T_T", [cells, maps.size(1) * maps.size(2) * maps.size(3)])
+claim("heat_map_row_sums_min_max", [row_sums.min(), row_sums.max()])  # checked by tests/test_tutorials.py
 
 # %% [markdown]
 # What to notice (the exact numbers depend on the run; the patterns are common):
@@ -244,7 +279,10 @@ for t, row in enumerate(w):
 # - Some heads park much of their weight on the **first token**. A head with nothing useful to
 #   read must still spend its weight of 1 somewhere; the first position, visible to every query,
 #   serves as a "no-op" (sometimes called an *attention sink*).
-# - Lesson 05 pretrains a real base model; call `attention_weights` on its blocks and compare.
+# - Change `sentence` above and rerun the two cells. Which heads keep their pattern whatever the
+#   words (a previous-token head keeps its diagonal), and which change with them?
+# - Lesson 05 pretrains a real base model; call `attention_maps` on it and compare
+#   (`minift course figures --out DIR` draws the shipped base's maps for this sentence).
 #
 # ## Exercises
 #

@@ -25,10 +25,10 @@ import math
 
 import torch
 
-from minift.course import claim, header, output_dir, pick, smoke
+from minift.course import claim, header, output_dir, pick, show, smoke
 from minift.model import GPT, GPTConfig
 from minift.optim import SGD, AdamW, clip_grad_norm, l2_penalty, lr_at, param_groups
-from minift.plot import line_chart
+from minift.plot import line_chart, lr_schedule_svg
 from minift.pretrain import encode_stream, lm_batch_loss, stream_loss, window_batches
 from minift.tokenizer import Tokenizer
 from minift.trainer import TrainConfig, train_stage
@@ -276,12 +276,12 @@ series = [{"name": f"{split}, dropout {p}", "x": eval_steps, "y": [h[k] for h in
           for p in curves for k, split in enumerate(("train", "validation"))]
 line_chart(series, title="Dropout on 40 paragraphs", xlabel="step", ylabel="loss (nats/token)",
            path=OUT / "dropout.svg")
-print("chart:", OUT / "dropout.svg")
+show(OUT / "dropout.svg")  # in a notebook the chart appears here; from a terminal, open the path
 if not smoke():
     assert curves[0.2][-1][1] < curves[0.0][-1][1]  # validation loss at the end: lower with dropout
 
 # %% [markdown]
-# What to notice (the chart is in the folder printed above): without dropout the training loss
+# What to notice (in the chart above, or at the path printed): without dropout the training loss
 # falls towards zero while the validation loss, after its minimum, climbs steadily — the model
 # is memorising its 40 paragraphs. With dropout the training loss stays higher (the model is
 # handicapped while it trains), and the validation loss climbs much more slowly: dropout does
@@ -294,19 +294,18 @@ if not smoke():
 # big steps are risky, so the rate **warms up** linearly. Then it follows half a **cosine** down
 # to `min_lr_ratio · max_lr`: large steps while far from a minimum, small ones to settle.
 # `lr_at(step, max_lr, warmup_steps, total_steps, min_lr_ratio)` is the whole schedule;
-# `train_stage` calls it before every step.
+# `train_stage` calls it before every step, with a stage's `max_steps` as `total_steps`.
+# `minift.plot.lr_schedule_svg` draws it for any stages (a recipe's, or dicts as below), calling
+# `lr_at` exactly as the trainer does; `overlay=True` starts them all at step 0 to compare.
 
 # %%
 header("5. lr_at: warmup + cosine")
 max_lr, warmup, total = 1e-3, 10, 110
 for step in (0, 4, 9, 10, 35, 60, 85, 110, 200):
     print(f"step {step:>3}: lr {lr_at(step, max_lr, warmup, total):.2e}")
-xs = list(range(0, 131))
-line_chart([{"name": "min_lr_ratio 0.1", "x": xs, "y": [lr_at(s, max_lr, warmup, total) for s in xs]},
-            {"name": "min_lr_ratio 0.0", "x": xs, "y": [lr_at(s, max_lr, warmup, total, 0.0) for s in xs]}],
-           title="Warmup then cosine decay", xlabel="step", ylabel="learning rate",
-           vlines=[(warmup, "end of warmup"), (total, "total_steps")], path=OUT / "schedule.svg")
-print("chart:", OUT / "schedule.svg")
+lr_schedule_svg([{"name": f"min_lr_ratio {r}", "lr": max_lr, "warmup_steps": warmup, "max_steps": total,
+                  "min_lr_ratio": r} for r in (0.1, 0.0)], overlay=True, after=20, path=OUT / "schedule.svg")
+show(OUT / "schedule.svg")
 assert math.isclose(lr_at(60, max_lr, warmup, total), 5.5e-4)  # halfway: the mean of max and min
 # checked by tests/test_tutorials.py
 claim("lr_at", {s: lr_at(s, max_lr, warmup, total) for s in (0, 4, 9, 10, 35, 60, 85, 110, 200)})

@@ -28,7 +28,7 @@ import shutil
 import torch
 
 import minift
-from minift.course import claim, header, output_dir, pick, smoke
+from minift.course import claim, header, output_dir, pick, show, smoke
 from minift.evaluate import evaluate_examples
 from minift.finetune import RunOptions, run_recipe
 from minift.model import lm_loss
@@ -191,6 +191,7 @@ assert abs(summary["before"]["bleu"] - before["metrics"]["bleu"]) < 1e-6  # the 
 print(f"\n{result['steps']} steps, {result['tokens']:,} graded tokens, {result['seconds']:.0f} s")
 records = [json.loads(line) for line in (RUN / "log.jsonl").read_text().splitlines()]
 print("validation loss:", ", ".join(f"step {r['step']}: {r['val_loss']:.3f}" for r in records if r["event"] == "eval"))
+show(RUN / "loss.svg", "loss chart")  # run_recipe draws the run's losses; in a notebook they appear here
 # checked by tests/test_tutorials.py
 claim("val_loss_at_each_eval", [r["val_loss"] for r in records if r["event"] == "eval"])
 
@@ -250,8 +251,8 @@ header("7. Trainable weights, optimizer state, and what moved")
 n_params = tuned.model.num_parameters()
 print(f"trainable {result['trainable_params']:,} of {result['total_params']:,} parameters "
       f"({100 * result['trainable_params'] / result['total_params']:.0f}%)")
-print(f"model {4 * n_params / 2**20:.2f} MiB; optimizer state {result['optimizer_state_bytes'] / 2**20:.2f} MiB "
-      f"= {result['optimizer_state_bytes'] / (4 * n_params):.1f} x the model")
+print(f"model {4 * n_params / 1e6:.2f} MB; optimizer state {result['optimizer_state_bytes'] / 1e6:.2f} MB "
+      f"= {result['optimizer_state_bytes'] / (4 * n_params):.1f} x the model (MB = 10^6 bytes)")
 assert result["trainable_params"] == result["total_params"] == n_params
 assert result["optimizer_state_bytes"] == 2 * 4 * n_params
 # checked by tests/test_tutorials.py

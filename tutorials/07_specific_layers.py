@@ -33,10 +33,11 @@ import torch
 
 import minift
 from minift.strategies import layers as freezing
-from minift.course import claim, header, output_dir, pick, smoke
+from minift.course import claim, header, output_dir, pick, show, smoke
 from minift.finetune import RunOptions, run_recipe
 from minift.model import lm_loss
 from minift.optim import AdamW, optimizer_state_bytes, param_groups
+from minift.plot import unfreezing_svg
 from minift.schedule import load_recipe, parse_recipe
 from minift.strategy_bench import bench_strategies, print_strategies, saved_activation_bytes
 from minift.tasks import collate, encode_example, load_examples
@@ -120,7 +121,7 @@ with torch.no_grad():  # put the base back for the next sections
 #
 # We count the bytes autograd saves for backward (with `saved_tensors_hooks`, as
 # `strategy_bench.saved_activation_bytes` does), for the same batch with everything trainable and
-# with the top two blocks only.
+# with the top two blocks only, in MB (10^6 bytes, the unit the whole course uses).
 
 # %%
 header("4. Where the graph begins, and what backward has to keep")
@@ -141,16 +142,16 @@ freezing.set_trainable(model, [n for n, _ in model.named_parameters()])  # every
 saved_full = saved_activation_bytes(forward_loss)
 freezing.freeze_blocks(model, keep=[-2, -1])
 saved_top = saved_activation_bytes(forward_loss)
-print(f"everything trainable: {saved_full / 2**20:6.2f} MiB of activations saved for backward")
-print(f"top two blocks:       {saved_top / 2**20:6.2f} MiB ({saved_top / saved_full:.2f}x)")
+print(f"everything trainable: {saved_full / 1e6:6.2f} MB of activations saved for backward")  # MB = 10^6 bytes
+print(f"top two blocks:       {saved_top / 1e6:6.2f} MB ({saved_top / saved_full:.2f}x)")
 assert saved_top < saved_full
 claim("saved_bytes_top_two_and_full", [saved_top, saved_full])  # checked by tests/test_tutorials.py
 
 # %% [markdown]
 # Fewer saved activations also means less backward work. `bench_strategies` times one training step
 # (forward, backward, AdamW) for several strategies on a model of the base's shape, and counts the
-# memory a step holds on the CPU: weights + gradients + optimizer state + saved activations. Every
-# figure is also a ratio to full fine-tuning.
+# memory a step holds on the CPU: weights + gradients + optimizer state + saved activations (in MB,
+# 10^6 bytes, as everywhere in the course). Every figure is also a ratio to full fine-tuning.
 
 # %%
 header("4b. The cost of a step, per strategy")
@@ -249,6 +250,24 @@ for step in (0, 49, 50, 100, 150):
     print(f"  step {step:>3}: {freezing.count_parameters(model)[0]:>9,} weights train, "
           f"{freezing.describe(model).splitlines()[-1]}")
 
+# Step the unfreezer through a 300-step stage, as the trainer would, and note when each block first trains.
+first_step = {}
+for step in range(300):
+    unfreezer(step)
+    for i, blk in enumerate(model.transformer.h):
+        if i not in first_step and all(p.requires_grad for p in blk.parameters()):
+            first_step[i] = step
+print("first step each block trains:", {f"block {i}": first_step[i] for i in sorted(first_step)})
+unfreezing_svg(unfreezer.schedule(), unfreezer.L, 300, parts=unfreezer.parts, path=OUT / "unfreezing.svg")
+show(OUT / "unfreezing.svg", "timeline")  # one row per block: grey while frozen, coloured once it trains
+claim("first_trained_step_per_block", first_step)  # checked by tests/test_tutorials.py
+
+# %% [markdown]
+# What to notice: the timeline reads top to bottom like the model. `ln_f` and the top block train
+# from step 0; each block below joins 50 steps after the one above, so in a 300-step stage block 0
+# trains only for the last 150 steps. The chart is drawn from `unfreezer.schedule()`, and the
+# steps printed above come from stepping the unfreezer itself: the two agree.
+
 # %% [markdown]
 # ## 8. The `layers` recipe against full fine-tuning
 #
@@ -271,17 +290,20 @@ runs = {"full": load_recipe("full"), "layers (as shipped)": layers, "layers + em
         "scratch (full recipe)": load_recipe("full")}
 for recipe in runs.values():
     recipe.stages[0].eval_examples = pick(64, 8)  # the validation-loss set (64 is the default)
-for folder, (name, recipe) in zip(("full", "layers", "layers-embeddings", "scratch"), runs.items()):
+for k, (folder, (name, recipe)) in enumerate(zip(("full", "layers", "layers-embeddings", "scratch"), runs.items())):
     run = OUT / folder
     shutil.rmtree(run, ignore_errors=True)  # run_recipe refuses to overwrite a finished run
+    print(f"run {k + 1} of {len(runs)}: {name}, {STEPS} steps ...", flush=True)  # about a minute each
     results[name] = run_recipe(recipe, RunOptions(out=str(run), task="translation", examples=N_TRAIN,
                                                   max_steps=STEPS, seed=0, eval_limit=N_EVAL, quiet=True,
                                                   base="scratch" if name.startswith("scratch") else None))
+    bleu_now = results[name]["stages"][0]["metrics"]["bleu"]
+    print(f"  done in {results[name]['seconds']:.0f} s: BLEU {bleu_now:.1f}", flush=True)
 print(f"\n{'strategy':<22}{'trainable':>11}{'opt. state':>12}{'seconds':>9}{'BLEU':>7}")
 print(f"{'base (before)':<22}{'':>11}{'':>12}{'':>9}{results['full']['before']['bleu']:>7.1f}")
 for name, summary in results.items():
     s = summary["stages"][0]
-    print(f"{name:<22}{s['trainable_params']:>11,}{s['optimizer_state_bytes'] / 2**10:>9.0f} KB"
+    print(f"{name:<22}{s['trainable_params']:>11,}{s['optimizer_state_bytes'] / 1e6:>9.2f} MB"  # MB = 10^6 bytes
           f"{s['seconds']:>9.1f}{s['metrics']['bleu']:>7.1f}")
 bleu = {name: summary["stages"][0]["metrics"]["bleu"] for name, summary in results.items()}
 if not smoke():
@@ -311,16 +333,24 @@ print(f"\nlayers (as shipped) writes: {sample['prediction']}\nreference:        
 #
 # ## Exercises
 #
-# 1. **Which blocks?** Train only the *bottom* two blocks (`blocks = [0, 1]`) plus the embeddings,
-#    with the same steps, and compare BLEU with the top two + embeddings. Which half matters more
-#    for this task?
+# 1. **Which blocks?** Run two `layers` stages that differ only in their blocks: the *bottom* two
+#    (`blocks = [0, 1]`) and the top two (`blocks = [-2, -1]`), each with
+#    `parts = ["embeddings", "ln_f"]`, `max_steps = 300`, `lr = 2e-3`, `dropout = 0.1`,
+#    `eval_examples = 64` and the other fields at their defaults — in particular *no*
+#    `discriminative` rates (with them a bottom block would learn 2.6³ ≈ 18x slower than a top one,
+#    and the comparison would measure the rates, not the blocks). Train on Section 8's data
+#    (`RunOptions(examples=1000, seed=0, eval_limit=100)`: 1000 translation pairs, BLEU on 100
+#    test pairs). Compare the two BLEU scores. Which half matters more for this task?
 # 2. **Gradient check.** Freeze everything but block 3 and run one backward pass. Show that the
 #    gradient of block 3 is the same as in a fully trainable model (freezing changes *which*
 #    gradients are computed, never their values).
 # 3. **Head only, untied.** Untie the head and train only it (a *linear probe*). How many weights
 #    train? Is the input embedding bit-identical afterwards?
-# 4. **Gradual unfreezing in a recipe.** Write a `layers` stage with
-#    `unfreeze_every = 50` and `parts = ["embeddings", "ln_f"]`, run it, and compare its BLEU with
-#    "layers + embeddings" above. How many steps did each block train?
+# 4. **Gradual unfreezing in a recipe.** Run a `layers` stage with `unfreeze_every = 50` and
+#    `parts = ["embeddings", "ln_f"]`, and otherwise Exercise 1's setup (`max_steps = 300`,
+#    `lr = 2e-3`, `dropout = 0.1`, `eval_examples = 64`, no discriminative rates, the same data and
+#    seed). It needs no `blocks`: gradual unfreezing starts with the top block and adds the next
+#    one below every 50 steps. Compare its BLEU with Exercise 1's top-two run. How many steps did
+#    each block train?
 #
 # Solutions: `tutorials/solutions/07_specific_layers.py`.

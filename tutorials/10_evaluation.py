@@ -22,8 +22,10 @@
 # `collections.Counter`. The metric sections need no PyTorch at all.
 #
 # **Time:** about 45 minutes to read and run. The script runs in about a minute on a 2-core
-# laptop (a few seconds with `MINIFT_SMOKE=1`). The library code is in `minift/metrics.py` and
-# `minift/evaluate.py`.
+# laptop (a few seconds with `MINIFT_SMOKE=1`).
+#
+# Library code: `minift/metrics.py` (BLEU, ROUGE, EM/F1) and `minift/evaluate.py` (decoding and
+# scoring).
 
 # %%
 import json
@@ -38,7 +40,7 @@ import torch
 
 import minift
 from minift import metrics
-from minift.course import claim, header, output_dir, pick, smoke
+from minift.course import claim, header, output_dir, pick, show, smoke
 from minift.evaluate import evaluate_examples, teacher_forced_loss
 from minift.finetune import RunOptions, run_recipe
 from minift.schedule import parse_recipe
@@ -109,6 +111,7 @@ print("precisions p_n:", [f"{c}/{t}" for c, t in zip(counts, totals)])
 # Clipping, on the hypothesis that repeats one correct word:
 
 # %%
+header("1b. Clipping: a hypothesis that repeats one word")
 spam = "le le le le le le".split()
 ref_tokens = "le chat mange le poisson".split()
 print(f"unclipped: {sum(c for g, c in ngrams(spam, 1).items() if g in ngrams(ref_tokens, 1))}/6,"
@@ -158,6 +161,7 @@ claim("bleu_counts_and_totals", [details["counts"], details["totals"]])  # check
 # brevity penalty bite on a hypothesis that is precise but says too little:
 
 # %%
+header("1c. Corpus BLEU is not the mean of sentence BLEUs; the brevity penalty")
 one = metrics.bleu(["Le chat mange le poisson."], ["Le chat mange un poisson."])
 two = metrics.bleu(["Il est sur la table."], ["Le livre est sur la table rouge."])
 print(f"sentence BLEUs {one:.2f} and {two:.2f}; their mean {(one + two) / 2:.2f}; corpus BLEU {score:.2f}")
@@ -213,6 +217,7 @@ print(f"ROUGE-2: {m2} shared pairs of {len(pred) - 1} / {len(ref) - 1} -> P, R, 
 # bottom-right cell. (The library keeps only one row of it at a time.)
 
 # %%
+header("2. The longest common subsequence, by dynamic programming")
 L = [[0] * (len(ref) + 1) for _ in range(len(pred) + 1)]
 for i in range(1, len(pred) + 1):
     for j in range(1, len(ref) + 1):
@@ -235,6 +240,7 @@ claim("rouge_f1", {k: v["f1"] for k, v in library.items()})  # checked by tests/
 # Word order: ROUGE-1 cannot see it, ROUGE-2 and ROUGE-L can.
 
 # %%
+header("2. Word order: ROUGE-1 cannot see it")
 print("'sat the cat' vs 'the cat sat':", {k: round(v, 2) for k, v in metrics.rouge(["sat the cat"], ["the cat sat"]).items()})
 
 # %% [markdown]
@@ -339,6 +345,7 @@ for s in tuned_report["samples"][:3]:
 # low, the words are right and the phrasing is not; if BP < 1 the model stops too early.
 
 # %%
+header("4. Where the BLEU points are lost")
 predictions = [s["prediction"] for s in tuned_report["samples"]]
 d = metrics.bleu_details(predictions, [e.reference for e in test])
 print(f"precisions p_1..p_4 = {[round(x, 1) for x in d['precisions']]}, BP = {d['bp']:.3f} "
@@ -364,6 +371,7 @@ assert math.isclose(d["score"], tuned_report["metrics"]["bleu"])
 
 # %%
 header("5. Val loss and BLEU along the run")
+show(run_dir / "loss.svg", "loss chart")  # run_recipe draws the run's losses; in a notebook they appear here
 evals = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
 evals = [r for r in evals if r.get("event") == "eval"]
 print(f"{'step':>5} {'val loss':>9} {'BLEU':>6}")

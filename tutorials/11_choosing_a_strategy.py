@@ -20,8 +20,10 @@
 # **Prerequisites:** lessons 06–10 (the three strategies, recipes, metrics).
 #
 # **Time:** about 40 minutes to read and run. The script runs in about 2 minutes on a 2-core
-# laptop (a few seconds with `MINIFT_SMOKE=1`). The library code is in `minift/experiment.py`
-# and `minift/advise.py`.
+# laptop (a few seconds with `MINIFT_SMOKE=1`).
+#
+# Library code: `minift/experiment.py` (the grid, its tables and charts) and `minift/advise.py`
+# (predictions, memory, the advice).
 
 # %%
 import math
@@ -32,7 +34,7 @@ import torch
 import minift
 from minift import advise, experiment
 from minift.checkpoint import data_dir
-from minift.course import claim, header, output_dir, pick, smoke
+from minift.course import claim, header, output_dir, pick, show, smoke
 from minift.errors import MiniftError
 from minift.strategies.layers import select_parameters
 
@@ -58,7 +60,8 @@ out.mkdir(parents=True, exist_ok=True)
 # trains (the embedding, or a soft prompt, which sits *below* block 0), half of them if only the
 # top half trains. So a soft prompt saves gradients and optimizer state, **not** activations.
 #
-# For the shipped base, by hand and with `advise.memory_bytes`:
+# For the shipped base, by hand and with `advise.memory_bytes`, in MB (10^6 bytes, the unit of
+# `minift advise --memory`):
 
 # %%
 header("1. Memory per strategy, by hand")
@@ -87,7 +90,7 @@ for name, (trainable, backward) in strategies.items():
     print(f"{name:>26} " + " ".join(f"{v / 1e6:8.2f}" for v in parts.values()) + f" {sum(parts.values()) / 1e6:9.2f}")
 
 # %% [markdown]
-# At this size the activations dominate: the batch, not the weights, fills the memory, and a
+# What to notice: at this size the activations dominate: the batch, not the weights, fills the memory, and a
 # soft prompt needs nearly as much as full fine-tuning. For a large model (exercise 2) the
 # weights and AdamW's state dominate, and freezing pays off in memory too. What the table cannot
 # say is which strategy *scores* best. For that we measure.
@@ -118,7 +121,7 @@ print((mini_dir / "results.md").read_text())
 # checked by tests/test_tutorials.py
 n_runs = claim("experiment_runs", sum(1 for _ in (mini_dir / "results.jsonl").open()))
 print("records:", n_runs, "runs in", mini_dir / "results.jsonl")
-print("chart:", mini_dir / "translation.svg")
+show(mini_dir / "translation.svg")  # BLEU against N, one line per strategy; in a notebook it appears here
 
 # %% [markdown]
 # One cell is the mean over seeds ± the half-width of a **95% confidence interval**,
@@ -142,7 +145,8 @@ have_committed = (committed / "results.json").is_file()
 if have_committed:
     results_dir = committed
     print((committed / "results.md").read_text())
-    print("charts:", ", ".join(str(p) for p in sorted(committed.glob("*.svg"))))
+    for chart in sorted(committed.glob("*.svg")):  # one chart per task, drawn by the experiment
+        show(chart)
 else:
     results_dir = mini_dir
     print(f"no committed results at {committed} yet; the rest of the lesson uses the miniature above.")

@@ -22,6 +22,10 @@
 #
 # **Time:** about 40 minutes to read. The script runs in under a minute on a 2-core CPU (a few
 # seconds with `MINIFT_SMOKE=1`), and in under a minute on a GPU.
+#
+# Library code: `minift/device.py` (`resolve_device`), `minift/bench.py` (FLOPs, MFU, timings),
+# `minift/trainer.py` (`autocast_for`), `minift/optim.py` (`AdamW`'s loop and `foreach` paths),
+# `minift/distributed.py` and `minift/pretrained.py` (`load_gpt2`).
 
 # %%
 import copy
@@ -306,12 +310,12 @@ encoded = [encode_example(tok, e.prompt, e.completion, bundle.model.config.block
 batch = collate(encoded, tok.pad_id)
 print(f"a batch of 16 translation pairs: input_ids and targets {tuple(batch.input_ids.shape)}, int64")
 if on_cuda:
-    big = torch.randn(64, 1024, 1024)  # 256 MB, so the copy time is measurable
+    big = torch.randn(64, 1024, 1024)  # 256 MiB (268 MB), so the copy time is measurable
     pageable = bench.best_time(lambda: big.to(device), 5, device)
     pinned_big = big.pin_memory()
     pinned = bench.best_time(lambda: pinned_big.to(device, non_blocking=True), 5, device)
     gb = big.numel() * 4 / 1e9
-    print(f"256 MB host->GPU: pageable {gb / pageable:.1f} GB/s, pinned {gb / pinned:.1f} GB/s")
+    print(f"256 MiB host->GPU: pageable {gb / pageable:.1f} GB/s, pinned {gb / pinned:.1f} GB/s")
     print(f"the batch, pinned: {batch.pin_memory().input_ids.is_pinned()}")
 else:
     print("skipped: pinning needs a CUDA build and GPU.")
@@ -392,6 +396,7 @@ claim("two_ranks_minus_one_process", worst)  # checked by tests/test_tutorials.p
 # the same weights as one process.
 
 # %%
+header("8. The real launch, with torchrun")
 print("torchrun --standalone --nproc_per_node 2 -m minift finetune --recipe hybrid --task translation "
       "--device cuda --out runs/ddp")
 print(f"(this machine has {torch.cuda.device_count()} CUDA device(s); batch_size in a recipe is the global batch)")
@@ -451,7 +456,7 @@ print("fine-tune it:  minift finetune --base gpt2:/path/to/gpt2 --recipe full --
 # | the same with `torch.compile` (compiling took about 30 s) | 334k tokens/s (1.12×), MFU 29 % |
 # | the same, eager, batch 1 / 4 / 16 | MFU 4 % / 17 % / 26 % |
 # | AdamW step, loop vs `foreach`: 28 / 100 / 388 parameter tensors | 6× / 10× / 13× faster |
-# | 256 MB host → GPU: pageable vs pinned | 8 vs 55 GB/s |
+# | 256 MiB host → GPU: pageable vs pinned | 8 vs 55 GB/s |
 # | generation, base-shaped model, batch 1, with vs without KV cache | about 520 tokens/s either way |
 #
 # MFU 26 % eager is typical of a plain PyTorch model; fused attention kernels, larger batches

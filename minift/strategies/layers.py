@@ -290,7 +290,10 @@ def _backward_floor(model: nn.Module) -> str:
         return "backward goes down to the embeddings: every block is backpropagated through"
     for i in range(len(gpt.transformer.h)):
         if any(p.requires_grad for p in gpt.transformer.h[i].parameters()):
-            return f"backward stops at block {i}" + (f": blocks 0..{i - 1} run forward only" if i else "")
+            if i == 0:
+                return "backward stops at block 0"
+            below = "block 0 runs" if i == 1 else f"blocks 0..{i - 1} run"  # one block is not a range
+            return f"backward stops at block {i}: {below} forward only"
     return "backward stops above the blocks: every block runs forward only"
 
 

@@ -118,8 +118,8 @@ real = sum(t.numel() * t.element_size() for t in cache.k + cache.v)
 print(f"formula {cache_bytes(small, 3, 200):,} bytes, real KVCache {real:,} bytes")
 assert real == cache_bytes(small, 3, 200)
 claim("kv_cache_bytes_formula_and_real", [cache_bytes(small, 3, 200), real])  # checked by tests/test_tutorials.py
-print(f"GPT-2 small, batch 8, 1024 positions: {cache_bytes(gpt2_small, 8, 1024) / 2**20:,.0f} MiB "
-      f"(the weights themselves: {counted * 4 / 2**20:,.0f} MiB)")
+print(f"GPT-2 small, batch 8, 1024 positions: {cache_bytes(gpt2_small, 8, 1024) / 1e6:,.0f} MB "
+      f"(the weights themselves: {counted * 4 / 1e6:,.0f} MB; MB = 10^6 bytes)")
 
 # %% [markdown]
 # ## Exercise 4 — Tying and freezing
