@@ -252,10 +252,11 @@ def print_loss(r: dict) -> None:
 
     print(f"loss        head + cross-entropy, forward + backward, N = {r['batch']} x {r['config']['block_size']} "
           f"= {r['rows']:,} rows, V = {r['config']['vocab_size']:,}, C = {r['config']['n_embd']} on {r['device']}")
-    print(f"  float32 logits would be {r['logits_fp32_bytes'] / 2**20:,.1f} MB; peak: {r['peak']}")
+    # MB = 10**6 bytes, as everywhere in minift (advise --memory, the lessons, the strategy bench).
+    print(f"  float32 logits would be {r['logits_fp32_bytes'] / 1e6:,.1f} MB; peak: {r['peak']}")
     table = [{"loss": v["loss"], "chunk rows": v["chunk_rows"], "value": v["value"],
-              "saved MB": v["saved_bytes"] / 2**20,
-              "peak MB": None if v["peak_bytes"] is None else v["peak_bytes"] / 2**20,
+              "saved MB": v["saved_bytes"] / 1e6,
+              "peak MB": None if v["peak_bytes"] is None else v["peak_bytes"] / 1e6,
               "ms": v["seconds"] * 1000, "max grad diff": v["grad_max_diff"]} for v in r["variants"]]
     print_table(table, list(table[0]))
 
