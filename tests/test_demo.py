@@ -27,3 +27,17 @@ def test_demo_runs_the_hybrid_recipe_and_after_beats_before(tmp_path, capsys):
     line = re.search(r"^f1: ([\d.]+) before -> ([\d.]+) after$", out, re.M)
     assert line and (float(line[1]), float(line[2])) == (round(before, 1), round(after, 1))
     assert (tmp_path / "demo" / "qa" / "model.pt").exists() and (tmp_path / "demo" / "qa" / "loss.svg").exists()
+
+
+def test_the_demo_trains_each_task_with_its_own_steps_and_rates():
+    from minift.demo import DEMO_BUDGETS, demo_recipe
+    from minift.schedule import load_recipe
+
+    hybrid = load_recipe("hybrid")
+    for task, (steps, scale) in DEMO_BUDGETS.items():
+        recipe = demo_recipe(task)
+        assert [s.strategy for s in recipe.stages] == [s.strategy for s in hybrid.stages]
+        assert [s.max_steps for s in recipe.stages] == list(steps)
+        assert [s.lr for s in recipe.stages] == [s.lr * scale for s in hybrid.stages]
+    # The rates differ by task: what the lr sweep found for translation does not suit QA.
+    assert DEMO_BUDGETS["translation"][1] != DEMO_BUDGETS["qa"][1]
