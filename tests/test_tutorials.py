@@ -343,6 +343,10 @@ CLAIMS = {
          "moved from after general to after kitchen",
          lambda v: len(v) > 0 and all(n.startswith(TOP_TWO_BLOCKS + ("transformer.ln_f.",)) for n in v)),
         ("the prompt stage moved no model weight", "moved from after kitchen to after prompts", lambda v: v == []),
+        ("the LoRA kitchen stage trained rank 8 on the attention and wrote its adapter.pt",
+         "lora_kitchen_stage_trainable_strategy_adapter", lambda v: v == [_lora_count(8, ATTENTION), "lora", True]),
+        ("after the LoRA kitchen stage exactly the attention matrices differ from the general model",
+         "moved by the LoRA kitchen stage", lambda v: v == sorted(LORA_ATTENTION)),
     ],
     "10_evaluation.py": [
         ("BLEU by hand and bleu_details both give the worked example's score", "bleu_by_hand_and_library",
