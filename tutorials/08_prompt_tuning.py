@@ -449,7 +449,7 @@ claim("lora_layer_count_by_hand_library_and_W", [n_lora, lora.lora_A.numel() + l
 
 # %%
 header("10b. LoRA on the whole model")
-wrapped_model = copy.deepcopy(base.model)
+wrapped_model = copy.deepcopy(base.model).requires_grad_(True)  # every weight trainable, as loaded
 wrapped = add_lora(wrapped_model, ["attn.c_attn", "attn.c_proj"], range(model.config.n_layer), rank=8, seed=0)
 ids, targets = batch.input_ids, batch.targets
 with torch.no_grad():

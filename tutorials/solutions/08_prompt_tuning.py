@@ -218,12 +218,18 @@ print(f"attention: 4 blocks x (8·128 + 384·8 + 8·128 + 128·8) = {lora_count(
 print(f"BLEU after {TR_STEPS} steps: MLP {mlp['metrics']['bleu']:.1f}, attention {lora[8][1]['metrics']['bleu']:.1f}")
 assert mlp["trainable_params"] == mlp_by_hand and lora[8][1]["trainable_params"] == lora_count(8, attention)
 claim("mlp_lora_count_by_hand_and_run", [mlp_by_hand, mlp["trainable_params"]])  # checked by tests/test_tutorials.py
+if not smoke():
+    # What the text below says (seed 0, torch 2.13 CPU, one thread: MLP 5.8, attention 5.4 BLEU).
+    both = [mlp["metrics"]["bleu"], lora[8][1]["metrics"]["bleu"]]
+    assert all(2 <= b <= 10 for b in both) and abs(both[0] - both[1]) < 3, both
 
 # %% [markdown]
 # The MLP's two layers are wider (128 → 512 → 128), so the same rank trains 40,960 numbers
 # against the attention's 24,576. The count grows with in + out, not with in · out: a layer
-# four times as large costs LoRA only a little more. Which place learns more depends on the
-# task; compare the two BLEU figures above, and remember that one seed is one sample.
+# four times as large costs LoRA only a little more. Which place learns more depends on the task.
+# Here the two came out close (5.8 BLEU on the MLP, 5.4 on the attention, after 100 steps; a full
+# run asserts both within 2–10 and less than 3 apart): one seed is one sample, and at this budget
+# where the update sits matters less than how little of the model it can change.
 
 # %% [markdown]
 # ## Exercise 6 — Rank 1 against rank 16
@@ -238,14 +244,20 @@ for rank, (folder, s) in lora.items():
           f"{adapter.stat().st_size:>7,} bytes, BLEU {s['metrics']['bleu']:5.1f}")
     assert counts[rank][0] == counts[rank][1] == 24 * C * rank
 claim("attention_lora_count_by_rank", counts)  # checked by tests/test_tutorials.py
+if not smoke():
+    # What the text below says (seed 0, torch 2.13 CPU, one thread: rank 1, 8, 16 gave 4.8, 5.4, 4.1 BLEU).
+    by_rank = [s["metrics"]["bleu"] for _, s in lora.values()]
+    assert all(2 <= b <= 10 for b in by_rank) and max(by_rank) - min(by_rank) < 3, by_rank
 
 # %% [markdown]
 # Per block the attention's two layers give r·(128 + 384) + r·(128 + 128) = 768·r numbers,
 # 24·C·r for 4 blocks: the count, the optimizer state and the adapter file all grow linearly in r
-# (the file carries a few KB of names and facts besides). Whether BLEU follows is the question
-# of Hu et al.'s Table 6: on GPT-3 even rank 1 did well, because the update a task needs has a
-# low intrinsic rank. Compare the three BLEU figures: at a budget this short the rank is rarely
-# what limits a model this small; the steps and the frozen vocabulary are (Section 12).
+# (the file carries a few KB of names and facts besides). BLEU did not follow: 4.8, 5.4 and 4.1
+# for rank 1, 8 and 16 (a full run asserts all three within 2–10 and less than 3 apart), so rank 1,
+# with 16 times fewer numbers than rank 16, did as well. Hu et al. saw the same on GPT-3, where a
+# rank as low as 1 was competitive: the update a task needs has a low intrinsic rank. On this
+# model and budget the rank is not what limits LoRA; the steps and the frozen vocabulary are
+# (Lesson 08, Section 12).
 
 # %% [markdown]
 # ## Exercise 7 — BitFit with LayerNorm
@@ -265,9 +277,14 @@ print(f"BLEU: biases only {bitfit['metrics']['bleu']:.1f}, with LayerNorm {bitfi
 assert bitfit_ln["trainable_params"] == by_hand == sum(dict(base.named_parameters())[n].numel() for n in names)
 assert set(moved) <= set(names)
 claim("bitfit_layernorm_count_and_moved", [bitfit_ln["trainable_params"], moved])  # checked by tests/test_tutorials.py
+if not smoke():
+    # What the text below says (seed 0, torch 2.13 CPU, one thread: 4.7 and 5.1 BLEU).
+    both = [bitfit["metrics"]["bleu"], bitfit_ln["metrics"]["bleu"]]
+    assert all(2 <= b <= 10 for b in both) and abs(both[0] - both[1]) < 3, both
 
 # %% [markdown]
 # A LayerNorm's gain γ rescales every feature of the normalised vector and its β shifts it; with
 # them BitFit can now also *scale* activations, not only shift them, for 2,304 more numbers
-# (6,912 in all, 0.72% of the model). Compare the two BLEU figures: a little more freedom, at the
-# same price per step (backward crosses every block either way).
+# (6,912 in all, 0.72% of the model). BLEU moved from 4.7 to 5.1 (a full run asserts both within
+# 2–10 and less than 3 apart): a little more freedom, a difference inside the noise of one seed,
+# at the same price per step (backward crosses every block either way).
