@@ -201,6 +201,25 @@ def _stage_costs(costs):
             and [full_state, layers_state, prompt_state] == [8 * full, 8 * layers, 8 * prompt])
 
 
+C_ = BASE["C"]
+LORA_ATTENTION = [f"transformer.h.{i}.attn.{t}.weight" for i in range(BASE["L"]) for t in ("c_attn", "c_proj")]
+LINEAR_BIASES = {f"transformer.h.{i}.{t}.bias" for i in range(BASE["L"])
+                 for t in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")}
+LAYERNORMS = {f"transformer.h.{i}.{ln}.{w}" for i in range(BASE["L"]) for ln in ("ln_1", "ln_2")
+              for w in ("weight", "bias")} | {"transformer.ln_f.weight", "transformer.ln_f.bias"}
+
+
+def _lora_count(rank, shapes, L=BASE["L"]):
+    """LoRA's trainable numbers: r·in + out·r for every wrapped (in, out) layer of each of L blocks."""
+    return L * sum(rank * n_in + n_out * rank for n_in, n_out in shapes)
+
+
+ATTENTION = [(C_, 3 * C_), (C_, C_)]  # attn.c_attn and attn.c_proj of a block, (in, out)
+MLP = [(C_, 4 * C_), (4 * C_, C_)]  # mlp.c_fc and mlp.c_proj
+BITFIT = BASE["L"] * (3 * C_ + C_ + 4 * C_ + C_)  # the linear layers' biases: 4 × 9C = 4,608
+BITFIT_LAYERNORM = BITFIT + (2 * BASE["L"] + 1) * 2 * C_  # + γ and β of ln_1, ln_2 per block and ln_f
+
+
 # script -> [(what it shows, the claim name(s) it reads, a test of their values)]. A name ending in "*"
 # stands for every claim whose name starts with the rest, passed as one {name: value} dict.
 CLAIMS = {
@@ -280,6 +299,47 @@ CLAIMS = {
         ("prompt tuning leaves the base's weights bit-identical", "base_weights_unchanged", lambda v: v is True),
         ("each row of a mixed batch writes what it writes alone", "mixed_batch_equals_alone", lambda v: v is True),
         ("a prompt refuses to load onto another base", "refused_onto_another_base", lambda v: "trained on" in v),
+        ("LoRALinear with B = 0 gives the frozen layer's output bit for bit", "lora_layer_step0_equals_frozen",
+         lambda v: v is True),
+        ("LoRALinear with a non-zero B computes W x + b + (alpha/r) B A x", "lora_layer_library_minus_by_hand",
+         lambda v: v < 1e-5),
+        ("a rank-8 LoRA on attn.c_attn trains r·in + out·r numbers, against in·out in W",
+         "lora_layer_count_by_hand_library_and_W",
+         lambda v: v[0] == v[1] == _lora_count(8, ATTENTION[:1], L=1) and v[2] == C_ * 3 * C_),
+        ("the LoRA-wrapped model at step 0 gives the base's logits bit for bit", "lora_model_step0_equals_base",
+         lambda v: v is True),
+        ("rank 8 on the attention of every block trains 4 × (8·128 + 384·8 + 8·128 + 128·8) numbers",
+         "lora_model_count_by_hand_and_counted", lambda v: v == [_lora_count(8, ATTENTION)] * 2),
+        ("B = 0 makes A's first gradient exactly zero, and B's not", "lora_first_grad_A_max_and_B_min",
+         lambda v: v[0] == 0 and v[1] > 0),
+        ("training A and B by hand leaves every base weight bit-identical", "lora_hand_steps_base_unchanged",
+         lambda v: v is True),
+        ("the merged model has the base's keys and shapes", "lora_merged_keys_and_shapes_equal_base",
+         lambda v: v is True),
+        ("the merged model computes what the unmerged one does (to float32 rounding), and not what the base does",
+         "lora_merged_minus_unmerged_and_minus_base", lambda v: v[0] < 1e-6 and v[1] > 1e-3),
+        ("the lora stage trains 24,576 numbers, AdamW keeping 8 bytes each", "lora_run_trainable_and_state",
+         lambda v: v == [_lora_count(8, ATTENTION), 8 * _lora_count(8, ATTENTION)]),
+        ("after the lora stage exactly the wrapped attention matrices differ from the base",
+         "lora_run_changed_tensors", lambda v: v == sorted(LORA_ATTENTION)),
+        ("the lora run's model has the base's keys and shapes", "lora_run_keys_and_shapes_equal_base",
+         lambda v: v is True),
+        ("the base plus adapter.pt rebuilds the run's model bit for bit", "lora_run_equals_base_plus_adapter",
+         lambda v: v is True),
+        ("adapter.pt is a small fraction of model.pt", "lora_adapter_and_model_bytes", lambda v: 20 * v[0] < v[1]),
+        ("the model's bias vectors hold 4 × 9C numbers", "bitfit_bias_count_and_model",
+         lambda v: v == [BITFIT, _gpt_parameters(**BASE)]),
+        ("the key bias gets no gradient (softmax ignores a shift shared by every key)",
+         "key_bias_grad_over_query_value", lambda v: v < 1e-3),
+        ("the bitfit stage trains the 4,608 bias numbers, AdamW keeping 8 bytes each",
+         "bitfit_run_trainable_and_state", lambda v: v == [BITFIT, 8 * BITFIT]),
+        ("after the bitfit stage only bias vectors differ from the base", "bitfit_run_changed_tensors",
+         lambda v: len(v) > 0 and set(v) <= LINEAR_BIASES),
+        ("prompt, BitFit, LoRA and full train 2 × 16 × C, 4 × 9C, 24,576 and every weight; 8 bytes of state each",
+         "compared_trainable_and_state",
+         lambda v: v == {name: [n, 8 * n] for name, n in {"lora": _lora_count(8, ATTENTION), "bitfit": BITFIT,
+                                                          "prompt": 2 * 16 * C_,
+                                                          "full": _gpt_parameters(**BASE)}.items()}),
     ],
     "09_hybrid_schedule.py": [
         ("the TOML file and the dict are the same recipe", "toml_stages_equal_dict", lambda v: v is True),
@@ -291,6 +351,10 @@ CLAIMS = {
          "moved from after general to after kitchen",
          lambda v: len(v) > 0 and all(n.startswith(TOP_TWO_BLOCKS + ("transformer.ln_f.",)) for n in v)),
         ("the prompt stage moved no model weight", "moved from after kitchen to after prompts", lambda v: v == []),
+        ("the LoRA kitchen stage trained rank 8 on the attention and wrote its adapter.pt",
+         "lora_kitchen_stage_trainable_strategy_adapter", lambda v: v == [_lora_count(8, ATTENTION), "lora", True]),
+        ("after the LoRA kitchen stage exactly the attention matrices differ from the general model",
+         "moved by the LoRA kitchen stage", lambda v: v == sorted(LORA_ATTENTION)),
     ],
     "10_evaluation.py": [
         ("BLEU by hand and bleu_details both give the worked example's score", "bleu_by_hand_and_library",
@@ -378,6 +442,15 @@ CLAIMS = {
     ],
     "solutions/08_prompt_tuning.py": [
         ("a prompt refuses to load onto weights that moved", "stale_prompt_refused", lambda v: v is True),
+        ("rank 8 on the MLP trains 4 × (8·128 + 512·8 + 8·512 + 128·8) numbers, by hand and in summary.json",
+         "mlp_lora_count_by_hand_and_run", lambda v: v == [_lora_count(8, MLP)] * 2),
+        ("on the attention, rank r trains 4 × r × (128 + 384 + 128 + 128) numbers, for r = 1, 8, 16",
+         "attention_lora_count_by_rank",
+         lambda v: v == {str(r): [_lora_count(r, ATTENTION)] * 2 for r in (1, 8, 16)}),
+        ("bitfit_layernorm adds γ and β of every LayerNorm, and moves only biases and LayerNorms, some of those",
+         "bitfit_layernorm_count_and_moved",
+         lambda v: v[0] == BITFIT_LAYERNORM and set(v[1]) <= LINEAR_BIASES | LAYERNORMS
+         and set(v[1]) & LAYERNORMS != set()),
     ],
     "solutions/09_hybrid_schedule.py": [
         ("the TOML written by hand is the dict's recipe", "toml_by_hand_equals_dict", lambda v: v is True),

@@ -106,7 +106,7 @@ print(f"{path}: the same stages as the dict")
 header("Exercise 2: more mistakes")
 more = {
     "negative dropout": {"stages": [{"strategy": "full", "dropout": -0.1}]},
-    "an unknown strategy": {"stages": [{"strategy": "lora"}]},
+    "an unknown strategy (a typo)": {"stages": [{"strategy": "loar"}]},
     "two stages with one name": {"stages": [{"strategy": "full"}, {"strategy": "full"}]},
     "a zero learning rate": {"stages": [{"strategy": "full", "lr": 0}]},
     "no stages at all": {"stages": []},
