@@ -60,8 +60,8 @@ shifting activations is far from enough to learn a new language pair.
 A model without biases (``GPTConfig(bias=False)``, as in many modern LLMs) has nothing for BitFit
 to train: the recipe is refused before training starts, naming the config's ``bias`` field.
 
-Recipe: ``minift/recipes/bitfit.toml``. Lesson 08's BitFit section (to be written) steps through
-this file.
+Recipe: ``minift/recipes/bitfit.toml``. Lesson 08 (section 11: the biases listed from the model,
+the key bias's zero gradient, a stage) steps through this file.
 """
 from __future__ import annotations
 

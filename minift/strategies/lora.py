@@ -36,11 +36,12 @@ full fine-tuning's 7.7 MB (2.6%). Every base weight gets no gradient, so no weig
 either; backward still runs through every block down to the lowest wrapped one, to reach its A and B.
 
 The stage's adapter alone (the A and B of every wrapped layer, the rank, alpha, the targets and the
-fingerprint of the weights it was trained on) is saved as ``adapter.pt`` in the stage's folder: a
-few hundred KB that ``load_adapter`` merges onto that same base, and refuses on any other.
+fingerprint of the weights it was trained on) is saved as ``adapter.pt`` in the stage's folder: about
+100 kB on the shipped base (lesson 08 prints 103,539 bytes against model.pt's 3,863,367) that
+``load_adapter`` merges onto that same base, and refuses on any other.
 
 Recipe fields: ``Options`` below (``minift/recipes/README.md``); recipe: ``minift/recipes/lora.toml``.
-Lesson 08's LoRA section (to be written) steps through this file.
+Lesson 08 (section 10: one layer by hand, the whole model, a stage and its adapter) steps through this file.
 """
 from __future__ import annotations
 
