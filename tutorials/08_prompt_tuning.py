@@ -769,33 +769,43 @@ if not smoke():  # the text below: the key bias moved far less than the query bi
 # To set them side by side, the `prompt` and `full` recipes run on the same data and steps as the
 # prefix, LoRA and BitFit stages above, each at its own recipe's learning rate. Every figure in the
 # table is read from the run's `summary.json`; the step time is the bench of Section 8 (a model of
-# the base's shape, one step).  %% ader("12. prompt, prefix, LoRA, BitFit and full: what each trains
-# and reaches")  runs["prompt"] = run_translation("prompt-translation", "prompt")  runs["full"] =
-# run_translation("full", "full") nch_of = {"prompt": "prompt (16 vectors)", "prefix": "prefix (16
-# slots)", "lora": "lora r8 (attention)", "bitfit": "bitfit", "full": "full"} model =
-# base.model.num_parameters() int(f"\n{'strategy':<9}{'trainable':>11}{'of model':>10}{'opt.
-# state':>13}{'step (bench)':>14}"     f"{'val loss':>10}{'BLEU':>7}")
-# int(f"{'(base)':<9}{'':>11}{'':>10}{'':>13}{'':>14}{'':>10}{runs['full']['before']['bleu']:>7.1f}")
-# r name in ("prompt", "prefix", "bitfit", "lora", "full"):   s = runs[name]["stages"][0]
-# print(f"{name:<9}{s['trainable_params']:>11,}{100 * s['trainable_params'] / n_model:>9.2f}%"
-# f"{s['optimizer_state_bytes'] / 1e3:>10.1f}
-# kB{rows[bench_of[name]]['step_seconds_ratio']:>13.2f}x"
-# f"{s['best_val_loss']:>10.3f}{s['metrics']['bleu']:>7.1f}") sts = {name:
-# [r["stages"][0]["trainable_params"], r["stages"][0]["optimizer_state_bytes"]] for name, r in
-# runs.items()} aim("compared_trainable_and_state", costs)  # checked by tests/test_tutorials.py eu
-# = {name: runs[name]["stages"][0]["metrics"]["bleu"] for name in ("prompt", "bitfit", "lora",
-# "full")}  not smoke():   # What the text below says. Measured (`OMP_NUM_THREADS=1 python
-# tutorials/08_prompt_tuning.py`,   # seed 0, torch 2.13 CPU): base 0.2, prompt 2.9, BitFit 3.9,
-# LoRA 4.6, full 16.4 BLEU. The ranges   # leave room for another PyTorch build or thread count.
-# before = runs["full"]["before"]["bleu"]   assert bleu["full"] > max(bleu["prompt"], bleu["lora"],
-# bleu["bitfit"]) + 5, bleu   assert before < 1 and all(bleu[k] > before + 1 for k in bleu),
-# (before, bleu)   assert 12 <= bleu["full"] <= 22 and 2 <= bleu["lora"] <= 9 and 1.5 <=
-# bleu["bitfit"] <= 8, bleu   assert 0.5 <= bleu["prompt"] <= 6, bleu  %% [markdown] What to notice.
-# The cost columns follow the count exactly: AdamW keeps 8 bytes per trainable number, so LoRA's
-# state is 2.6% of full fine-tuning's, the two prefixes' (one per subset, 16,384 numbers each) 3.4%,
-# BitFit's and the prompts' about 0.5%. The step time does *not* follow: the prompt sits below block
-# 0, and the prefix, BitFit and LoRA train numbers in block 0, so backward crosses every block for
-# all four, and each step costs most of a full one (it skips only the weight gradients).
+# the base's shape, one step).
+
+# %%
+header("12. prompt, prefix, LoRA, BitFit and full: what each trains and reaches")
+_, runs["prompt"] = run_translation("prompt-translation", "prompt")
+_, runs["full"] = run_translation("full", "full")
+bench_of = {"prompt": "prompt (16 vectors)", "prefix": "prefix (16 slots)", "lora": "lora r8 (attention)",
+            "bitfit": "bitfit", "full": "full"}
+n_model = base.model.num_parameters()
+print(f"\n{'strategy':<9}{'trainable':>11}{'of model':>10}{'opt. state':>13}{'step (bench)':>14}"
+      f"{'val loss':>10}{'BLEU':>7}")
+print(f"{'(base)':<9}{'':>11}{'':>10}{'':>13}{'':>14}{'':>10}{runs['full']['before']['bleu']:>7.1f}")
+for name in ("prompt", "prefix", "bitfit", "lora", "full"):
+    s = runs[name]["stages"][0]
+    print(f"{name:<9}{s['trainable_params']:>11,}{100 * s['trainable_params'] / n_model:>9.2f}%"
+          f"{s['optimizer_state_bytes'] / 1e3:>10.1f} kB{rows[bench_of[name]]['step_seconds_ratio']:>13.2f}x"
+          f"{s['best_val_loss']:>10.3f}{s['metrics']['bleu']:>7.1f}")
+costs = {name: [r["stages"][0]["trainable_params"], r["stages"][0]["optimizer_state_bytes"]] for name, r in runs.items()}
+claim("compared_trainable_and_state", costs)  # checked by tests/test_tutorials.py
+bleu = {name: runs[name]["stages"][0]["metrics"]["bleu"] for name in ("prompt", "bitfit", "lora", "full")}
+if not smoke():
+    # What the text below says. Measured (`OMP_NUM_THREADS=1 python tutorials/08_prompt_tuning.py`,
+    # seed 0, torch 2.13 CPU): base 0.2, prompt 2.9, BitFit 3.9, LoRA 4.6, full 16.4 BLEU. The ranges
+    # leave room for another PyTorch build or thread count.
+    before = runs["full"]["before"]["bleu"]
+    assert bleu["full"] > max(bleu["prompt"], bleu["lora"], bleu["bitfit"]) + 5, bleu
+    assert before < 1 and all(bleu[k] > before + 1 for k in bleu), (before, bleu)
+    assert 12 <= bleu["full"] <= 22 and 2 <= bleu["lora"] <= 9 and 1.5 <= bleu["bitfit"] <= 8, bleu
+    assert 0.5 <= bleu["prompt"] <= 6, bleu
+
+# %% [markdown]
+# What to notice. The cost columns follow the count exactly: AdamW keeps 8 bytes per trainable
+# number, so LoRA's state is 2.6% of full fine-tuning's, the two prefixes' (one per subset,
+# 16,384 numbers each) 3.4%, BitFit's and the prompts' about 0.5%. The step time does *not*
+# follow: the prompt sits below block 0, and the prefix, BitFit and LoRA train numbers in block 0,
+# so backward crosses every block for all four, and each step costs most of a full one (it skips
+# only the weight gradients).
 #
 # On this budget (1,000 pairs, 150 steps of 16, seed 0) full fine-tuning reaches about 16 BLEU;
 # prompt tuning, LoRA and BitFit reach 3–5 (LoRA about 4.6, BitFit 3.9, the prompts 2.9), from 0.2
