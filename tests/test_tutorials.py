@@ -217,6 +217,7 @@ def _lora_count(rank, shapes, L=BASE["L"]):
 ATTENTION = [(C_, 3 * C_), (C_, C_)]  # attn.c_attn and attn.c_proj of a block, (in, out)
 MLP = [(C_, 4 * C_), (4 * C_, C_)]  # mlp.c_fc and mlp.c_proj
 BITFIT = BASE["L"] * (3 * C_ + C_ + 4 * C_ + C_)  # the linear layers' biases: 4 × 9C = 4,608
+PREFIX = BASE["L"] * 2 * 16 * C_  # a key and a value for each of 16 slots at every layer: 16,384
 BITFIT_LAYERNORM = BITFIT + (2 * BASE["L"] + 1) * 2 * C_  # + γ and β of ln_1, ln_2 per block and ln_f
 
 
@@ -318,6 +319,17 @@ CLAIMS = {
          lambda v: v is True),
         ("the merged model computes what the unmerged one does (to float32 rounding), and not what the base does",
          "lora_merged_minus_unmerged_and_minus_base", lambda v: v[0] < 1e-6 and v[1] > 1e-3),
+        ("a prefix holds n_layer·2·P·C numbers, a soft prompt of the same P only P·C", "prefix_and_prompt_counts",
+         lambda v: v == [PREFIX, 16 * C_]),
+        ("block 0's attention with the prefix keys and values joined before the text's is the formula",
+         "prefix_block0_library_minus_by_hand", lambda v: v < 1e-5),
+        ("a prefix takes no positions: the text is numbered from 0, not from P",
+         "prefix_text_positions_from_0_and_from_P", lambda v: v == [True, False]),
+        ("every layer's prefix reaches the output: perturbing any one layer's moves the logits",
+         "prefix_one_layer_perturbed_logit_gaps", lambda v: len(v) == BASE["L"] and min(v) > 1e-3),
+        ("the prefix stage trains one prefix per subset (2 × L·2·16·C), AdamW keeping 8 bytes each",
+         "prefix_run_trainable_state_and_kept", lambda v: v == [2 * PREFIX, 16 * PREFIX, 2 * PREFIX]),
+        ("after the prefix stage every base weight is bit-identical", "prefix_run_base_unchanged", lambda v: v is True),
         ("the lora stage trains 24,576 numbers, AdamW keeping 8 bytes each", "lora_run_trainable_and_state",
          lambda v: v == [_lora_count(8, ATTENTION), 8 * _lora_count(8, ATTENTION)]),
         ("after the lora stage exactly the wrapped attention matrices differ from the base",
@@ -335,10 +347,10 @@ CLAIMS = {
          "bitfit_run_trainable_and_state", lambda v: v == [BITFIT, 8 * BITFIT]),
         ("after the bitfit stage only bias vectors differ from the base", "bitfit_run_changed_tensors",
          lambda v: len(v) > 0 and set(v) <= LINEAR_BIASES),
-        ("prompt, BitFit, LoRA and full train 2 × 16 × C, 4 × 9C, 24,576 and every weight; 8 bytes of state each",
-         "compared_trainable_and_state",
+        ("prompt, prefix, BitFit, LoRA and full train 2 × 16 × C, 2 × L·2·16·C, 4 × 9C, 24,576 and every weight; "
+         "8 bytes of state each", "compared_trainable_and_state",
          lambda v: v == {name: [n, 8 * n] for name, n in {"lora": _lora_count(8, ATTENTION), "bitfit": BITFIT,
-                                                          "prompt": 2 * 16 * C_,
+                                                          "prompt": 2 * 16 * C_, "prefix": 2 * PREFIX,
                                                           "full": _gpt_parameters(**BASE)}.items()}),
     ],
     "09_hybrid_schedule.py": [

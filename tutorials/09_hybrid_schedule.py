@@ -39,7 +39,7 @@ import torch
 
 import minift
 from minift.cli_tasks import print_stage_table
-from minift.course import claim, header, output_dir, pick, smoke
+from minift.course import claim, header, output_dir, pick, show, smoke
 from minift.errors import MiniftError
 from minift.evaluate import evaluate_examples
 from minift.finetune import RunOptions, run_recipe
@@ -193,7 +193,10 @@ except MiniftError as error:
 header("5. Running the schedule")
 run_dir = out / "run"
 shutil.rmtree(run_dir, ignore_errors=True)  # a run refuses to overwrite an earlier one: start clean
-summary = run_recipe(recipe, RunOptions(out=str(run_dir), seed=0, quiet=True, eval_limit=pick(64, 4)))
+print(f"running {len(recipe.stages)} stages: " + ", then ".join(f"{s.name} ({s.max_steps} steps)" for s in recipe.stages)
+      + "; each stage prints a line as it starts and ends (and its progress every ten steps)", flush=True)
+# quiet=False: the library prints each stage's start, progress and end (to stderr): never silent
+summary = run_recipe(recipe, RunOptions(out=str(run_dir), seed=0, quiet=False, eval_limit=pick(64, 4)))
 print(f"{len(summary['stages'])} stages in {summary['seconds']:.0f} s of training; run folder: {run_dir}")
 print_stage_table(summary)
 # checked by tests/test_tutorials.py: what each stage trained and what it cost
@@ -201,18 +204,19 @@ stage_costs = [[s["trainable_params"], s["total_params"], s["optimizer_state_byt
 claim("trainable_total_state_bytes", stage_costs)
 
 # %% [markdown]
-# How to read the table. `trainable` and `of`: the full stage trains every weight; the layers
-# stage the top half of the blocks plus `ln_f`; the prompt stage two prompts of 8 × 128 numbers.
+# How to read the table. `trainable` and `of`: the full stage trains every weight; the layers stage
+# the top half of the blocks plus `ln_f`; the prompt stage two prompts of 8 × 128 numbers.
 # `opt state B`: AdamW keeps two numbers per *trainable* weight (the moments `m` and `v`), so its
-# memory follows the trainable count: 7.7 MB, then 3.2 MB, then 16 KB. (The two prompts count as
-# trainable, 2 × 8 × 128 = 2,048, and are added to the model's total.) The metric columns are
-# measured on each stage's own validation data — general, then kitchen, then the mix — so they are
-# not comparable down the column. Section 6 measures every stage on the same data.
+# memory follows the trainable count: 7.7 MB, then 3.2 MB, then 16.4 kB (MB = 10^6 bytes, kB =
+# 10^3). (The two prompts count as trainable, 2 × 8 × 128 = 2,048, and are added to the model's total.) The
+# metric columns are measured on each stage's own validation data — general, then kitchen, then the
+# mix — so they are not comparable down the column. Section 6 measures every stage on the same data.
 #
-# The loss of the whole run, one line per stage, is drawn in `loss.svg` (open it in a browser):
+# The loss of the whole run, one line per stage, is drawn in `loss.svg`:
 
 # %%
-print(f"loss chart: {run_dir / 'loss.svg'}")
+header("5. The loss, stage by stage")
+show(run_dir / "loss.svg", "loss chart")  # run_recipe draws the run's losses; in a notebook they appear here
 records = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
 for stage in summary["stages"]:
     losses = [r["loss"] for r in records if r.get("event") == "train" and r.get("stage") == stage["name"]]
@@ -254,6 +258,7 @@ for name, bundle in models.items():
 # does, score both subsets with every choice of prompt — none, the general one, the kitchen one:
 
 # %%
+header("6. Each prompt on each subset")
 final = models["after prompts"]
 print("soft prompts in the final model:", {k: tuple(p.weight.shape) for k, p in final.prompts.items()})
 print(f"{'prompt':>16} " + " ".join(f"{s + ' BLEU':>13}" for s in test))
@@ -265,6 +270,7 @@ for choice in [None, *SUBSETS["translation"]]:
 # And two kitchen samples, before the kitchen stage and after the whole schedule:
 
 # %%
+header("6. Two kitchen samples")
 before = evaluate_examples(models["after general"], test["kitchen"][:2])["samples"]
 after = evaluate_examples(final, test["kitchen"][:2])["samples"]
 for b, a in zip(before, after):
@@ -332,7 +338,10 @@ lora_doc["stages"][1] = {"name": "kitchen", "strategy": "lora", "data": "kitchen
 lora_recipe = parse_recipe(lora_doc, source="lesson09")
 lora_dir = out / "run-lora"
 shutil.rmtree(lora_dir, ignore_errors=True)
-lora_summary = run_recipe(lora_recipe, RunOptions(out=str(lora_dir), seed=0, quiet=True, eval_limit=pick(64, 4)))
+print(f"running {len(lora_recipe.stages)} stages: "
+      + ", then ".join(f"{s.name} ({s.strategy}, {s.max_steps} steps)" for s in lora_recipe.stages), flush=True)
+# quiet=False: each stage prints its start, progress and end (to stderr)
+lora_summary = run_recipe(lora_recipe, RunOptions(out=str(lora_dir), seed=0, quiet=False, eval_limit=pick(64, 4)))
 print_stage_table(lora_summary)
 kitchen = lora_summary["stages"][1]
 adapter = Path(kitchen["adapter"])

@@ -58,7 +58,8 @@ One prefix per subset, chosen per row like the soft prompts (``evaluate.choose_p
 (``prompt.forward_with_prompts``, ``prompt.build_prefix_kv``). A prefix is tied to the exact base
 weights it was trained on by a fingerprint (``save_prefix`` / ``load_prefix``).
 
-Lesson 08's prefix section (to be written) steps through this file.
+Lesson 08 (section 9: one block's attention with a prefix by hand, every layer reached, a stage) steps
+through this file.
 """
 from __future__ import annotations
 

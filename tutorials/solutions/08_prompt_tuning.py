@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Solutions to Lesson 08 — Parameter-efficient fine-tuning: soft prompts, LoRA, BitFit
+# # Solutions to Lesson 08 — Parameter-efficient fine-tuning: soft prompts, prefixes, LoRA, BitFit
 #
 # Each cell answers one exercise of `tutorials/08_prompt_tuning.py`, calling the library, and
 # checks the answer with `assert` where a check is possible. Exercises 1–4 start from one model
