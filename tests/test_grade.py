@@ -76,7 +76,9 @@ MINIFT = {
     "soft_prompt": ("from types import SimpleNamespace\n\nfrom minift.strategies.prompt import forward_with_prompts",
                     """
         # A SoftPrompt would copy the tensor; this stand-in holds the very tensor, so its gradient is ours.
-        soft = SimpleNamespace(weight=prompt, n_tokens=prompt.size(0), n_embd=prompt.size(1))
+        # kind and positions: what forward_with_prompts asks every per-row state (a soft prompt is "input").
+        soft = SimpleNamespace(weight=prompt, n_tokens=prompt.size(0), n_embd=prompt.size(1), kind="input",
+                               positions=prompt.size(0))
         return forward_with_prompts(model, {"p": soft}, input_ids, ["p"] * input_ids.size(0), attention_mask)
     """),
     "bleu_precision": ("from minift.metrics import bleu_details", """
