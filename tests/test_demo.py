@@ -20,9 +20,11 @@ def test_demo_runs_the_hybrid_recipe_and_after_beats_before(tmp_path, capsys):
     assert all(s["steps"] == 10 for s in summary["stages"])
     before, after = summary["before"]["f1"], summary["stages"][-1]["metrics"]["f1"]
     assert after >= before + 10  # measured here: F1 0.0 -> 25.0 (seed 0, 8 validation questions)
-    # Each stage hands on weights that score a lower validation loss than the stage before.
+    # The top-layers stage hands on weights that score a lower validation loss than the full stage's
+    # (as in the real demo, README). The prompt stage is not held to it: in the real demo its soft
+    # prompts raised the validation loss on every task (they move the text to positions P..).
     losses = [s["best_val_loss"] for s in summary["stages"]]
-    assert losses == sorted(losses, reverse=True) and losses[-1] < losses[0]
+    assert losses[1] < losses[0]
     # The closing line prints the run's own numbers.
     line = re.search(r"^f1: ([\d.]+) before -> ([\d.]+) after$", out, re.M)
     assert line and (float(line[1]), float(line[2])) == (round(before, 1), round(after, 1))
