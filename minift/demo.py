@@ -5,23 +5,23 @@ soft prompts) on translation, summarization and question answering, and prints, 
 stage, the task metrics on the validation split. The README states what it prints, and
 ``tests/test_demo.py`` checks a shrunken run.
 
-What it trains on, and why (each figure measured by minift's own commands; the note of the
-session that chose them gives the commands, and the README what the demo prints):
+What it trains on, and why (the README shows what ``minift demo`` prints with these settings):
 
-* **20,000 examples per task.** The world generator makes as many as asked, and at the steps the
-  budget allows more distinct examples beat more passes over few: full fine-tuning at 3x the
-  recipe's rate reached validation BLEU 40.7 in 625 steps on 1,000 examples (the lr sweep,
-  ``minift experiment lr-sweep --examples 1000``) and 47.4 in 550 steps on 20,000.
-* **Rates per task** (``DEMO_BUDGETS``): translation's lr sweep found 3x the recipe's rates best
-  for full (BLEU 40.7 against 29.0 at 1x), layers (30.0 against 21.6) and prompt (4.5 against 3.0).
-  Question answering is the other way round: at 3x the full stage reached F1 28.2 after 550 steps
-  on 20,000 examples, at 1x F1 55.5 after 700 (both on the validation split).
-* **Steps per stage**: what fits 5 minutes on 2 CPU cores for the three tasks, most of it in the
-  full stage, where the skill is learned. The top-layers stage lowered the validation loss on every
-  task; the prompt stage, one soft prompt per subset, raised it on every task (its prompt takes
-  the first positions, so the text sits where the fine-tuned model never saw it): it helps
-  summarization's two styles a little and costs translation a few BLEU points. Both are kept
-  short, and the demo shows what each stage did.
+* **20,000 examples per task.** The world generator makes as many as asked; at 16 a step the
+  longest full stage (700 steps) sees 11,200 examples, so no example is seen twice and nothing
+  can be memorised. Whether more data beats more passes at equal steps is the grid's question
+  (``data/experiments/strategies/README.md``); this is the safe side of it.
+* **Rates per task** (``DEMO_BUDGETS``): ``minift experiment lr-sweep --examples 1000`` (seed 0,
+  rates x0.3/x1/x3 of each recipe's, ``data/experiments/strategies/lr-sweep/``) found x3 best on
+  translation for full (BLEU 40.7 against 29.0 at x1), layers (30.0 against 21.6) and prompt (4.5
+  against 3.0); on QA it ranked full fine-tuning's rates the other way (F1 38.0 at x0.3, 35.3 at
+  x1, 32.6 at x3), so QA keeps the recipe's rates. Summarization follows translation until its
+  sweep is finished.
+* **Steps per stage**: what fits about 5 minutes on 2 CPU cores for the three tasks, most of it
+  in the full stage, where the skill is learned. In the demo's own table the top-layers stage
+  lowers the validation loss on every task and the prompt stage raises it on every task (its
+  prompt takes the first positions, so the text sits where the fine-tuned model never saw it):
+  both are kept short, and the table shows what each did.
 """
 from __future__ import annotations
 

@@ -203,10 +203,18 @@ def make_stage(**fields) -> Stage:
     return parse_stage("<stage>", 0, fields, {})
 
 
-def _check_stage(source, where, s: Stage):
+def _refuser(source, where, s: Stage):
+    """``bad(field, what is allowed)`` for one stage: raises the one-line error naming the field and
+    its value, whether the field is the stage's own or its strategy's (``s.options``)."""
     def bad(key, allowed):
         value = getattr(s, key) if hasattr(s, key) else getattr(s.options, key)
         raise MiniftError(f"{source}: {where}.{key} = {value!r}: {allowed}")
+
+    return bad
+
+
+def _check_stage(source, where, s: Stage):
+    bad = _refuser(source, where, s)
 
     if s.lr <= 0:
         bad("lr", "the learning rate must be > 0")
@@ -304,8 +312,4 @@ def check_against_model(recipe: Recipe, config) -> None:
     the block, a LoRA rank the layers can hold, biases for BitFit. Each strategy says its own
     (``check_model``)."""
     for i, s in enumerate(recipe.stages):
-        def bad(key, allowed, s=s, i=i):
-            value = getattr(s.options, key) if hasattr(s.options, key) else getattr(s, key)  # "strategy" too
-            raise MiniftError(f"{recipe.source}: stages[{i}].{key} = {value!r}: {allowed}")
-
-        s.method.check_model(s.options, config, bad)
+        s.method.check_model(s.options, config, _refuser(recipe.source, f"stages[{i}]", s))
