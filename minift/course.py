@@ -10,6 +10,9 @@ sets the environment variable ``MINIFT_SMOKE=1`` and each lesson shrinks its loo
     from minift.course import pick
     steps = pick(300, 10)        # 300 steps normally, 10 under MINIFT_SMOKE=1
 
+``MINIFT_SEED=N`` changes the seed of every lesson's training (``lesson_seed()``, 0 by default),
+which is how the teacher's guide measures each key number's range over seeds.
+
 The code path is the same in both modes; only the sizes change. That is how the lessons stay
 tested without making the tests slow (LLMs-from-scratch's ``--test_mode`` does the same).
 
@@ -70,6 +73,7 @@ from minift.errors import MiniftError
 from minift.io import atomic_write_json, usable_folder
 
 SMOKE_VARIABLE = "MINIFT_SMOKE"
+SEED_VARIABLE = "MINIFT_SEED"  # a whole number: the seed of a lesson's training runs (default 0)
 CLAIMS_VARIABLE = "MINIFT_CLAIMS"  # a file: where claim() appends what a lesson shows
 TUTORIAL_GLOB = "[0-9][0-9]_*.py"  # 01_tokenization.py, 02_self_attention.py, ...
 _MARKER = re.compile(r"^# %%(?P<rest>.*)$")
@@ -84,6 +88,23 @@ def smoke() -> bool:
 def pick(full, smoke_value):
     """``full`` normally, ``smoke_value`` under ``MINIFT_SMOKE=1``: ``steps = pick(300, 10)``."""
     return smoke_value if smoke() else full
+
+
+def lesson_seed() -> int:
+    """The seed of a lesson's training runs: ``MINIFT_SEED`` when it is set, else 0.
+
+    Every lesson passes it to ``torch.manual_seed`` and to the ``seed=`` of its runs, so a
+    teacher measures the spread of a lesson's numbers with ``MINIFT_SEED=1``, ``2``, ... (the
+    teacher's guide, ``tutorials/TEACHING.md``, gives the ranges it measured that way). The data a
+    lesson reads (its corpora, its validation and test examples) keeps its own fixed seeds: only
+    the training's randomness changes, as between the seeds of the strategy experiment.
+    """
+    text = os.environ.get(SEED_VARIABLE, "").strip()
+    if not text:
+        return 0
+    if not re.fullmatch(r"\d+", text):
+        raise MiniftError(f"{SEED_VARIABLE} must be a whole number >= 0 (the lessons' seed), got {text!r}")
+    return int(text)
 
 
 def header(title: str) -> None:

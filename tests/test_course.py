@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from minift.course import (claim, header, output_dir, parse_cells, pick, read_claims, smoke, to_notebook,
+from minift.course import (claim, header, lesson_seed, output_dir, parse_cells, pick, read_claims, smoke, to_notebook,
                            tutorial_files, write_notebooks)
 from minift.errors import MiniftError
 
@@ -126,6 +126,19 @@ def test_smoke_and_pick_follow_the_environment(monkeypatch):
     assert smoke() is True and pick(300, 10) == 10
     monkeypatch.setenv("MINIFT_SMOKE", "0")
     assert smoke() is False and pick(300, 10) == 300
+
+
+def test_lesson_seed_reads_minift_seed_and_refuses_what_is_not_a_whole_number(monkeypatch):
+    monkeypatch.delenv("MINIFT_SEED", raising=False)
+    assert lesson_seed() == 0
+    monkeypatch.setenv("MINIFT_SEED", "")
+    assert lesson_seed() == 0
+    monkeypatch.setenv("MINIFT_SEED", " 2 ")
+    assert lesson_seed() == 2
+    for bad in ("-1", "1.5", "one", "0x2"):
+        monkeypatch.setenv("MINIFT_SEED", bad)
+        with pytest.raises(MiniftError, match=r"MINIFT_SEED must be a whole number >= 0.*" + re.escape(repr(bad))):
+            lesson_seed()
 
 
 def test_header_prints_the_title(capsys):

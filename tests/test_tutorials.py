@@ -14,6 +14,7 @@ frozen weight does not move, two code paths give the same numbers, a metric equa
 example computed by hand here. Every script needs an entry, every claim it reports must be
 checked, and every claim an entry reads must be reported.
 """
+import ast
 import math
 import os
 import re
@@ -31,12 +32,12 @@ SOLUTIONS = tutorial_files(TUTORIALS / "solutions")
 TIMEOUT_S = 120
 
 
-def _run(script: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+def _run(script: Path, tmp_path: Path, **extra_env) -> subprocess.CompletedProcess:
     # One thread: a smoke run checks correctness, not speed, and on a shared 2-core machine two
     # spinning OpenMP threads per script can be several times slower than one.
     env = dict(os.environ, MINIFT_SMOKE="1", MINIFT_COURSE_OUT=str(tmp_path / "out"), MPLBACKEND="Agg",
                MINIFT_CLAIMS=str(tmp_path / "claims.jsonl"), PYTHONDONTWRITEBYTECODE="1", OMP_NUM_THREADS="1",
-               MKL_NUM_THREADS="1")
+               MKL_NUM_THREADS="1", **extra_env)
     try:
         return subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True,
                               text=True, timeout=TIMEOUT_S)
@@ -105,6 +106,52 @@ def test_tutorial_runs_in_smoke_mode(script, tmp_path):
 @pytest.mark.parametrize("script", SOLUTIONS, ids=lambda p: f"solutions/{p.name}")
 def test_solution_runs_in_smoke_mode(script, tmp_path):
     _check_run(script, tmp_path)
+
+
+# The calls whose seed is the training's randomness: every lesson that trains passes them SEED
+# (``minift.course.lesson_seed()``, which reads MINIFT_SEED), never a literal, so the teacher's guide
+# can measure each number's spread over seeds. Data seeds (corpora, examples, torch.Generator) stay fixed.
+SEEDED_CALLS = {"RunOptions": "seed", "pretrain": "seed", "train_stage": "seed"}
+
+
+def _uses_seed(node) -> bool:
+    return any(isinstance(n, ast.Name) and n.id == "SEED" for n in ast.walk(node))
+
+
+@pytest.mark.parametrize("script", [p for p in LESSONS if "02" <= p.name[:2] <= "11"], ids=lambda p: p.name)
+def test_every_training_run_of_a_lesson_follows_its_seed(script):
+    tree = ast.parse(script.read_text(encoding="utf-8"))
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    bad = []
+    for call in calls:
+        f = call.func
+        name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else None
+        if isinstance(f, ast.Attribute) and f.attr == "manual_seed" and isinstance(f.value, ast.Name) \
+                and f.value.id in ("torch", "random"):  # the global generators, not a data Generator
+            if not call.args or not _uses_seed(call.args[0]):
+                bad.append(f"line {call.lineno}: {f.value.id}.manual_seed without SEED")
+        elif name in SEEDED_CALLS:
+            seed = next((k.value for k in call.keywords if k.arg == SEEDED_CALLS[name]), None)
+            if seed is None or not _uses_seed(seed):
+                bad.append(f"line {call.lineno}: {name}(...) without seed=SEED")
+        elif isinstance(f, ast.Attribute) and f.attr == "seed" and isinstance(f.value, ast.Name) \
+                and f.value.id == "random":
+            if not call.args or not _uses_seed(call.args[0]):
+                bad.append(f"line {call.lineno}: random.seed without SEED")
+    assert not bad, f"{script.name}: {bad}"
+
+
+def test_minift_seed_changes_a_lessons_training(tmp_path):
+    """Lesson 02 trains a tiny model: its validation loss differs under MINIFT_SEED=1 (the knob is wired)."""
+    script = TUTORIALS / "02_self_attention.py"
+    losses = []
+    for seed in ("0", "1"):
+        folder = tmp_path / seed
+        folder.mkdir()
+        result = _run(script, folder, MINIFT_SEED=seed)
+        assert result.returncode == 0, result.stderr[-2000:]
+        losses.append({r["name"]: r["value"] for r in read_claims(folder / "claims.jsonl")}["val_loss_and_ln_V"][0])
+    assert losses[0] != losses[1], f"MINIFT_SEED=1 trained the same model as seed 0: {losses}"
 
 
 @pytest.mark.parametrize("script", LESSONS, ids=lambda p: p.name)

@@ -27,7 +27,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from minift.course import claim, header, output_dir, pick, show
+from minift.course import claim, header, lesson_seed, output_dir, pick, show
 from minift.figures import attention_maps, token_labels
 from minift.model import GPT, CausalSelfAttention, GPTConfig
 from minift.optim import AdamW, param_groups
@@ -37,7 +37,8 @@ from minift.tokenizer import Tokenizer
 from minift.trainer import TrainConfig, train_stage
 from minift.world import corpus
 
-torch.manual_seed(0)
+SEED = lesson_seed()  # 0 unless MINIFT_SEED says otherwise (the teacher's guide measures the spread)
+torch.manual_seed(SEED)
 OUT = output_dir("02_self_attention")  # the heat maps go to a temporary folder, not the repository
 B, T, C, nh = 2, 6, 32, 4  # batch, sequence length, width, heads
 hs = C // nh  # head size: each head works in an 8-dimensional space
@@ -192,7 +193,7 @@ train_config = TrainConfig(max_steps=steps, batch_size=16, lr=3e-3, warmup_steps
 t0 = time.perf_counter()
 val = encode_stream(tok, corpus(pick(200, 20), seed=1))  # held-out paragraphs
 state = train_stage(model, optimizer, window_batches(stream, 64, 16), lm_batch_loss("cpu"), train_config,
-                    evaluate=lambda m: {"val_loss": stream_loss(m, val, 64, "cpu")})
+                    evaluate=lambda m: {"val_loss": stream_loss(m, val, 64, "cpu")}, seed=SEED)
 print(f"{model.num_parameters():,} parameters, {steps} steps in {time.perf_counter() - t0:.1f} s, "
       f"validation loss {state.last_eval['val_loss']:.2f} "
       f"(a uniform guess: ln {tok.vocab_size} = {math.log(tok.vocab_size):.2f})")

@@ -27,12 +27,13 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 
-from minift.course import claim, header, pick
+from minift.course import claim, header, lesson_seed, pick
 from minift.model import GPT, GPTConfig, lm_loss
 from minift.tokenizer import Tokenizer
 from minift.world import corpus
 
-torch.manual_seed(0)
+SEED = lesson_seed()  # 0 unless MINIFT_SEED says otherwise (the teacher's guide measures the spread)
+torch.manual_seed(SEED)
 tok = Tokenizer.train(corpus(pick(2000, 200), seed=0), 1024)
 config = GPTConfig(vocab_size=tok.vocab_size, block_size=256, n_layer=4, n_head=4, n_embd=128)
 model = GPT(config).eval()  # the shape of minift's "base" model, with random weights

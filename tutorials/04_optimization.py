@@ -25,7 +25,7 @@ import math
 
 import torch
 
-from minift.course import claim, header, output_dir, pick, show, smoke
+from minift.course import claim, header, lesson_seed, output_dir, pick, show, smoke
 from minift.model import GPT, GPTConfig
 from minift.optim import SGD, AdamW, clip_grad_norm, l2_penalty, lr_at, param_groups
 from minift.plot import line_chart, lr_schedule_svg
@@ -34,7 +34,8 @@ from minift.tokenizer import Tokenizer
 from minift.trainer import TrainConfig, train_stage
 from minift.world import corpus
 
-torch.manual_seed(0)
+SEED = lesson_seed()  # 0 unless MINIFT_SEED says otherwise (the teacher's guide measures the spread)
+torch.manual_seed(SEED)
 OUT = output_dir("04_optimization")  # charts go to a temporary folder, not the repository
 torch.set_printoptions(precision=5, sci_mode=False)
 
@@ -189,7 +190,7 @@ NEAR_ZERO = 1e-3
 
 
 def fit_linear(optimizer_name, lr, weight_decay=0.0, **penalty):
-    torch.manual_seed(1)
+    torch.manual_seed(SEED + 1)
     model = torch.nn.Linear(d, 1)  # weight (1, d): a matrix, so it decays and L1 acts on it
     groups = param_groups(model, weight_decay)
     if optimizer_name == "sgd":
@@ -200,7 +201,7 @@ def fit_linear(optimizer_name, lr, weight_decay=0.0, **penalty):
                          weight_decay=weight_decay, grad_clip=0.0, eval_every=steps, log_every=steps,
                          restore_best=False, **penalty)
     train_stage(model, optimizer, lambda generator: None,  # every step sees the whole data set
-                lambda m, batch: (((m(X).squeeze(1) - y) ** 2).mean(), n), config)
+                lambda m, batch: (((m(X).squeeze(1) - y) ** 2).mean(), n), config, seed=SEED)
     return model.weight.detach().flatten(), ((model(X).squeeze(1) - y) ** 2).mean().item()
 
 
@@ -251,7 +252,7 @@ print(f"train: {len(train_stream):,} tokens; validation: {len(val_stream):,} tok
 steps = pick(600, 4)
 curves = {}
 for dropout in (0.0, 0.2):
-    torch.manual_seed(0)
+    torch.manual_seed(SEED)
     model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=32, n_layer=2, n_head=4, n_embd=64,
                           dropout=dropout))
     history = []
@@ -266,7 +267,7 @@ for dropout in (0.0, 0.2):
     config = TrainConfig(max_steps=steps, batch_size=16, lr=3e-3, warmup_steps=min(20, steps), weight_decay=0.0,
                          eval_every=max(2, steps // 6), log_every=steps, restore_best=False)
     train_stage(model, AdamW(param_groups(model, 0.0), lr=config.lr), window_batches(train_stream, 32, 16),
-                lm_batch_loss("cpu"), config, evaluate=evaluate, seed=0)
+                lm_batch_loss("cpu"), config, evaluate=evaluate, seed=SEED)
     curves[dropout] = history
     print(f"dropout {dropout}: (train, validation) loss at each evaluation:")
     print("   ", "  ".join(f"({a:.2f}, {b:.2f})" for a, b in history))

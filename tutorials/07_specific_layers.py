@@ -33,7 +33,7 @@ import torch
 
 import minift
 from minift.strategies import layers as freezing
-from minift.course import claim, header, output_dir, pick, show, smoke
+from minift.course import claim, header, lesson_seed, output_dir, pick, show, smoke
 from minift.finetune import RunOptions, run_recipe
 from minift.model import lm_loss
 from minift.optim import AdamW, optimizer_state_bytes, param_groups
@@ -42,7 +42,8 @@ from minift.schedule import load_recipe, parse_recipe
 from minift.strategy_bench import bench_strategies, print_strategies, saved_activation_bytes
 from minift.tasks import collate, encode_example, load_examples
 
-torch.manual_seed(0)
+SEED = lesson_seed()  # 0 unless MINIFT_SEED says otherwise (the teacher's guide measures the spread)
+torch.manual_seed(SEED)
 N_TRAIN = pick(1000, 24)  # the same data and steps as Lesson 06, to compare
 STEPS = pick(300, 3)
 N_EVAL = pick(100, 8)
@@ -295,7 +296,7 @@ for k, (folder, (name, recipe)) in enumerate(zip(("full", "layers", "layers-embe
     shutil.rmtree(run, ignore_errors=True)  # run_recipe refuses to overwrite a finished run
     print(f"run {k + 1} of {len(runs)}: {name}, {STEPS} steps ...", flush=True)  # about a minute each
     results[name] = run_recipe(recipe, RunOptions(out=str(run), task="translation", examples=N_TRAIN,
-                                                  max_steps=STEPS, seed=0, eval_limit=N_EVAL, quiet=True,
+                                                  max_steps=STEPS, seed=SEED, eval_limit=N_EVAL, quiet=True,
                                                   base="scratch" if name.startswith("scratch") else None))
     bleu_now = results[name]["stages"][0]["metrics"]["bleu"]
     print(f"  done in {results[name]['seconds']:.0f} s: BLEU {bleu_now:.1f}", flush=True)

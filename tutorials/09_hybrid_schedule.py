@@ -39,7 +39,7 @@ import torch
 
 import minift
 from minift.cli_tasks import print_stage_table
-from minift.course import claim, header, output_dir, pick, show, smoke
+from minift.course import claim, header, lesson_seed, output_dir, pick, show, smoke
 from minift.errors import MiniftError
 from minift.evaluate import evaluate_examples
 from minift.finetune import RunOptions, run_recipe
@@ -48,7 +48,8 @@ from minift.schedule import builtin_recipes, check_against_model, load_recipe, p
 from minift.tasks import load_examples
 from minift.world import SUBSETS
 
-torch.manual_seed(0)
+SEED = lesson_seed()  # 0 unless MINIFT_SEED says otherwise (the teacher's guide measures the spread)
+torch.manual_seed(SEED)
 out = output_dir("09") / ("smoke" if smoke() else "full")
 out.mkdir(parents=True, exist_ok=True)
 
@@ -196,7 +197,7 @@ shutil.rmtree(run_dir, ignore_errors=True)  # a run refuses to overwrite an earl
 print(f"running {len(recipe.stages)} stages: " + ", then ".join(f"{s.name} ({s.max_steps} steps)" for s in recipe.stages)
       + "; each stage prints a line as it starts and ends (and its progress every ten steps)", flush=True)
 # quiet=False: the library prints each stage's start, progress and end (to stderr): never silent
-summary = run_recipe(recipe, RunOptions(out=str(run_dir), seed=0, quiet=False, eval_limit=pick(64, 4)))
+summary = run_recipe(recipe, RunOptions(out=str(run_dir), seed=SEED, quiet=False, eval_limit=pick(64, 4)))
 print(f"{len(summary['stages'])} stages in {summary['seconds']:.0f} s of training; run folder: {run_dir}")
 print_stage_table(summary)
 # checked by tests/test_tutorials.py: what each stage trained and what it cost
@@ -341,7 +342,7 @@ shutil.rmtree(lora_dir, ignore_errors=True)
 print(f"running {len(lora_recipe.stages)} stages: "
       + ", then ".join(f"{s.name} ({s.strategy}, {s.max_steps} steps)" for s in lora_recipe.stages), flush=True)
 # quiet=False: each stage prints its start, progress and end (to stderr)
-lora_summary = run_recipe(lora_recipe, RunOptions(out=str(lora_dir), seed=0, quiet=False, eval_limit=pick(64, 4)))
+lora_summary = run_recipe(lora_recipe, RunOptions(out=str(lora_dir), seed=SEED, quiet=False, eval_limit=pick(64, 4)))
 print_stage_table(lora_summary)
 kitchen = lora_summary["stages"][1]
 adapter = Path(kitchen["adapter"])

@@ -34,11 +34,12 @@ import torch
 import minift
 from minift import advise, experiment
 from minift.checkpoint import data_dir
-from minift.course import claim, header, output_dir, pick, show, smoke
+from minift.course import claim, header, lesson_seed, output_dir, pick, show, smoke
 from minift.errors import MiniftError
 from minift.strategies.layers import select_parameters
 
-torch.manual_seed(0)
+SEED = lesson_seed()  # 0 unless MINIFT_SEED says otherwise (the teacher's guide measures the spread)
+torch.manual_seed(SEED)
 out = output_dir("11") / ("smoke" if smoke() else "full")
 out.mkdir(parents=True, exist_ok=True)
 
