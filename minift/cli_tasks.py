@@ -211,6 +211,7 @@ def register(sub) -> None:
 
 # --- the study: experiment and advise ------------------------------------------------------------
 LR_SCALES = "0.3,1,3"  # lr-sweep: multipliers of each recipe's learning rates
+LR_EXTEND = 2  # lr-sweep: rungs of the 1-3-10 ladder it may add past an edge winner, each way
 
 
 def cmd_experiment(args):
@@ -230,14 +231,15 @@ def cmd_experiment(args):
                 raise MiniftError(f"--{name.replace('_', '-')} belongs to `experiment strategies`, not lr-sweep")
         out = args.out or "data/experiments/strategies/lr-sweep"
         result = lr_sweep(tasks, sizes[0], out, scales=parse_scales(args.lr_scales), seed=args.seed,
+                          extend=args.lr_extend,
                           strategies=strategies, base=args.base, data=args.data, val_limit=args.val_limit,
                           device=resolve_device(args.device), quiet=args.quiet, **budget)
         for task, cells in result["winners"].items():
             print(f"{task}: " + ", ".join(f"{s} lr x{w['lr_scale']:g}" for s, w in cells.items()))
         print(f"\nwinners: {out}/lrs.json (pass it as --lrs)\ntable: {out}/lrs.md\nrecords: {out}/sweep.jsonl")
         return
-    if args.lr_scales != LR_SCALES or args.seed != 0 or args.val_limit != 100:
-        raise MiniftError("--lr-scales, --seed and --val-limit belong to `experiment lr-sweep`; strategies runs "
+    if args.lr_scales != LR_SCALES or args.seed != 0 or args.val_limit != 100 or args.lr_extend != LR_EXTEND:
+        raise MiniftError("--lr-scales, --lr-extend, --seed and --val-limit belong to `experiment lr-sweep`; strategies runs "
                           "seeds 0..N-1 and scores on --test-limit test examples")
     out = args.out or "data/experiments/strategies"
     agg = run_experiment(tasks=tasks, sizes=parse_sizes(args.examples or "50,200,1000,5000"), seeds=args.seeds,
@@ -325,6 +327,9 @@ def register_study(sub) -> None:
                                         "pretraining (forgetting is scored on its held-out tenth)")
     p.add_argument("--lr-scales", default=LR_SCALES,
                    help=f"lr-sweep: multipliers of each recipe's learning rates, at least 3 (default: {LR_SCALES})")
+    p.add_argument("--lr-extend", type=int, default=LR_EXTEND,
+                   help="lr-sweep: where a winner sits at the edge of --lr-scales, run up to this many more "
+                        f"rungs of the 1-3-10 ladder that way (3 -> 10 -> 30); 0: never (default: {LR_EXTEND})")
     p.add_argument("--seed", type=int, default=0, help="lr-sweep: the one seed it runs (default: 0)")
     p.add_argument("--val-limit", type=positive, default=100,
                    help="lr-sweep: validation examples each run is scored on (default: 100)")

@@ -810,14 +810,36 @@ def _base_world_loss(bundle, world, device) -> float:
 
 
 # --- the learning-rate sweep ---------------------------------------------------------------------
+def ladder_step(scale: float, up: bool) -> float:
+    """The next multiplier above (or below) ``scale`` on the 1-3-10 ladder: 3 -> 10, 0.3 -> 0.1.
+
+    The ladder is ..., 0.1, 0.3, 1, 3, 10, 30, ... (each about half a decade from the next), written
+    as decimal literals so that 0.1 here is the same float as ``--lr-scales 0.1``.
+    """
+    ladder = sorted(float(f"{m}e{k}") for k in range(-8, 9) for m in (1, 3))
+    if up:
+        return next(x for x in ladder if x > scale * 1.01)
+    return next(x for x in reversed(ladder) if x < scale / 1.01)
+
+
+def sweep_best(rs: list[dict]) -> dict:
+    """The winning record of one (task, strategy): highest validation score, then lower validation
+    loss, then the multiplier nearest 1."""
+    return max(rs, key=lambda r: (r["val_score"], -r["val_loss"], -abs(math.log(r["lr_scale"]))))
+
+
 def lr_sweep(tasks, examples: int, out, scales=(1 / 3, 1.0, 3.0), seed: int = 0, strategies=STRATEGIES, base=None,
              data=None, val_limit: int = 100, device="cpu", quiet=False, protocol="fair", epochs=None,
-             min_steps=None, max_steps=None, patience=None, min_delta=None, monitor=None) -> dict:
+             min_steps=None, max_steps=None, patience=None, min_delta=None, monitor=None, extend: int = 2) -> dict:
     """Tune each strategy's learning rate: every multiplier of its recipe's rates, one N, one seed.
 
     Each final model is scored on the VALIDATION split (``validation_examples``; the test split is
     never touched) by the task's main metric; the winner per (task, strategy) is the highest, ties
-    going to the lower validation loss, then to the multiplier nearest 1. Writes OUT/sweep.jsonl
+    going to the lower validation loss, then to the multiplier nearest 1. A winner at the edge of
+    the grid is not known to be tuned (a rate past it might do better), so the sweep extends that
+    strategy's grid one rung of the 1-3-10 ladder in that direction (``ladder_step``: 3 -> 10,
+    0.3 -> 0.1) and runs it, up to ``extend`` rungs each way, until the winner has a worse
+    neighbour on both sides; one still at the edge then is marked in lrs.md. Writes OUT/sweep.jsonl
     (one record per run, resumable like the experiment), OUT/lrs.json (the winners, what
     ``strategies --lrs`` reads) and OUT/lrs.md.
     """
@@ -826,6 +848,8 @@ def lr_sweep(tasks, examples: int, out, scales=(1 / 3, 1.0, 3.0), seed: int = 0,
         raise MiniftError(f"the lr sweep runs at one training-set size, a whole number >= 1, got {examples!r}")
     if val_limit < 1:
         raise MiniftError(f"--val-limit must be >= 1, got {val_limit}")
+    if isinstance(extend, bool) or not isinstance(extend, int) or extend < 0:
+        raise MiniftError(f"--lr-extend must be a whole number of rungs >= 0, got {extend!r}")
     scales = parse_scales(",".join(map(str, scales)))
     strategies = check_strategies(strategies)
     tasks = check_tasks(tasks, data)
@@ -842,8 +866,18 @@ def lr_sweep(tasks, examples: int, out, scales=(1 / 3, 1.0, 3.0), seed: int = 0,
     done = {(r["task"], r["strategy"], float(r["lr_scale"])) for r in records}
     todo = [(t, s, x) for t in tasks for s in strategies for x in scales if (t, s, x) not in done]
     if not quiet:
-        print(f"lr sweep: {len(tasks) * len(strategies) * len(scales)} runs, {len(todo)} to do", file=sys.stderr)
-    for i, (task, strategy, scale) in enumerate(todo, 1):
+        print(f"lr sweep: {len(tasks) * len(strategies) * len(scales)} runs, {len(todo)} to do"
+              + (f" (and up to {extend} more each way where a winner sits at the edge)" if extend else ""),
+              file=sys.stderr)
+    grid = {(t, s): set(scales) for t in tasks for s in strategies}  # each (task, strategy)'s multipliers
+    i = 0
+    while True:
+        if not todo:  # the planned runs are done: extend every grid whose winner sits at its edge
+            todo = _extensions(records, grid, scales, extend)
+            if not todo:
+                break
+        i += 1
+        task, strategy, scale = todo.pop(0)
         run_dir = out / "runs" / task / str(examples) / strategy / f"lr{scale:g}"
         summary, recipe = train_run(task, examples, strategy, seed, run_dir, cfg, scale, val_limit)
         trained = load_model(run_dir, device=device)
@@ -860,20 +894,21 @@ def lr_sweep(tasks, examples: int, out, scales=(1 / 3, 1.0, 3.0), seed: int = 0,
         records.append(record)
         prune(run_dir)
         if not quiet:
-            print(f"[{i}/{len(todo)}] {task} {strategy} lr x{scale:g}: validation {metric} "
+            print(f"[{i}/{i + len(todo)}] {task} {strategy} lr x{scale:g}: validation {metric} "
                   f"{record['val_score']:.1f}", file=sys.stderr)
-    wanted = {(t, s, x) for t in tasks for s in strategies for x in scales}
-    kept = [r for r in records if (r["task"], r["strategy"], float(r["lr_scale"])) in wanted]
+    kept = [r for r in records if float(r["lr_scale"]) in grid.get((r["task"], r["strategy"]), ())]
     result = {"kind": "minift lr sweep", "examples": examples, "seed": seed, "scales": scales,
               "settings": {k: cfg[k] for k in SWEEP_SETTINGS}, "metric": {}, "winners": {}, "scores": {}}
     for task in tasks:
         for strategy in strategies:
             rs = [r for r in kept if r["task"] == task and r["strategy"] == strategy]
-            best = max(rs, key=lambda r: (r["val_score"], -r["val_loss"], -abs(math.log(r["lr_scale"]))))
+            best = sweep_best(rs)
+            tried = sorted(float(r["lr_scale"]) for r in rs)
             result["metric"][task] = best["main_metric"]
             result["winners"].setdefault(task, {})[strategy] = {
                 "lr_scale": best["lr_scale"], "lrs": best["lrs"], "val_score": best["val_score"],
-                "val_loss": best["val_loss"]}
+                "val_loss": best["val_loss"], "tried": tried,
+                "at_edge": len(tried) > 1 and float(best["lr_scale"]) in (tried[0], tried[-1])}
             result["scores"].setdefault(task, {})[strategy] = {f"{r['lr_scale']:g}": r["val_score"]
                                                                for r in sorted(rs, key=lambda r: r["lr_scale"])}
     atomic_write_json(out / "lrs.json", result)
@@ -881,20 +916,51 @@ def lr_sweep(tasks, examples: int, out, scales=(1 / 3, 1.0, 3.0), seed: int = 0,
     return result
 
 
+def _extensions(records, grid, scales, extend) -> list:
+    """The next rung to run for every (task, strategy) whose best multiplier sits at the edge of the
+    multipliers it has run, at most ``extend`` rungs past the planned ``scales`` each way.
+
+    Grows ``grid`` (each (task, strategy)'s multipliers) as it goes, taking in the rungs a resumed
+    sweep finds already on disk. Returns [] when every winner has a worse neighbour on both sides
+    or has used its rungs.
+    """
+    done = {(r["task"], r["strategy"], float(r["lr_scale"])) for r in records}
+    todo = []
+    for (task, strategy), tried in grid.items():
+        while not any((task, strategy, x) not in done for x in tried):  # its runs so far are all done
+            best = float(sweep_best([r for r in records if r["task"] == task and r["strategy"] == strategy
+                                     and float(r["lr_scale"]) in tried])["lr_scale"])
+            up = best == max(tried)
+            if not up and best != min(tried):
+                break  # a worse neighbour on each side: tuned
+            rungs = sum(1 for x in tried if (x > max(scales) if up else x < min(scales)))
+            if rungs >= extend:
+                break  # still at the edge, out of rungs: lrs.md marks it
+            rung = ladder_step(best, up)
+            tried.add(rung)
+            if (task, strategy, rung) not in done:
+                todo.append((task, strategy, rung))
+    return todo
+
+
 def write_sweep_markdown(path: Path, result: dict) -> None:
-    scales = result["scales"]
     lines = ["# Learning-rate sweep", "",
              f"- N = {result['examples']}, seed {result['seed']}; each final model scored on the validation split",
              f"- protocol: {describe_protocol(result['settings']['protocol'], result['settings']['max_steps'])}",
-             "- cells: the validation metric at each multiplier of the recipe's learning rates; the winner in bold", ""]
+             "- cells: the validation metric at each multiplier of the recipe's learning rates; the winner in bold; "
+             f"the grid {', '.join(f'{x:g}' for x in result['scales'])}, extended along the 1-3-10 ladder where "
+             "a winner sat at its edge (— : not run)",
+             "- ‡: the winner is still at the edge of what was run (a rate past it might do better)", ""]
     for task, cells in result["scores"].items():
+        scales = sorted({float(x) for by_scale in cells.values() for x in by_scale})
         lines += [f"## {task}: validation {result['metric'][task]}", "",
                   "| strategy | " + " | ".join(f"lr × {x:g}" for x in scales) + " | chosen lrs |",
                   "|---|" + "---:|" * (len(scales) + 1)]
         for strategy, by_scale in cells.items():
             win = result["winners"][task][strategy]
-            row = [f"**{by_scale[f'{x:g}']:.1f}**" if x == win["lr_scale"] else f"{by_scale[f'{x:g}']:.1f}"
-                   for x in scales]
+            row = [("—" if f"{x:g}" not in by_scale else
+                    f"**{by_scale[f'{x:g}']:.1f}**{'‡' if win.get('at_edge') else ''}" if x == win["lr_scale"]
+                    else f"{by_scale[f'{x:g}']:.1f}") for x in scales]
             lines.append(f"| {strategy} | " + " | ".join(row) + " | " + " → ".join(f"{v:.3g}" for v in win["lrs"]) + " |")
         lines.append("")
     atomic_write_text(path, "\n".join(lines))

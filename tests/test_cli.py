@@ -48,6 +48,10 @@ def run(argv, capsys):
     (["pretrain", "--preset", "huge"], "unknown preset 'huge'"),
     (["finetune", "--recipe", "nope", "--out", "/tmp/x"], "unknown recipe 'nope'"),
     (["bench", "--device", "tpu"], "--device tpu: choose auto, cpu, cuda, cuda:N or mps"),
+    (["experiment", "strategies", "--lr-extend", "1", "--out", "/tmp/x"],
+     "--lr-scales, --lr-extend, --seed and --val-limit belong to `experiment lr-sweep`"),
+    (["experiment", "lr-sweep", "--lr-extend", "-1", "--out", "/tmp/minift-no-such-sweep"],
+     "--lr-extend must be a whole number of rungs >= 0, got -1"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
     code, err = run(argv, capsys)

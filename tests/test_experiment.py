@@ -361,7 +361,7 @@ def test_the_lr_sweep_picks_by_validation_and_never_reads_the_test_split(tiny_se
     monkeypatch.setattr(experiment, "evaluate_examples", evaluate)
     sweep = tmp_path / "sweep"
     result = experiment.lr_sweep(["translation"], 8, sweep, scales=(0.3, 1, 3), strategies=["full", "prompt"],
-                                 base=tiny_setup / "base", val_limit=2, max_steps=1, quiet=True)
+                                 base=tiny_setup / "base", val_limit=2, max_steps=1, quiet=True, extend=0)
     assert {s: w["lr_scale"] for s, w in result["winners"]["translation"].items()} == {"full": 3.0, "prompt": 0.3}
     assert result["winners"]["translation"]["full"]["lrs"] == [pytest.approx(3e-3)]
     assert "test" not in splits and "val" in splits  # validation only: the test split is never loaded
@@ -384,6 +384,68 @@ def test_the_lr_sweep_picks_by_validation_and_never_reads_the_test_split(tiny_se
                        quiet=True, strategies=["full"])
     with pytest.raises(MiniftError, match="at least 3 distinct values"):
         experiment.lr_sweep(["translation"], 8, sweep, scales=(1, 3), base=tiny_setup / "base")
+
+
+def test_ladder_step_walks_the_1_3_10_ladder_as_the_cli_writes_it():
+    assert [experiment.ladder_step(x, up=True) for x in (0.3, 1.0, 3.0, 10.0)] == [1.0, 3.0, 10.0, 30.0]
+    assert [experiment.ladder_step(x, up=False) for x in (3.0, 1.0, 0.3, 0.1)] == [1.0, 0.3, 0.1, 0.03]
+    assert experiment.ladder_step(0.3, up=False) == float("0.1")  # the same float as --lr-scales 0.1
+    assert experiment.ladder_step(2.0, up=True) == 3.0 and experiment.ladder_step(2.0, up=False) == 1.0
+
+
+def test_the_lr_sweep_extends_a_grid_whose_winner_sits_at_its_edge(tiny_setup, tmp_path, monkeypatch, one_thread):
+    """A winner at x3 is not known to be tuned: the sweep runs x10, then x30, and stops at the first
+    multiplier with a worse neighbour on each side; within `extend` rungs; a resumed sweep reruns nothing."""
+    trained_lr = {}
+    real_run = experiment.run_recipe
+
+    def run_recipe(recipe, opts):
+        trained_lr["now"] = (recipe.stages[0].strategy, recipe.stages[0].lr)
+        return real_run(recipe, opts)
+
+    # The score peaks at a chosen multiplier of the recipe's rate (full 1e-3, prompt 0.1), falling
+    # away in log-rate: full's peak is x10 (past the grid's top), prompt's x0.03 (two rungs below).
+    recipe_lr = {"full": 1e-3, "prompt": 0.1}
+    peak = {"full": 10.0, "prompt": 0.03}
+
+    def evaluate(bundle, examples, *args, **kwargs):
+        name, lr = trained_lr["now"]
+        score = 50.0 - 10 * abs(math.log10(lr / (recipe_lr[name] * peak[name])))
+        return {"main_metric": "bleu", "metrics": {"bleu": score}, "n": len(examples), "samples": []}
+
+    monkeypatch.setattr(experiment, "run_recipe", run_recipe)
+    monkeypatch.setattr(experiment, "evaluate_examples", evaluate)
+    sweep = tmp_path / "sweep"
+    kwargs = dict(scales=(0.3, 1, 3), strategies=["full", "prompt"], base=tiny_setup / "base", val_limit=2,
+                  max_steps=1, quiet=True)
+    result = experiment.lr_sweep(["translation"], 8, sweep, **kwargs, extend=1)
+    runs = lambda: sorted((r["strategy"], r["lr_scale"]) for r in map(json.loads, (sweep / "sweep.jsonl").read_text()
+                                                                     .splitlines()))
+    # extend=1: one rung each way at most. full: x10 wins, and it is still the top: at the edge.
+    assert runs() == [("full", 0.3), ("full", 1.0), ("full", 3.0), ("full", 10.0),
+                      ("prompt", 0.1), ("prompt", 0.3), ("prompt", 1.0), ("prompt", 3.0)]
+    wins = result["winners"]["translation"]
+    assert (wins["full"]["lr_scale"], wins["full"]["at_edge"]) == (10.0, True)
+    assert (wins["prompt"]["lr_scale"], wins["prompt"]["at_edge"]) == (0.1, True)
+    md = (sweep / "lrs.md").read_text()
+    assert "lr × 0.1 | lr × 0.3 | lr × 1 | lr × 3 | lr × 10 |" in md
+    assert re.search(r"\| full \| — \| [\d.]+ \| [\d.]+ \| [\d.]+ \| \*\*50\.0\*\*‡ \|", md), md
+    # extend=2: full runs x30 (worse): x10 is tuned; prompt runs x0.03 (its peak): still the bottom edge.
+    result = experiment.lr_sweep(["translation"], 8, sweep, **kwargs, extend=2)
+    assert runs() == [("full", 0.3), ("full", 1.0), ("full", 3.0), ("full", 10.0), ("full", 30.0),
+                      ("prompt", 0.03), ("prompt", 0.1), ("prompt", 0.3), ("prompt", 1.0), ("prompt", 3.0)]
+    wins = result["winners"]["translation"]
+    assert (wins["full"]["lr_scale"], wins["full"]["at_edge"]) == (10.0, False)
+    assert wins["full"]["lrs"] == [pytest.approx(1e-2)] and wins["full"]["tried"] == [0.3, 1.0, 3.0, 10.0, 30.0]
+    assert (wins["prompt"]["lr_scale"], wins["prompt"]["at_edge"]) == (0.03, True)
+    # Resumed with the same settings: nothing new runs; extend=0 reads the planned grid alone.
+    experiment.lr_sweep(["translation"], 8, sweep, **kwargs, extend=2)
+    assert len(runs()) == 10
+    result = experiment.lr_sweep(["translation"], 8, sweep, **kwargs, extend=0)
+    assert len(runs()) == 10 and result["winners"]["translation"]["full"]["lr_scale"] == 3.0
+    for bad in (-1, 1.5, True):
+        with pytest.raises(MiniftError, match="--lr-extend must be a whole number of rungs >= 0"):
+            experiment.lr_sweep(["translation"], 8, sweep, **kwargs, extend=bad)
 
 
 # --- records of another protocol -----------------------------------------------------------------
