@@ -142,6 +142,7 @@ def teacher_forced_loss(bundle, examples, prompt_names="auto", batch_size: int =
         with torch.no_grad():  # (a with-block, not a decorator: tests/mutation.py can then mutate this function)
             logits = forward_with_prompts(model, bundle.prompts, batch.input_ids, batch.prompt_names)
         n = int((batch.targets != -100).sum())
-        total += float(lm_loss(logits, batch.targets)) * n
-        count += n
+        if n:  # a batch with nothing graded has no loss (lm_loss is 0 / 0 there), not a NaN one
+            total += float(lm_loss(logits, batch.targets)) * n
+            count += n
     return total / max(count, 1)

@@ -285,7 +285,6 @@ def run_stage(i: int, stage: Stage, recipe: Recipe, opts: RunOptions, bundle: Mo
               step_offset: int, resume_state: dict | None, seed: int, out: Path, completed: list,
               before_metrics: dict) -> dict:
     device = opts.device
-    task = opts.task or recipe.task
     reset_peak_memory(device)
     train_examples = stage_examples(recipe, stage, opts, "train", stage_train_size(recipe, stage, opts), seed)
     val_examples = stage_examples(recipe, stage, opts, "val", stage.eval_examples, seed)

@@ -486,6 +486,10 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
     logits (B, T, V), targets (B, T). Positions marked -100 (the prompt part of a fine-tuning
     example, padding) contribute nothing: the model is graded only on what it should write.
+    Like ``F.cross_entropy``, it is NaN (0 / 0) when no position is graded; a caller that averages
+    over batches weights each by its graded count and skips a batch with none (``evaluate``).
+    ``model(x, targets=y)`` (``loss.linear_cross_entropy``) gives 0 there instead: a training
+    step with nothing to learn moves nothing.
     """
     return F.cross_entropy(
         logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-100

@@ -103,7 +103,7 @@ def bench_strategies(device="cpu", steps: int = 10, shape=None, batch: int = 8) 
         rows.append({"strategy": label, "method": strategy, "step_seconds": seconds, "memory_bytes": memory, "memory_how": how,
                      "activation_bytes": activations, "trainable_params": n_trainable,
                      "optimizer_state_bytes": state, "tokens_per_s": x.numel() / seconds})
-        del module, optimizer
+        module = optimizer = None  # freed before the next strategy is built (its CUDA peak is its own)
     full = rows[0]
     for r in rows:
         for key in ("step_seconds", "memory_bytes", "trainable_params", "optimizer_state_bytes", "activation_bytes"):

@@ -307,6 +307,9 @@ def train_stage(
         save_state(state)
 
     model.train()
+    # A gradient the caller left on a weight (a probe's backward, an earlier loop) would be added
+    # to the first step's: every step starts from none.
+    optimizer.zero_grad(set_to_none=True)
     if state.step == 0 and evaluate is not None and state.best_value is None:
         run_eval()  # the starting point: the "before" of every before/after table
     while state.step < config.max_steps and not state.stopped:

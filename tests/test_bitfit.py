@@ -30,7 +30,6 @@ from minift.cli import main
 from minift.errors import MiniftError
 from minift.model import GPT, GPTConfig
 from minift.schedule import check_against_model, make_stage, parse_recipe
-from minift.strategies import bitfit
 
 C, L = 16, 3  # a small GPT built here: width 16, 3 blocks
 

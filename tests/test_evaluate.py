@@ -406,6 +406,28 @@ def test_validation_loss_is_the_mean_over_graded_tokens_not_over_batches():
     assert teacher_forced_loss(bundle, examples, batch_size=5) == pytest.approx(per_token, rel=1e-5)
 
 
+def test_a_batch_with_nothing_graded_adds_nothing_to_the_validation_loss(monkeypatch):
+    """lm_loss is 0/0 = NaN on a batch with no graded position; the mean over graded tokens skips it."""
+    import minift.evaluate as ev
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=TOK.vocab_size, block_size=64, n_layer=1, n_head=2, n_embd=16)).eval()
+    examples = [text_example(i, p, c) for i, (p, c) in enumerate([("ab", "c"), ("xyz", "uvw"), ("to", "be")])]
+    bundle = ModelBundle(model, TOK)
+    expected = teacher_forced_loss(bundle, examples[1:], batch_size=1)
+    real_collate, calls = ev.collate, []
+
+    def collate(encoded, pad_id):
+        batch = real_collate(encoded, pad_id)
+        calls.append(1)
+        if len(calls) == 1:  # the first batch (example 0): every position ungraded
+            batch.targets.fill_(-100)
+        return batch
+
+    monkeypatch.setattr(ev, "collate", collate)
+    got = teacher_forced_loss(bundle, examples, batch_size=1)
+    assert math.isfinite(got) and got == pytest.approx(expected, rel=1e-6)
+
+
 def test_an_empty_completion_is_graded_on_its_end_of_text():
     # One graded token: after "-" the script puts 10 on "~" and -10 on the other 257 ids, the
     # end-of-text id among them, so its loss is 20 + log(1 + 257 e^-20).

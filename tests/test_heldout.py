@@ -31,7 +31,6 @@ from minift.bundle import load_model
 from minift.finetune import RunOptions, stage_examples, start_bundle
 from minift.model import GPT, GPTConfig
 from minift.schedule import load_recipe
-from minift.tasks import load_examples
 from minift.tasks.data import FIELDS
 
 TASKS = ("translation", "summarization", "qa")

@@ -37,7 +37,7 @@ from minift.errors import MiniftError
 from minift.model import GPTConfig
 from minift.schedule import check_against_model, make_stage, parse_recipe
 from minift.strategies import lora
-from minift.strategies.lora import LoRALinear, load_adapter, merge_lora
+from minift.strategies.lora import load_adapter, merge_lora
 
 RANK, ALPHA = 4, 8.0  # scale alpha / r = 2, so a merge that forgets the scale is caught
 TARGETS = ["attn.c_attn", "mlp.c_proj"]

@@ -4,7 +4,6 @@ import math
 import re
 
 import pytest
-import torch
 
 from minift.bundle import load_model
 from minift.pretrain import bits_per_char, encode_stream, pretrain, stream_loss

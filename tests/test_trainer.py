@@ -589,6 +589,22 @@ def test_a_stage_leaves_no_gradient_on_the_weights():
     assert state.skipped == 2 and all(p.grad is None for p in model.parameters())
 
 
+def test_a_gradient_left_by_the_caller_does_not_leak_into_the_first_update():
+    # SGD without momentum: the first update is exactly -lr * the first batch's gradient, the same
+    # whether or not the caller left a .grad of ones on every weight before the stage.
+    config = TrainConfig(max_steps=1, eval_every=10, log_every=10, lr=0.05, warmup_steps=0, weight_decay=0.0)
+    after = []
+    for stale in (False, True):
+        model, batches, loss_fn = linear_problem()
+        if stale:
+            for p in model.parameters():
+                p.grad = torch.ones_like(p)
+        train_stage(model, SGD(model.parameters(), lr=0.05), batches, loss_fn, config)
+        after.append([p.detach().clone() for p in model.parameters()])
+    for clean, stale in zip(*after):
+        assert torch.equal(clean, stale)
+
+
 def write_records(path, records):
     log = RunLog(path, quiet=True)
     for r in records:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 from minift.errors import MiniftError
 from minift.io import atomic_write_text
