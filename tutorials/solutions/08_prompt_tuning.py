@@ -2,9 +2,9 @@
 # # Solutions to Lesson 08 — Parameter-efficient fine-tuning: soft prompts, prefixes, LoRA, BitFit
 #
 # Each cell answers one exercise of `tutorials/08_prompt_tuning.py`, calling the library, and
-# checks the answer with `assert` where a check is possible. Exercises 1–4 start from one model
+# checks the answer with `assert` where a check is possible. Exercises 1–3 start from one model
 # fine-tuned in full on summarization (both styles mixed), as in Section 5 of the lesson;
-# exercises 5–7 start from the base, on translation, as in Sections 10–12.
+# exercises 4 and 5 start from the base, on translation, as in Sections 10–12.
 
 # %%
 import json
@@ -75,10 +75,12 @@ full_dir = run("full", {"strategy": "full", "max_steps": pick(200, 3), "lr": 1e-
 print("full-tuned model in", full_dir)
 
 # %% [markdown]
-# ## Exercise 1 — How long a prompt?
+# ## Exercise 1 — How long a prompt, and where to start it?
+#
+# ### (a) P = 4 against P = 32
 
 # %%
-header("Exercise 1: P = 4 versus P = 32")
+header("Exercise 1(a): P = 4 versus P = 32")
 prompt_runs = {}
 for P in (4, 32):
     prompt_runs[P] = run(f"prompt-{P}", {"strategy": "prompt", "prompt_tokens": P, "max_steps": PROMPT_STEPS},
@@ -92,10 +94,10 @@ for P in (4, 32):
 # harder tasks) but also take positions out of the block.
 
 # %% [markdown]
-# ## Exercise 2 — Starting from words
+# ### (b) Starting from words
 
 # %%
-header("Exercise 2: the headline prompt from 'Headline:' versus from random words")
+header("Exercise 1(b): the headline prompt from 'Headline:' versus from random words")
 few = pick(15, 2)
 starts = {}
 for init in ("vocab", "text"):
@@ -113,10 +115,10 @@ for init in ("vocab", "text"):
 # steps of training usually matter more than the start.
 
 # %% [markdown]
-# ## Exercise 3 — Weight decay on a prompt
+# ## Exercise 2 — Weight decay on a prompt
 
 # %%
-header("Exercise 3: weight decay 0.5 on the prompt")
+header("Exercise 2: weight decay 0.5 on the prompt")
 decayed = run("decay", {"strategy": "prompt", "prompt_tokens": 4, "max_steps": PROMPT_STEPS, "weight_decay": 0.5},
               base=str(full_dir))
 wte = minift.load_model(full_dir).model.transformer.wte.weight.detach()
@@ -134,10 +136,10 @@ if not smoke():
 # token's length. A soft prompt need not look like any word; it only has to steer the model.
 
 # %% [markdown]
-# ## Exercise 4 — A stale prompt
+# ## Exercise 3 — A stale prompt
 
 # %%
-header("Exercise 4: the base moved; the prompt refuses")
+header("Exercise 3: the base moved; the prompt refuses")
 # restore_best = false: keep the last weights even if the validation loss did not improve, so the
 # model has surely moved (putting back the step-0 weights would give the very same base).
 more = run("full-more", {"strategy": "full", "max_steps": pick(10, 2), "lr": 1e-3, "restore_best": False},
@@ -162,13 +164,13 @@ assert load_prompt(prompt_file, minift.load_model(prompt_runs[4]).model) is not 
 
 
 # %% [markdown]
-# ## Exercises 5–7 — LoRA and BitFit on translation
+# ## Exercises 4–5 — LoRA and BitFit on translation
 #
 # One helper runs a built-in recipe from the base with a few fields changed, on the same data and
 # steps for every run, and returns the stage's record from `summary.json`.
 
 # %%
-header("Exercises 5-7: the runs")
+header("Exercises 4-5: the runs")
 TR_TRAIN, TR_STEPS = pick(1000, 24), pick(100, 3)
 base = minift.load_model("base").model
 config, C = base.config, base.config.n_embd
@@ -206,10 +208,12 @@ bitfit_dir, bitfit = run_translation("bitfit", "bitfit")
 bitfit_ln_dir, bitfit_ln = run_translation("bitfit-layernorm", "bitfit", bitfit_layernorm=True)
 
 # %% [markdown]
-# ## Exercise 5 — LoRA on the MLP instead of the attention
+# ## Exercise 4 — Where and how big a LoRA
+#
+# ### (a) On the MLP instead of the attention
 
 # %%
-header("Exercise 5: the MLP's layers against the attention's")
+header("Exercise 4(a): the MLP's layers against the attention's")
 attention = ["attn.c_attn", "attn.c_proj"]
 mlp_by_hand = lora_count(8, ["mlp.c_fc", "mlp.c_proj"])
 print(f"MLP: 4 blocks x (8·128 + 512·8 + 8·512 + 128·8) = {mlp_by_hand:,}; summary.json: {mlp['trainable_params']:,}")
@@ -232,10 +236,10 @@ if not smoke():
 # where the update sits matters less than how little of the model it can change.
 
 # %% [markdown]
-# ## Exercise 6 — Rank 1 against rank 16
+# ### (b) Rank 1 against rank 16
 
 # %%
-header("Exercise 6: lora_rank 1, 8 and 16 on the attention")
+header("Exercise 4(b): lora_rank 1, 8 and 16 on the attention")
 counts = {}
 for rank, (folder, s) in lora.items():
     adapter = folder / "stages" / "0-lora" / "adapter.pt"
@@ -260,10 +264,10 @@ if not smoke():
 # (Lesson 08, Section 12).
 
 # %% [markdown]
-# ## Exercise 7 — BitFit with LayerNorm
+# ## Exercise 5 — BitFit with LayerNorm
 
 # %%
-header("Exercise 7: bitfit_layernorm = true")
+header("Exercise 5: bitfit_layernorm = true")
 n_ln = (2 * config.n_layer + 1) * 2 * C  # γ and β (C each) of ln_1 and ln_2 per block, and ln_f
 names = bias_names(base, layernorm=True)
 by_hand = bitfit["trainable_params"] + n_ln
