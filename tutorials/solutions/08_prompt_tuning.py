@@ -82,11 +82,24 @@ print("full-tuned model in", full_dir)
 # %%
 header("Exercise 1(a): P = 4 versus P = 32")
 prompt_runs = {}
+n_embd = minift.load_model(full_dir).model.config.n_embd
+
+
+def trained_numbers(folder):
+    """The stage's trainable_params, as summary.json records it."""
+    return json.loads((folder / "summary.json").read_text())["stages"][0]["trainable_params"]
+
+
 for P in (4, 32):
     prompt_runs[P] = run(f"prompt-{P}", {"strategy": "prompt", "prompt_tokens": P, "max_steps": PROMPT_STEPS},
                          base=str(full_dir))
-    print(f"P = {P:>2}: {P * 2 * minift.load_model(full_dir).model.config.n_embd:>6,} weights (two prompts), "
+    print(f"P = {P:>2}: {P * 2 * n_embd:>6,} weights (two prompts), "
           f"style accuracy {style_accuracy(prompt_runs[P]):5.1f}%")
+    # One (P, C) prompt per style, and nothing else trained: 2 · P · C numbers.
+    prompts = minift.load_model(prompt_runs[P]).prompts
+    assert sorted(prompts) == sorted(SUBSETS["summarization"])
+    assert all(tuple(p.weight.shape) == (P, n_embd) for p in prompts.values())
+    assert trained_numbers(prompt_runs[P]) == 2 * P * n_embd
 
 # %% [markdown]
 # Choosing between two styles is one bit of information per example: even 4 vectors are enough
@@ -105,8 +118,11 @@ for init in ("vocab", "text"):
              "max_steps": few, "warmup_steps": 2, "prompt_init": init}
     if init == "text":
         stage["prompt_text"] = "Headline:"
-    starts[init] = style_accuracy(run(f"init-{init}", stage, base=str(full_dir)), styles=["headline"])
+    folder = run(f"init-{init}", stage, base=str(full_dir))
+    starts[init] = style_accuracy(folder, styles=["headline"])
     print(f"init {init:<5}: headlines in headline style after {few} steps: {starts[init]:5.1f}%")
+    # The headline prompt alone trained (4 · C numbers); the start is the only difference.
+    assert sorted(minift.load_model(folder).prompts) == ["headline"] and trained_numbers(folder) == 4 * n_embd
 
 # %% [markdown]
 # `data = "headline"` trains on that subset only, and `prompts = ["headline"]` names the one
@@ -127,6 +143,7 @@ print(f"mean vector length: real tokens {token_norm:.3f}; prompt without decay {
       f"with decay 0.5 {prompt_norm(decayed):.3f}; style accuracy with decay {style_accuracy(decayed):.1f}%")
 if not smoke():
     assert prompt_norm(decayed) < prompt_norm(prompt_runs[4])
+    assert prompt_norm(prompt_runs[4]) > token_norm  # undecayed, the prompt outgrows a real token (below)
 
 # %% [markdown]
 # Decoupled decay multiplies every vector by `1 − lr·wd` each step: at lr 0.1 and wd 0.5 that is
