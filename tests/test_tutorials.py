@@ -1,5 +1,7 @@
 """Every tutorial and every solution runs to the end in smoke mode, shows its key claim, and follows
-the course format.
+the course format (the house style of tutorials/README.md: a lesson ends with 3–5 exercises
+numbered 1..n, each with a bold title, and its solution gives each one a section of its own, in
+that order, under that title).
 
 The lists are globs, so a lesson added to tutorials/ is tested without touching this file.
 Smoke mode (MINIFT_SMOKE=1) shrinks steps and data; the code path is the one a student runs.
