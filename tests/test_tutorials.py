@@ -1,5 +1,7 @@
 """Every tutorial and every solution runs to the end in smoke mode, shows its key claim, and follows
-the course format.
+the course format (the house style of tutorials/README.md: a lesson ends with 3–5 exercises
+numbered 1..n, each with a bold title, and its solution gives each one a section of its own, in
+that order, under that title).
 
 The lists are globs, so a lesson added to tutorials/ is tested without touching this file.
 Smoke mode (MINIFT_SMOKE=1) shrinks steps and data; the code path is the one a student runs.
@@ -165,6 +167,150 @@ def test_tutorial_follows_the_course_format(script):
         f"{script.name} must end with a markdown cell holding '## Exercises'"
     assert (TUTORIALS / "solutions" / script.name).is_file(), f"tutorials/solutions/{script.name} is missing"
     assert any(c["cell_type"] == "code" for c in cells)
+
+
+# --- the house style of tutorials/README.md: 3-5 exercises, each solved in its own section, in order ---
+
+_ITEM = re.compile(r"^(\d+)\.\s+(.*)$")  # a numbered item at the start of a line of the exercises cell
+_SECTION = re.compile(r"^## (?:Exercise (?P<n>\d+)|Exercises (?P<first>\d+)\s*[–-]\s*(?P<last>\d+))\s+—\s+(?P<title>\S.*)$")
+
+
+def _title(text: str) -> str:
+    """A title as compared: spaces and a closing full stop dropped ("Decode by hand." = "Decode by hand")."""
+    return text.strip().removesuffix(".").strip()
+
+
+def lesson_exercises(source: str) -> list[tuple[int, str | None]]:
+    """(number, bold title or None) of each numbered line after the last cell's '## Exercises'.
+
+    Continuation lines are indented, and parts (a), (b) are not numbered, so only the items match."""
+    last = parse_cells(source)[-1]["source"]
+    items = []
+    for line in last.split("## Exercises", 1)[-1].splitlines():
+        item = _ITEM.match(line)
+        if item:
+            bold = re.match(r"\*\*(.+?)\*\*", item[2])
+            items.append((int(item[1]), _title(bold[1]) if bold else None))
+    return items
+
+
+def exercise_list_problems(items: list[tuple[int, str | None]]) -> list[str]:
+    """What breaks the house style in a lesson's exercise list (empty when it follows it)."""
+    problems = []
+    if not 3 <= len(items) <= 5:
+        problems.append(f"{len(items)} exercises; the house style asks 3–5")
+    if [n for n, _ in items] != list(range(1, len(items) + 1)):
+        problems.append(f"numbered {[n for n, _ in items]}, not 1..{len(items)}")
+    problems += [f"exercise {n} has no bold title (`{n}. **Title**`)" for n, title in items if not title]
+    return problems
+
+
+def solution_section_problems(items: list[tuple[int, str | None]], source: str) -> list[str]:
+    """What breaks 'one section per exercise, in the lesson's order, under the lesson's title'.
+
+    Sections are the markdown headings `## Exercise N — Title`; a shared setup cell before them may
+    be `## Exercises N–M — ...` (placed after exercise N − 1's section, before N's)."""
+    problems, singles, done = [], [], 0
+    for cell in parse_cells(source):
+        if cell["cell_type"] != "markdown":
+            continue
+        for line in cell["source"].splitlines():
+            if not line.startswith("## Exercise"):
+                continue
+            section = _SECTION.match(line)
+            if section is None:
+                problems.append(f"heading {line!r} is neither '## Exercise N — Title' nor '## Exercises N–M — ...'")
+            elif section["n"]:
+                singles.append((int(section["n"]), _title(section["title"])))
+                done = int(section["n"])
+            else:
+                first, last = int(section["first"]), int(section["last"])
+                if not (first == done + 1 and first < last <= len(items)):
+                    problems.append(f"shared heading {line!r} does not open exercises {done + 1}.. in order")
+    numbers = [n for n, _ in singles]
+    if numbers != [n for n, _ in items]:
+        problems.append(f"the solution's sections are exercises {numbers}; the lesson's are {[n for n, _ in items]}")
+    titles = dict(items)
+    problems += [f"section {n} is titled {title!r}, the lesson's exercise {n} {titles[n]!r}"
+                 for n, title in singles if n in titles and title != titles[n]]
+    return problems
+
+
+@pytest.mark.parametrize("script", LESSONS, ids=lambda p: p.name)
+def test_lesson_has_three_to_five_numbered_exercises_with_bold_titles(script):
+    problems = exercise_list_problems(lesson_exercises(script.read_text(encoding="utf-8")))
+    assert not problems, f"{script.name}'s exercises (tutorials/README.md, House style): {problems}"
+
+
+@pytest.mark.parametrize("script", LESSONS, ids=lambda p: p.name)
+def test_solution_solves_each_exercise_in_its_own_section_in_the_lessons_order(script):
+    items = lesson_exercises(script.read_text(encoding="utf-8"))
+    solution = TUTORIALS / "solutions" / script.name
+    problems = solution_section_problems(items, solution.read_text(encoding="utf-8"))
+    assert not problems, f"solutions/{script.name} (tutorials/README.md, House style): {problems}"
+
+
+_LESSON_FIXTURE = """# %% [markdown]
+# # Lesson 99 — A fixture
+#
+# ## Exercises
+#
+# Exercises 1 and 2 share a model.
+#
+{items}
+#
+# Solutions: `tutorials/solutions/99_fixture.py`.
+"""
+_FOUR = [(1, "One"), (2, "Two?"), (3, "Three"), (4, "Four")]
+
+
+def _lesson(lines):
+    return _LESSON_FIXTURE.format(items="\n".join(f"# {line}" for line in lines))
+
+
+def _solution(headings):
+    return "\n".join(f"# %% [markdown]\n# {h}\n\n# %%\nprint({i})\n" for i, h in enumerate(headings))
+
+
+@pytest.mark.parametrize("lines, problem", [
+    ([f"{n}. **T{n}.** Do it.\n#    More of it." for n in range(1, 8)], "7 exercises"),  # lesson 08 as it was
+    (["1. **A.** x", "2. **B.** x"], "2 exercises"),
+    (["1. **A.** x", "2. **B.** x", "4. **D.** x"], "numbered [1, 2, 4]"),
+    (["1. **A.** x", "2. Plain text, no title.", "3. **C.** x"], "exercise 2 has no bold title"),
+])
+def test_the_exercise_list_check_catches_a_broken_list(lines, problem):
+    problems = exercise_list_problems(lesson_exercises(_lesson(lines)))
+    assert any(problem in p for p in problems), problems
+
+
+def test_the_exercise_list_check_reads_titles_and_skips_parts():
+    lines = ["1. **How long?** On the model:", "   (a) train P = 4;", "   (b) and from words.",
+             "2. **Decode by hand.** x", "3. **Why √hs?** x"]
+    assert lesson_exercises(_lesson(lines)) == [(1, "How long?"), (2, "Decode by hand"), (3, "Why √hs?")]
+    assert exercise_list_problems(lesson_exercises(_lesson(lines))) == []
+
+
+@pytest.mark.parametrize("headings, problem", [
+    (["## Exercise 3 — Three", "## Exercise 2 — Two?", "## Exercise 4 — Four", "## Exercise 1 — One"],
+     "sections are exercises [3, 2, 4, 1]"),  # solution 11 as it was
+    (["## Exercise 1 — One", "## Exercise 2 — Two?", "## Exercises 3 and 4 — Three; four"], "is neither"),
+    (["## Exercise 1 — One", "## Exercise 2 — Two?", "## Exercise 3 — Three"], "sections are exercises [1, 2, 3]"),
+    (["## Exercise 1 — One", "## Exercise 2 — Two? (with a subtitle)", "## Exercise 3 — Three",
+      "## Exercise 4 — Four"], "section 2 is titled"),
+    (["## Exercise 1 — One", "## Exercise 1 — One", "## Exercise 2 — Two?", "## Exercise 3 — Three",
+      "## Exercise 4 — Four"], "sections are exercises [1, 1, 2, 3, 4]"),
+    (["## Exercises 2–3 — Shared runs", "## Exercise 1 — One", "## Exercise 2 — Two?", "## Exercise 3 — Three",
+      "## Exercise 4 — Four"], "does not open exercises 1.. in order"),
+])
+def test_the_solution_check_catches_a_wrong_section(headings, problem):
+    problems = solution_section_problems(_FOUR, _solution(headings))
+    assert any(problem in p for p in problems), problems
+
+
+def test_the_solution_check_accepts_a_shared_setup_cell_before_its_exercises():
+    headings = ["## Exercise 1 — One", "## Exercises 2–4 — The shared runs", "## Exercise 2 — Two?",
+                "### (a) A part", "## Exercise 3 — Three.", "## Exercise 4 — Four"]
+    assert solution_section_problems(_FOUR, _solution(headings)) == []
 
 
 def test_every_solution_belongs_to_a_tutorial():

@@ -701,7 +701,7 @@ claim("lora_adapter_and_model_bytes", sizes)  # checked by tests/test_tutorials.
 # `attn.c_attn` 3C (query, key, value), `attn.c_proj` C, `mlp.c_fc` 4C, `mlp.c_proj` C; that is
 # 9C = 1,152 a block and 4 × 1,152 = 4,608 in all, 0.48% of the model. The embeddings and the
 # tied head have none. The LayerNorms have a shift β too; `bitfit_layernorm = true` trains their
-# gain and shift as well (exercise 7).
+# gain and shift as well (exercise 5).
 #
 # One part of them learns nothing: the key bias b_k (the middle C of `attn.c_attn`'s 3C). It adds
 # q_i · b_k / √d to the score of query i against *every* key j, the same number for each j;
@@ -826,28 +826,40 @@ if not smoke():
 # %% [markdown]
 # ## Exercises
 #
-# Exercises 1–4 are on soft prompts, 5–7 on LoRA and BitFit.
+# Exercises 1–3 are on soft prompts, 4 and 5 on LoRA and BitFit. Exercises 1–3 start from one
+# model fine-tuned in full on summarization, both styles mixed, as in Section 5: the `full`
+# strategy, 200 steps, `lr = 1e-3`, `dropout = 0.1`, 800 training examples, seed 0. Their prompt
+# stages keep the prompt strategy's defaults (`lr = 0.1`, no weight decay, 20 warmup steps,
+# `prompt_init = "vocab"`) unless the exercise says otherwise, train one prompt per style, and
+# style accuracy is the share of 30 validation documents per style summarized in the asked style.
+# Exercises 4 and 5 run built-in recipes from the base on translation, as in Sections 10–12, each
+# with its recipe's own rate, for 100 steps of 16 on 1,000 training pairs (seed 0), keeping the
+# last weights (`restore_best = false`), with BLEU on 64 validation pairs.
 #
-# 1. **How long a prompt?** On the full-tuned model (`stages/0-full` of the run above), train
-#    prompts of 4 and of 32 vectors (`prompt_tokens`) with the same steps. Does style accuracy
-#    depend on P?
-# 2. **Starting from words.** Train the headline prompt with `prompt_init = "text"` and
-#    `prompt_text = "Headline:"` for only a few steps, and compare with `vocab` after the same
-#    steps. Does a good start matter?
-# 3. **Weight decay on a prompt.** Train a prompt with `weight_decay = 0.5` and compare the
-#    average norm of its vectors with the norm of real token embeddings (and with a prompt trained
-#    without decay). What does decay pull the prompt towards?
-# 4. **A stale prompt.** Fine-tune the full-tuned model a few more steps, then try to load the
-#    old headline prompt onto it. What happens, and why is that the right behaviour?
-# 5. **LoRA on the MLP instead of the attention.** Run the `lora` recipe with
-#    `lora_targets = ["mlp.c_fc", "mlp.c_proj"]`. Count the trainable numbers by hand (r·in +
-#    out·r for 128 → 512 and 512 → 128) and check `trainable_params` in `summary.json`; compare
-#    BLEU with the attention's targets after the same steps.
-# 6. **Rank 1 against rank 16.** Run LoRA on the attention at `lora_rank` 1, 8 and 16 with the
-#    same steps. How do the trainable numbers, the size of `adapter.pt` and BLEU change? Does the
-#    rank matter at this budget?
-# 7. **BitFit with LayerNorm.** Run the `bitfit` recipe with `bitfit_layernorm = true`. How many
-#    numbers train now (count γ and β of every LayerNorm by hand), which tensors moved, and what
-#    does it do to BLEU?
+# 1. **How long a prompt, and where to start it?**
+#    (a) Train prompts of 4 and of 32 vectors (`prompt_tokens`), 100 steps each. Does style
+#    accuracy depend on P?
+#    (b) Train the headline prompt alone (`data = "headline"`, `prompts = ["headline"]`, 4
+#    vectors) for only 15 steps with `warmup_steps = 2`, once from `prompt_init = "text"` with
+#    `prompt_text = "Headline:"` and once from `vocab`, and compare their headline-style accuracy.
+#    Does a good start matter?
+# 2. **Weight decay on a prompt.** Train 4-vector prompts for 100 steps with
+#    `weight_decay = 0.5` and compare the average norm of their vectors with the norm of real
+#    token embeddings, and with the 4-vector prompts of exercise 1(a), trained without decay.
+#    What does decay pull the prompt towards?
+# 3. **A stale prompt.** Fine-tune the full-tuned model 10 more steps (`full`, `lr = 1e-3`,
+#    `restore_best = false`), then try to load the 4-vector headline prompt of exercise 1(a)
+#    onto it. What happens, and why is that the right behaviour?
+# 4. **Where and how big a LoRA.**
+#    (a) Run the `lora` recipe (rank 8) with `lora_targets = ["mlp.c_fc", "mlp.c_proj"]`.
+#    Count the trainable numbers by hand (r·in + out·r for 128 → 512 and 512 → 128) and check
+#    `trainable_params` in `summary.json`; compare BLEU with the recipe's own targets, the
+#    attention's, at rank 8.
+#    (b) Run LoRA on the attention at `lora_rank` 1, 8 and 16 (`lora_alpha` stays the recipe's
+#    8). How do the trainable numbers, the size of `adapter.pt` and BLEU change? Does the rank
+#    matter at this budget?
+# 5. **BitFit with LayerNorm.** Run the `bitfit` recipe with `bitfit_layernorm = true`, and
+#    without. How many numbers train now (count γ and β of every LayerNorm by hand), which
+#    tensors moved, and what does it do to BLEU?
 #
 # Solutions: `tutorials/solutions/08_prompt_tuning.py`.

@@ -389,7 +389,7 @@ if not smoke():
 # the two LoRA figures within a range. The step did not get cheaper: LoRA wraps every block, so
 # backward crosses all of them, where the layers stage's stops at block 2 (the `seconds` column).
 # Which to choose depends on what the narrow domain is worth against the broad one; Lesson 08's
-# exercises 5 and 6 (LoRA on the MLP's layers, a higher rank) are the knobs to try here.
+# exercise 4 (LoRA on the MLP's layers, a higher rank) has the knobs to try here.
 #
 # ## Exercises
 #

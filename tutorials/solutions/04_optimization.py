@@ -61,6 +61,10 @@ print("no decay:", no_decay["names"][:6], "...")
 assert all(p.dim() < 2 for p in no_decay["params"])
 assert all(name.endswith("bias") or ".ln_" in name or name.startswith("transformer.ln_f")
            for name in no_decay["names"])
+# By hand: per block ln_1 and ln_2 (2C each) and the biases of c_attn (3C), attn.c_proj (C), c_fc (4C)
+# and mlp.c_proj (C) — the 13C of lesson 03's 12C² + 13C — and ln_f's 2C: 2 · 13 · 64 + 2 · 64 = 1,792.
+C_, L_ = model.config.n_embd, model.config.n_layer
+assert sum(p.numel() for p in no_decay["params"]) == L_ * 13 * C_ + 2 * C_ == 1792
 
 # %% [markdown]
 # A LayerNorm gain `γ` sets the scale of the normalised activations. Pulling it towards 0 does

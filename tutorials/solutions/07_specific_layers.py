@@ -66,7 +66,9 @@ assert bottom["trainable_params"] == top["trainable_params"]  # the same number 
 # trained on the old representation.
 
 # %% [markdown]
-# ## Exercise 2 — Freezing does not change a gradient's value
+# ## Exercise 2 — Gradient check
+#
+# Freezing does not change a gradient's value.
 
 # %%
 header("Exercise 2: the gradient of block 3, frozen neighbours or not")
@@ -98,7 +100,9 @@ print(f"all {len(everything)} gradients of block 3 are equal; frozen parts got n
 # stops autograd from going further down. That is why freezing is safe to combine with anything.
 
 # %% [markdown]
-# ## Exercise 3 — Head only, untied (a linear probe)
+# ## Exercise 3 — Head only, untied
+#
+# A linear probe: the untied head is the only thing that trains.
 
 # %%
 header("Exercise 3: train only an untied head")
@@ -135,12 +139,22 @@ every = pick(50, 1)
 gradual, folder = layers_run("gradual", unfreeze_every=every, parts=["embeddings", "ln_f"])
 print(f"gradual unfreezing: BLEU {gradual['metrics']['bleu']:.1f} in {gradual['seconds']:.1f} s "
       f"(top two + embeddings, Exercise 1: BLEU {top['metrics']['bleu']:.1f})")
-unfreezer = freezing.GradualUnfreezer(minift.load_model("base").model, every=every, parts=["embeddings", "ln_f"])
+fresh = minift.load_model("base").model
+unfreezer = freezing.GradualUnfreezer(fresh, every=every, parts=["embeddings", "ln_f"])
 L = unfreezer.L
 for step, n_blocks in unfreezer.schedule():
     block = L - n_blocks
     trained = max(0, gradual["steps"] - step)
     print(f"  block {block} trains from step {step}: {trained} steps")
+# Step the unfreezer through the stage, as the trainer does, and count the steps each block trained:
+# the top block every step, each one below `every` fewer (the rule the exercise states).
+steps_trained = [0] * L
+for step in range(gradual["steps"]):
+    unfreezer(step)
+    for i, blk in enumerate(fresh.transformer.h):
+        steps_trained[i] += all(p.requires_grad for p in blk.parameters())
+print("steps each block trained, block 0 first:", steps_trained)
+assert steps_trained == [max(0, gradual["steps"] - (L - 1 - i) * every) for i in range(L)], steps_trained
 # The optimizer was built over every weight that will *ever* train: here, all of them.
 assert gradual["trainable_params"] == gradual["total_params"]
 assert unfreezer.schedule()[0] == (0, 1)  # the top block alone (with the parts) at step 0

@@ -2,9 +2,9 @@
 # # Solutions to Lesson 08 — Parameter-efficient fine-tuning: soft prompts, prefixes, LoRA, BitFit
 #
 # Each cell answers one exercise of `tutorials/08_prompt_tuning.py`, calling the library, and
-# checks the answer with `assert` where a check is possible. Exercises 1–4 start from one model
+# checks the answer with `assert` where a check is possible. Exercises 1–3 start from one model
 # fine-tuned in full on summarization (both styles mixed), as in Section 5 of the lesson;
-# exercises 5–7 start from the base, on translation, as in Sections 10–12.
+# exercises 4 and 5 start from the base, on translation, as in Sections 10–12.
 
 # %%
 import json
@@ -75,16 +75,31 @@ full_dir = run("full", {"strategy": "full", "max_steps": pick(200, 3), "lr": 1e-
 print("full-tuned model in", full_dir)
 
 # %% [markdown]
-# ## Exercise 1 — How long a prompt?
+# ## Exercise 1 — How long a prompt, and where to start it?
+#
+# ### (a) P = 4 against P = 32
 
 # %%
-header("Exercise 1: P = 4 versus P = 32")
+header("Exercise 1(a): P = 4 versus P = 32")
 prompt_runs = {}
+n_embd = minift.load_model(full_dir).model.config.n_embd
+
+
+def trained_numbers(folder):
+    """The stage's trainable_params, as summary.json records it."""
+    return json.loads((folder / "summary.json").read_text())["stages"][0]["trainable_params"]
+
+
 for P in (4, 32):
     prompt_runs[P] = run(f"prompt-{P}", {"strategy": "prompt", "prompt_tokens": P, "max_steps": PROMPT_STEPS},
                          base=str(full_dir))
-    print(f"P = {P:>2}: {P * 2 * minift.load_model(full_dir).model.config.n_embd:>6,} weights (two prompts), "
+    print(f"P = {P:>2}: {P * 2 * n_embd:>6,} weights (two prompts), "
           f"style accuracy {style_accuracy(prompt_runs[P]):5.1f}%")
+    # One (P, C) prompt per style, and nothing else trained: 2 · P · C numbers.
+    prompts = minift.load_model(prompt_runs[P]).prompts
+    assert sorted(prompts) == sorted(SUBSETS["summarization"])
+    assert all(tuple(p.weight.shape) == (P, n_embd) for p in prompts.values())
+    assert trained_numbers(prompt_runs[P]) == 2 * P * n_embd
 
 # %% [markdown]
 # Choosing between two styles is one bit of information per example: even 4 vectors are enough
@@ -92,10 +107,10 @@ for P in (4, 32):
 # harder tasks) but also take positions out of the block.
 
 # %% [markdown]
-# ## Exercise 2 — Starting from words
+# ### (b) Starting from words
 
 # %%
-header("Exercise 2: the headline prompt from 'Headline:' versus from random words")
+header("Exercise 1(b): the headline prompt from 'Headline:' versus from random words")
 few = pick(15, 2)
 starts = {}
 for init in ("vocab", "text"):
@@ -103,8 +118,11 @@ for init in ("vocab", "text"):
              "max_steps": few, "warmup_steps": 2, "prompt_init": init}
     if init == "text":
         stage["prompt_text"] = "Headline:"
-    starts[init] = style_accuracy(run(f"init-{init}", stage, base=str(full_dir)), styles=["headline"])
+    folder = run(f"init-{init}", stage, base=str(full_dir))
+    starts[init] = style_accuracy(folder, styles=["headline"])
     print(f"init {init:<5}: headlines in headline style after {few} steps: {starts[init]:5.1f}%")
+    # The headline prompt alone trained (4 · C numbers); the start is the only difference.
+    assert sorted(minift.load_model(folder).prompts) == ["headline"] and trained_numbers(folder) == 4 * n_embd
 
 # %% [markdown]
 # `data = "headline"` trains on that subset only, and `prompts = ["headline"]` names the one
@@ -113,10 +131,10 @@ for init in ("vocab", "text"):
 # steps of training usually matter more than the start.
 
 # %% [markdown]
-# ## Exercise 3 — Weight decay on a prompt
+# ## Exercise 2 — Weight decay on a prompt
 
 # %%
-header("Exercise 3: weight decay 0.5 on the prompt")
+header("Exercise 2: weight decay 0.5 on the prompt")
 decayed = run("decay", {"strategy": "prompt", "prompt_tokens": 4, "max_steps": PROMPT_STEPS, "weight_decay": 0.5},
               base=str(full_dir))
 wte = minift.load_model(full_dir).model.transformer.wte.weight.detach()
@@ -125,6 +143,7 @@ print(f"mean vector length: real tokens {token_norm:.3f}; prompt without decay {
       f"with decay 0.5 {prompt_norm(decayed):.3f}; style accuracy with decay {style_accuracy(decayed):.1f}%")
 if not smoke():
     assert prompt_norm(decayed) < prompt_norm(prompt_runs[4])
+    assert prompt_norm(prompt_runs[4]) > token_norm  # undecayed, the prompt outgrows a real token (below)
 
 # %% [markdown]
 # Decoupled decay multiplies every vector by `1 − lr·wd` each step: at lr 0.1 and wd 0.5 that is
@@ -134,10 +153,10 @@ if not smoke():
 # token's length. A soft prompt need not look like any word; it only has to steer the model.
 
 # %% [markdown]
-# ## Exercise 4 — A stale prompt
+# ## Exercise 3 — A stale prompt
 
 # %%
-header("Exercise 4: the base moved; the prompt refuses")
+header("Exercise 3: the base moved; the prompt refuses")
 # restore_best = false: keep the last weights even if the validation loss did not improve, so the
 # model has surely moved (putting back the step-0 weights would give the very same base).
 more = run("full-more", {"strategy": "full", "max_steps": pick(10, 2), "lr": 1e-3, "restore_best": False},
@@ -162,13 +181,13 @@ assert load_prompt(prompt_file, minift.load_model(prompt_runs[4]).model) is not 
 
 
 # %% [markdown]
-# ## Exercises 5–7 — LoRA and BitFit on translation
+# ## Exercises 4–5 — LoRA and BitFit on translation
 #
 # One helper runs a built-in recipe from the base with a few fields changed, on the same data and
 # steps for every run, and returns the stage's record from `summary.json`.
 
 # %%
-header("Exercises 5-7: the runs")
+header("Exercises 4-5: the runs")
 TR_TRAIN, TR_STEPS = pick(1000, 24), pick(100, 3)
 base = minift.load_model("base").model
 config, C = base.config, base.config.n_embd
@@ -206,10 +225,12 @@ bitfit_dir, bitfit = run_translation("bitfit", "bitfit")
 bitfit_ln_dir, bitfit_ln = run_translation("bitfit-layernorm", "bitfit", bitfit_layernorm=True)
 
 # %% [markdown]
-# ## Exercise 5 — LoRA on the MLP instead of the attention
+# ## Exercise 4 — Where and how big a LoRA
+#
+# ### (a) On the MLP instead of the attention
 
 # %%
-header("Exercise 5: the MLP's layers against the attention's")
+header("Exercise 4(a): the MLP's layers against the attention's")
 attention = ["attn.c_attn", "attn.c_proj"]
 mlp_by_hand = lora_count(8, ["mlp.c_fc", "mlp.c_proj"])
 print(f"MLP: 4 blocks x (8·128 + 512·8 + 8·512 + 128·8) = {mlp_by_hand:,}; summary.json: {mlp['trainable_params']:,}")
@@ -232,10 +253,10 @@ if not smoke():
 # where the update sits matters less than how little of the model it can change.
 
 # %% [markdown]
-# ## Exercise 6 — Rank 1 against rank 16
+# ### (b) Rank 1 against rank 16
 
 # %%
-header("Exercise 6: lora_rank 1, 8 and 16 on the attention")
+header("Exercise 4(b): lora_rank 1, 8 and 16 on the attention")
 counts = {}
 for rank, (folder, s) in lora.items():
     adapter = folder / "stages" / "0-lora" / "adapter.pt"
@@ -260,10 +281,10 @@ if not smoke():
 # (Lesson 08, Section 12).
 
 # %% [markdown]
-# ## Exercise 7 — BitFit with LayerNorm
+# ## Exercise 5 — BitFit with LayerNorm
 
 # %%
-header("Exercise 7: bitfit_layernorm = true")
+header("Exercise 5: bitfit_layernorm = true")
 n_ln = (2 * config.n_layer + 1) * 2 * C  # γ and β (C each) of ln_1 and ln_2 per block, and ln_f
 names = bias_names(base, layernorm=True)
 by_hand = bitfit["trainable_params"] + n_ln
