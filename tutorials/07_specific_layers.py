@@ -341,7 +341,7 @@ print(f"\nlayers (as shipped) writes: {sample['prediction']}\nreference:        
 #    `discriminative` rates (with them a bottom block would learn 2.6³ ≈ 18x slower than a top one,
 #    and the comparison would measure the rates, not the blocks). Train on Section 8's data
 #    (`RunOptions(examples=1000, seed=0, eval_limit=100)`: 1000 translation pairs, BLEU on 100
-#    test pairs). Compare the two BLEU scores. Which half matters more for this task?
+#    validation pairs). Compare the two BLEU scores. Which half matters more for this task?
 # 2. **Gradient check.** Freeze everything but block 3 and run one backward pass. Show that the
 #    gradient of block 3 is the same as in a fully trainable model (freezing changes *which*
 #    gradients are computed, never their values).

@@ -29,7 +29,7 @@ def layers_run(name, **stage):
     """Run one 'layers' stage on translation with the exercises' setup; returns (stage summary, run folder).
 
     The setup of Exercises 1 and 4: max_steps 300, lr 2e-3, dropout 0.1, eval_examples 64, no
-    discriminative rates, 1000 training pairs, seed 0, BLEU on 100 test pairs; ``stage`` adds what
+    discriminative rates, 1000 training pairs, seed 0, BLEU on 100 validation pairs; ``stage`` adds what
     trains (in smoke mode the sizes shrink, as everywhere).
     """
     recipe = parse_recipe({"name": name, "task": "translation",
