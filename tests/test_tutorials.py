@@ -696,3 +696,22 @@ def test_every_script_says_what_it_shows():
     assert scripts - set(CLAIMS) == set(), "these scripts have no entry in CLAIMS"
     assert set(CLAIMS) - scripts == set(), "these CLAIMS entries name no script"
     assert all(CLAIMS[name] for name in scripts), "an entry must check at least one claim"
+
+
+# --- one running time per lesson: the lesson's Time line, the outline and the teacher's guide agree ----
+_LESSON_TIME = re.compile(r"\*\*Time:\*\* about (\d+) minutes to read and run; the script runs in (.+?) on 2 CPU")
+_OUTLINE_ROW = re.compile(r"^\| (\d\d) \| \[.*?\]\(\d\d_\w+\.py\) \| (\d+) min \((.+?)\) \|", re.M)
+_GUIDE_ROW = re.compile(r"^\| (\d\d) [^|]+\| (\d+) min \| (.+?) \| (.+?) \|", re.M)
+
+
+def test_each_lesson_states_one_running_time_the_outline_and_the_guide_repeat():
+    outline = {m[1]: (m[2], m[3]) for m in _OUTLINE_ROW.finditer((TUTORIALS / "README.md").read_text())}
+    guide = {m[1]: (m[2], m[3]) for m in _GUIDE_ROW.finditer((TUTORIALS / "TEACHING.md").read_text())}
+    assert sorted(outline) == sorted(guide) == [p.name[:2] for p in LESSONS]
+    for script in LESSONS:
+        first = parse_cells(script.read_text(encoding="utf-8"))[0]["source"].replace("\n# ", " ")
+        m = _LESSON_TIME.search(first)
+        assert m, f"{script.name}: its first cell needs '**Time:** about N minutes to read and run; the script runs in T on 2 CPU'"
+        number = script.name[:2]
+        assert (m[1], m[2]) == outline[number] == guide[number], (
+            f"{script.name} says {m[1]} min and {m[2]!r}; the outline {outline[number]}, TEACHING.md {guide[number]}")

@@ -15,7 +15,8 @@
 #
 # **Prerequisites:** Lesson 01 (tokens); PyTorch tensors, matrix products, `softmax`.
 #
-# **Time:** about 45 minutes; the script runs in well under a minute on 2 CPU cores.
+# **Time:** about 45 minutes to read and run; the script runs in 30 s on 2 CPU cores (full mode,
+# one thread; measured in `tutorials/TEACHING.md` section 3), a few seconds with `MINIFT_SMOKE=1`.
 #
 # Library code: `minift/model.py` (`CausalSelfAttention`), `minift/figures.py` (`attention_maps`) and
 # `minift/plot.py` (`attention_svg`, the heat map).

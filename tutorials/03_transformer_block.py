@@ -15,7 +15,8 @@
 #
 # **Prerequisites:** Lessons 01 and 02.
 #
-# **Time:** about 45 minutes; the script runs in under a minute on 2 CPU cores.
+# **Time:** about 45 minutes to read and run; the script runs in 7 s on 2 CPU cores (full mode,
+# one thread; measured in `tutorials/TEACHING.md` section 3), a few seconds with `MINIFT_SMOKE=1`.
 #
 # Library code: `minift/model.py` (`MLP`, `Block`, `GPT`, `KVCache`, `lm_loss`).
 

@@ -15,7 +15,8 @@
 #
 # **Prerequisites:** Lesson 03 (a GPT and its loss); gradient descent and `loss.backward()`.
 #
-# **Time:** about 45 minutes; the script runs in under a minute on 2 CPU cores.
+# **Time:** about 45 minutes to read and run; the script runs in 28 s on 2 CPU cores (full mode,
+# one thread; measured in `tutorials/TEACHING.md` section 3), a few seconds with `MINIFT_SMOKE=1`.
 #
 # Library code: `minift/optim.py` (`AdamW`, `SGD`, `l2_penalty`, `l1_penalty`, `lr_at`,
 # `clip_grad_norm`, `param_groups`) and `minift/trainer.py` (`train_stage`, the loop every lesson uses).

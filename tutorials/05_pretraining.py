@@ -15,8 +15,9 @@
 #
 # **Prerequisites:** Lessons 01–04 (tokenizer, attention, the GPT block, AdamW and schedules).
 #
-# **Time:** about 40 minutes; the script runs in about two minutes on 2 CPU cores
-# (`MINIFT_SMOKE=1` shrinks it to a few seconds).
+# **Time:** about 40 minutes to read and run; the script runs in 3.5 min on 2 CPU cores (full
+# mode, one thread; most of it the short pretraining run; measured in `tutorials/TEACHING.md`
+# section 3), a few seconds with `MINIFT_SMOKE=1`.
 #
 # Library code: `minift/pretrain.py` (the whole recipe), `minift/trainer.py` (the loop),
 # `minift/world/` (the text).

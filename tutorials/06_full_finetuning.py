@@ -15,7 +15,9 @@
 #
 # **Prerequisites:** Lesson 05 (the base and the next-token loss), Lesson 04 (AdamW).
 #
-# **Time:** about 40 minutes; the script runs in about a minute on 2 CPU cores.
+# **Time:** about 40 minutes to read and run; the script runs in 1.1 min on 2 CPU cores (full
+# mode, one thread; measured in `tutorials/TEACHING.md` section 3), a few seconds with
+# `MINIFT_SMOKE=1`.
 #
 # Library code: `minift/tasks/format.py` (templates, masks, batches), `minift/evaluate.py`
 # (decoding and metrics), `minift/finetune.py` (running a recipe), `minift/recipes/full.toml`.

@@ -19,8 +19,9 @@
 #
 # **Prerequisites:** Lesson 06 (fine-tuning with a recipe), Lesson 03 (the GPT's parts).
 #
-# **Time:** about 45 minutes; the script takes about four minutes of CPU time (one thread), most
-# of it the four fine-tuning runs of Section 8.
+# **Time:** about 45 minutes to read and run; the script runs in 4.0 min on 2 CPU cores (full
+# mode, one thread; most of it the four fine-tuning runs of Section 8; measured in
+# `tutorials/TEACHING.md` section 3), a few seconds with `MINIFT_SMOKE=1`.
 #
 # Library code: `minift/freezing.py` (every function used here), `minift/strategy_bench.py`
 # (the cost of each strategy), `minift/recipes/layers.toml`.
@@ -313,7 +314,7 @@ if not smoke():
     # 8.7 BLEU. The ranges leave room for another PyTorch build or thread count.
     full, frozen, unfrozen, scratch = (bleu[k] for k in runs)
     assert scratch < frozen < full, bleu  # the trap costs BLEU, and stays above no pretraining
-    assert frozen < unfrozen and unfrozen - frozen > (full - frozen) / 2, bleu  # most of the gap back
+    assert frozen < unfrozen, bleu  # training the embedding wins some of the gap back (how much varies: the prose)
     assert 15 <= full <= 24 and 10 <= frozen <= 18 and 3 <= scratch <= 12, bleu
 sample = results["layers (as shipped)"]["stages"][0]["samples"][0]
 print(f"\nlayers (as shipped) writes: {sample['prediction']}\nreference:                  {sample['reference']}")
@@ -321,11 +322,13 @@ print(f"\nlayers (as shipped) writes: {sample['prediction']}\nreference:        
 # %% [markdown]
 # What to notice: with the head frozen, the top blocks can only re-use the base's existing word
 # scores; the run costs less per step but translates worse than full fine-tuning (the run above
-# prints about 14 against 19 BLEU). Letting the (tied) embedding train brings most of the gap back
-# (about 17.6), at the price of a backward pass through every block. Yet the frozen head does
-# not fall to the floor: the same steps from random weights give about 9 BLEU. The pretrained
-# blocks are worth more than the word mapping they cannot change. A full run of this lesson
-# asserts this order, and that the embedding wins back more than half of the gap.
+# prints about 14 against 19 BLEU). Letting the (tied) embedding train brings part of the gap back
+# (about 17.6), at the price of a backward pass through every block. How much is not stable:
+# over seeds 0, 1 and 2 (`MINIFT_SEED=s`, `tutorials/TEACHING.md` section 2) it won back 73%,
+# 111% and 41% of the gap. Yet the frozen head does not fall to the floor: the same steps from
+# random weights give about 9 BLEU (5.2 to 8.7 over the three seeds). The pretrained blocks are
+# worth more than the word mapping they cannot change. A full run of this lesson asserts this
+# order, and that the embedding wins some of the gap back.
 #
 # One seed is one sample. The committed strategy grid (300 steps a stage;
 # `data/experiments/strategies/results.md`, made by the command at its top) ran `layers`, `full`

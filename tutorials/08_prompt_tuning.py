@@ -29,8 +29,9 @@
 #
 # **Prerequisites:** Lessons 06 and 07 (recipes, freezing, what a step costs).
 #
-# **Time:** about 75 minutes; the script takes four to five minutes of CPU time (one thread), most of
-# it the seven fine-tuning runs; a few seconds with `MINIFT_SMOKE=1`.
+# **Time:** about 75 minutes to read and run; the script runs in 4.8 min on 2 CPU cores (full
+# mode, one thread; most of it its fine-tuning runs; measured in `tutorials/TEACHING.md` section
+# 3), a few seconds with `MINIFT_SMOKE=1`.
 #
 # Library code: `minift/strategies/prompt.py` (the soft prompts), `minift/strategies/prefix.py`,
 # `minift/strategies/lora.py`, `minift/strategies/bitfit.py`, the recipes

@@ -24,10 +24,11 @@
 #
 # **Prerequisites:** lessons 06 (full fine-tuning), 07 (freezing layers), 08 (prompt tuning, LoRA).
 #
-# **Time:** about 50 minutes to read and run. The script takes about four and a half minutes of
-# CPU time (one thread), nearly all of it the two schedules (a few seconds with `MINIFT_SMOKE=1`).
-# The library code is in `minift/schedule.py` (recipes) and `minift/finetune.py` (running them);
-# the strategies are `minift/strategies/full.py`, `layers.py`, `prompt.py` and `lora.py`.
+# **Time:** about 50 minutes to read and run; the script runs in 4.9 min on 2 CPU cores (full
+# mode, one thread; nearly all of it the two schedules; measured in `tutorials/TEACHING.md`
+# section 3), a few seconds with `MINIFT_SMOKE=1`. The library code is in `minift/schedule.py`
+# (recipes) and `minift/finetune.py` (running them); the strategies are
+# `minift/strategies/full.py`, `layers.py`, `prompt.py` and `lora.py`.
 
 # %%
 import copy

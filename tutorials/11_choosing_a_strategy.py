@@ -19,8 +19,9 @@
 #
 # **Prerequisites:** lessons 06–10 (the three strategies, recipes, metrics).
 #
-# **Time:** about 40 minutes to read and run. The script runs in about 2 minutes on a 2-core
-# laptop (a few seconds with `MINIFT_SMOKE=1`).
+# **Time:** about 40 minutes to read and run; the script runs in 2.8 min on 2 CPU cores (full
+# mode, one thread; measured in `tutorials/TEACHING.md` section 3), a few seconds with
+# `MINIFT_SMOKE=1`.
 #
 # Library code: `minift/experiment.py` (the grid, its tables and charts) and `minift/advise.py`
 # (predictions, memory, the advice).
