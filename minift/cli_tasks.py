@@ -272,12 +272,43 @@ def cmd_notebooks(args):
 
 
 def cmd_course(args):
+    if args.what == "ranges":
+        return cmd_course_ranges(args)
     from minift.figures import write_figures
 
-    written = write_figures(args.out)  # args.what is "figures", the one thing it writes so far
+    written = write_figures(args.out)
     for path in written:
         print(path)
     print(f"{len(written)} figures in {args.out}", file=sys.stderr)
+
+
+def _whole_numbers(text: str, flag: str) -> list[int]:
+    parts = [t.strip() for t in text.split(",")]
+    if not parts or not all(t.isdigit() for t in parts):
+        raise MiniftError(f"{flag}: a comma list of whole numbers >= 0, like 0,1,2; got {text!r}")
+    return sorted(set(map(int, parts)))
+
+
+def cmd_course_ranges(args):
+    from minift.course import default_tutorial_dir, lessons_with_key_numbers, ranges_table, run_ranges
+    from minift.io import atomic_write_text, usable_folder
+
+    seeds = _whole_numbers(args.seeds, "--seeds")
+    scripts = lessons_with_key_numbers(args.tutorials or default_tutorial_dir())
+    if args.lessons:
+        wanted = _whole_numbers(args.lessons, "--lessons")
+        known = {int(s.name[:2]): s for s in scripts}
+        unknown = [n for n in wanted if n not in known]
+        if unknown:
+            raise MiniftError(f"--lessons: no lesson {', '.join(f'{n:02d}' for n in unknown)} reports key numbers; "
+                              f"allowed: {', '.join(s.name[:2] for s in scripts)}")
+        scripts = [known[n] for n in wanted]
+    folder = usable_folder(args.out, "--out folder")
+    if not args.no_run:
+        run_ranges(scripts, seeds, folder, asserts=not args.no_asserts, jobs=args.jobs)
+    table = ranges_table(scripts, seeds, folder)
+    atomic_write_text(folder / "ranges.md", table)
+    print(table, end="")
 
 
 def cmd_grade(args):
@@ -358,14 +389,28 @@ def register_study(sub) -> None:
     p.add_argument("--tutorials", help="the tutorials folder (default: the one next to the package)")
     p.set_defaults(func=cmd_notebooks)
 
-    p = sub.add_parser("course", help="write every figure the course uses, as SVG for slides",
+    p = sub.add_parser("course", help="the course's figures for slides, and its key numbers' ranges over seeds",
                        description="figures: write the course's pictures into --out as SVG (minift/figures.py): "
                                    "the shipped base's attention maps on a fixed sentence, the learning-rate "
                                    "schedules of lesson 04 and of the full recipe, the gradual-unfreezing timeline "
                                    "of lesson 07, the base's pretraining loss and the committed strategy "
-                                   "comparison. A few seconds on one core.")
-    p.add_argument("what", choices=["figures"], help="what to write: figures")
-    p.add_argument("--out", required=True, help="folder to write the SVG files to")
+                                   "comparison. A few seconds on one core. ranges: run every lesson that reports "
+                                   "key numbers (minift.course.key) in full mode at each of --seeds, keep each "
+                                   "run's output in --out (rerun to resume), and print the markdown table of "
+                                   "every key number at each seed with its range and what the lesson asserts "
+                                   "(also written to OUT/ranges.md); the table of tutorials/TEACHING.md section 2. "
+                                   "About 20 minutes of one core per seed.")
+    p.add_argument("what", choices=["figures", "ranges"], help="what to write: figures or ranges")
+    p.add_argument("--out", required=True, help="folder to write to (ranges: also each run's output, for resuming)")
+    p.add_argument("--seeds", default="0,1,2", help="ranges: the seeds, a comma list (default: 0,1,2)")
+    p.add_argument("--lessons", help="ranges: lesson numbers, a comma list like 06,07 (default: every lesson "
+                                     "with key numbers)")
+    p.add_argument("--jobs", type=positive, default=1, help="ranges: lessons run at once (default: 1; with "
+                                                            "OMP_NUM_THREADS=1, up to one per core)")
+    p.add_argument("--no-asserts", action="store_true",
+                   help="ranges: run python -O, so a failing full-mode assert does not hide later numbers")
+    p.add_argument("--no-run", action="store_true", help="ranges: only rebuild the table from the runs in --out")
+    p.add_argument("--tutorials", help="ranges: the tutorials folder (default: the one next to the package)")
     p.set_defaults(func=cmd_course)
 
     from minift.grade import EXERCISES

@@ -136,13 +136,31 @@ def claim(name: str, value):
     the course test reads back. A single ``write`` of one short line in append mode, so lines from
     one run never interleave.
     """
+    _record(name, value)
+    return value
+
+
+def key(label: str, value, asserted: str | None = None):
+    """Report one of a lesson's *key numbers* and return ``value`` unchanged.
+
+    A key number is what a student should see when they run the lesson (a BLEU score, a final
+    loss), as opposed to an identity that holds at any seed. ``label`` names it for a reader
+    ("BLEU after 300 steps of full"); ``asserted`` says, in words, what the lesson's full-mode
+    ``assert`` checks about it ("15-24", "above scratch"), or None when nothing is asserted. It is
+    a ``claim`` whose record also carries ``"key": true`` and ``asserted``, so ``minift course
+    ranges`` can gather every key number over several seeds into the teacher's guide's table.
+    """
+    _record(label, value, key=True, asserted=asserted)
+    return value
+
+
+def _record(name: str, value, **extra) -> None:
     path = os.environ.get(CLAIMS_VARIABLE)
     if path:
         lesson = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
-        line = json.dumps({"lesson": lesson, "name": name, "value": _plain(value)}, ensure_ascii=False)
+        line = json.dumps({"lesson": lesson, "name": name, "value": _plain(value), **extra}, ensure_ascii=False)
         with open(path, "a", encoding="utf-8") as f:
             f.write(line + "\n")
-    return value
 
 
 def read_claims(path: str | os.PathLike) -> list[dict]:
@@ -307,3 +325,145 @@ def write_notebooks(tutorial_dir: str | os.PathLike, out_dir: str | os.PathLike)
             atomic_write_json(path, to_notebook(cells))
             written.append(path)
     return written
+
+
+# --- key numbers over seeds: ``minift course ranges`` -----------------------------------------
+# A lesson's key numbers (``key(...)``) change with the seed of its training. The teacher's guide
+# gives each one's range over a few seeds, so a teacher knows what a student's run should print
+# and how far apart two students' runs may be. The table is made by running every lesson that
+# reports a key number, in full mode, once per seed, and reading back what ``key`` recorded.
+_TRACE_LINE = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+)')
+
+
+def lessons_with_key_numbers(tutorial_dir: str | os.PathLike) -> list[Path]:
+    """The lessons of ``tutorial_dir`` whose source calls ``key(`` (those the ranges table lists)."""
+    return [p for p in tutorial_files(tutorial_dir) if re.search(r"(?<![\w.])key\(", p.read_text(encoding="utf-8"))]
+
+
+def _failure(stderr: str, script: Path) -> str:
+    """``AssertionError at line 139``: the last line of a traceback and where in the lesson it was raised."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    if not lines:
+        return "no message"
+    where = [m["line"] for m in _TRACE_LINE.finditer(stderr) if Path(m["file"]).name == script.name]
+    last = lines[-1].strip()
+    return f"{last[:120]}" + (f" at line {where[-1]}" if where else "")
+
+
+def run_lesson(script: Path, seed: int, folder: Path, asserts: bool = True) -> dict:
+    """Run one lesson in full mode at ``seed``, keeping its output in ``folder``; return its run record.
+
+    ``folder/NAME-SEED.txt`` and ``.err`` hold what it printed, ``.claims`` what it reported, and
+    ``.json`` the record ``{"lesson", "seed", "asserts", "returncode", "seconds", "failure"}``,
+    written last (atomically), so a record on disk means a finished run and a second call resumes.
+    ``asserts=False`` runs ``python -O``: the full-mode asserts are skipped, so one range that fails
+    does not hide the numbers after it.
+    """
+    import subprocess
+    import time
+
+    stem = f"{script.stem}-{seed}"
+    claims_path = folder / f"{stem}.claims"
+    claims_path.unlink(missing_ok=True)
+    env = dict(os.environ, **{SEED_VARIABLE: str(seed), CLAIMS_VARIABLE: str(claims_path),
+                              "MINIFT_COURSE_OUT": str(folder / "out")})
+    env.pop(SMOKE_VARIABLE, None)  # full mode: the sizes the lesson's text talks about
+    command = [sys.executable] + ([] if asserts else ["-O"]) + [str(script.resolve())]
+    start = time.perf_counter()
+    with open(folder / f"{stem}.txt", "w", encoding="utf-8") as out, \
+            open(folder / f"{stem}.err", "w", encoding="utf-8") as err:
+        returncode = subprocess.run(command, stdout=out, stderr=err, env=env, cwd=folder).returncode
+    record = {"lesson": script.name, "seed": seed, "asserts": asserts, "returncode": returncode,
+              "seconds": round(time.perf_counter() - start, 1),
+              "failure": None if returncode == 0 else
+              _failure((folder / f"{stem}.err").read_text(encoding="utf-8", errors="replace"), script)}
+    atomic_write_json(folder / f"{stem}.json", record)
+    return record
+
+
+def finished_run(script: Path, seed: int, folder: Path, asserts: bool) -> dict | None:
+    """The record of a finished run of ``script`` at ``seed`` in ``folder`` with the same asserts, else None."""
+    path = folder / f"{script.stem}-{seed}.json"
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if record.get("asserts") == asserts else None
+
+
+def run_ranges(scripts: list[Path], seeds: list[int], folder: str | os.PathLike, asserts: bool = True,
+               jobs: int = 1, log=None) -> list[dict]:
+    """Run every (lesson, seed) not yet finished in ``folder``, ``jobs`` at a time; return every run record.
+
+    Progress goes to ``log`` (stderr by default): each finished run, its time, and the time left.
+    """
+    import time
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    log = log or sys.stderr
+    folder = usable_folder(folder, "--out folder")
+    todo = [(s, seed) for seed in seeds for s in scripts if finished_run(s, seed, folder, asserts) is None]
+    done = [finished_run(s, seed, folder, asserts) for seed in seeds for s in scripts]
+    records = [r for r in done if r is not None]
+    if records:
+        print(f"course ranges: {len(records)} runs already in {folder}, {len(todo)} to go", file=log)
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # threads: each waits on its own process
+        futures = [pool.submit(run_lesson, s, seed, folder, asserts) for s, seed in todo]
+        for i, future in enumerate(as_completed(futures), 1):
+            record = future.result()
+            records.append(record)
+            left = len(todo) - i
+            eta = (time.perf_counter() - start) / i * left
+            status = "ok" if record["returncode"] == 0 else f"exit {record['returncode']}: {record['failure']}"
+            print(f"[{i}/{len(todo)}] {record['lesson']} seed {record['seed']}: {record['seconds']:.0f} s, {status}; "
+                  f"{left} left, about {eta / 60:.1f} min", file=log, flush=True)
+    return records
+
+
+def _value_cell(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def ranges_table(scripts: list[Path], seeds: list[int], folder: str | os.PathLike) -> str:
+    """The markdown table of every key number of ``scripts`` at each seed, from the runs kept in ``folder``.
+
+    One row per key number, in the order the lessons report them: its value at each seed ("—" where
+    that run did not reach it), the range over the seeds, and what the lesson asserts about it.
+    Runs that failed are listed under the table with the line that stopped them.
+    """
+    folder = Path(folder)
+    rows: dict[tuple[str, str], dict] = {}
+    failures = []
+    for script in scripts:
+        for seed in seeds:
+            for record in read_claims(folder / f"{script.stem}-{seed}.claims"):
+                if record.get("key"):
+                    row = rows.setdefault((script.name, record["name"]), {"values": {}, "asserted": None})
+                    row["values"][seed] = record["value"]
+                    row["asserted"] = record.get("asserted") or row["asserted"]
+            run = json.loads((folder / f"{script.stem}-{seed}.json").read_text(encoding="utf-8")) \
+                if (folder / f"{script.stem}-{seed}.json").is_file() else None
+            if run is None:
+                failures.append(f"- {script.name[:2]} at seed {seed}: not run yet")
+            elif run["returncode"] != 0:
+                failures.append(f"- {script.name[:2]} at seed {seed}: exited {run['returncode']}, {run['failure']}")
+    head = ["lesson", "number"] + [f"seed {s}" for s in seeds] + ["range", "asserted in full mode"]
+    lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(seeds) + 1) + "---|"]
+    for (lesson, name), row in rows.items():
+        values = [row["values"][s] for s in seeds if s in row["values"]]
+        numbers = [float(v) for v in values if isinstance(v, (int, float))]
+        if values and all(isinstance(v, bool) for v in values):
+            span = f"yes at {sum(values)} of {len(values)}"
+        else:
+            span = f"{_value_cell(min(numbers))}–{_value_cell(max(numbers))}" if numbers else "—"
+        cells = [_value_cell(row["values"][s]) if s in row["values"] else "—" for s in seeds]
+        lines.append(f"| {lesson[:2]} | {name.replace('|', chr(92) + '|')} | " + " | ".join(cells)
+                     + f" | {span} | {row['asserted'] or '—'} |")
+    if failures:
+        lines += ["", "Runs that did not finish:", *failures]
+    return "\n".join(lines) + "\n"

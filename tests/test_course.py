@@ -190,3 +190,116 @@ def test_claim_refuses_a_value_it_cannot_write(monkeypatch, tmp_path):
     monkeypatch.setenv("MINIFT_CLAIMS", str(tmp_path / "claims.jsonl"))
     with pytest.raises(MiniftError, match="cannot record a object"):
         claim("odd", object())
+
+
+# --- key numbers and `minift course ranges` ---------------------------------------------------
+def test_key_records_a_claim_marked_key_with_what_is_asserted(monkeypatch, tmp_path):
+    from minift.course import key
+
+    monkeypatch.setenv("MINIFT_CLAIMS", str(tmp_path / "c.jsonl"))
+    assert key("BLEU full", torch.tensor(19.5), asserted="15–24").item() == 19.5
+    key("a loss", 1.25)
+    claim("not a key number", 3)
+    records = read_claims(tmp_path / "c.jsonl")
+    assert [(r["name"], r.get("key"), r.get("asserted")) for r in records] == [
+        ("BLEU full", True, "15–24"), ("a loss", True, None), ("not a key number", None, None)]
+    assert records[0]["value"] == 19.5
+
+
+# Two fake lessons: one reports numbers that depend on the seed and asserts one of them; the other
+# reports nothing (it must not be run). A third fails its assert at seed 1 after its first number.
+LESSON_A = '''
+from minift.course import key, lesson_seed, smoke
+s = lesson_seed()
+assert not smoke()  # ranges run the lessons in full mode
+key("loss", 1.0 + s / 10)
+key("steps", 100 * (s + 1), asserted="above 50")
+key("still falling", s != 1, asserted="yes")
+'''
+LESSON_B = '''
+from minift.course import claim
+claim("an identity", 0)  # a claim, not a key number
+'''
+LESSON_C = '''
+from minift.course import key, lesson_seed
+key("score | with a bar", 10 * (lesson_seed() + 1), asserted="below 15")
+assert lesson_seed() != 1, "score above 15"
+key("after the assert", 7)
+'''
+
+
+@pytest.fixture()
+def fake_course(tmp_path):
+    folder = tmp_path / "tutorials"
+    folder.mkdir()
+    for name, text in (("01_a.py", LESSON_A), ("02_b.py", LESSON_B), ("03_c.py", LESSON_C)):
+        (folder / name).write_text(text)
+    return folder
+
+
+def test_course_ranges_runs_each_lesson_with_key_numbers_at_each_seed_and_tabulates(fake_course, tmp_path, capsys,
+                                                                                      monkeypatch):
+    from minift.cli import main
+
+    monkeypatch.setenv("MINIFT_SMOKE", "1")  # the parent's smoke mode must not leak into the runs
+    out = tmp_path / "ranges"
+    assert main(["course", "ranges", "--tutorials", str(fake_course), "--seeds", "0,1,2", "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert (out / "ranges.md").read_text() == table
+    rows = [line for line in table.splitlines() if line.startswith("| 0")]
+    assert rows == [
+        "| 01 | loss | 1 | 1.1 | 1.2 | 1–1.2 | — |",
+        "| 01 | steps | 100 | 200 | 300 | 100–300 | above 50 |",
+        "| 01 | still falling | yes | no | yes | yes at 2 of 3 | yes |",
+        "| 03 | score \\| with a bar | 10 | 20 | 30 | 10–30 | below 15 |",
+        "| 03 | after the assert | 7 | — | 7 | 7–7 | — |",
+    ]
+    assert "| 02 " not in table and not list(out.glob("02_b-*"))  # a lesson without key numbers is not run
+    assert "- 03 at seed 1: exited 1, AssertionError: score above 15 at line 4" in table
+    run = json.loads((out / "01_a-2.json").read_text())
+    assert run["returncode"] == 0 and run["asserts"] is True and run["seed"] == 2
+
+
+def test_course_ranges_resumes_and_rebuilds_without_running(fake_course, tmp_path, capsys):
+    from minift.cli import main
+
+    out = tmp_path / "ranges"
+    assert main(["course", "ranges", "--tutorials", str(fake_course), "--seeds", "0", "--out", str(out)]) == 0
+    first = capsys.readouterr()
+    assert "[2/2]" in first.err
+    stamp = (out / "01_a-0.json").stat().st_mtime_ns
+    assert main(["course", "ranges", "--tutorials", str(fake_course), "--seeds", "0,1", "--out", str(out)]) == 0
+    second = capsys.readouterr()
+    assert "2 runs already" in second.err and "[2/2]" in second.err and "[3/" not in second.err
+    assert (out / "01_a-0.json").stat().st_mtime_ns == stamp  # the finished run was not repeated
+    (out / "01_a-1.json").unlink()  # a run that did not finish
+    assert main(["course", "ranges", "--tutorials", str(fake_course), "--seeds", "0,1", "--out", str(out),
+                 "--no-run"]) == 0
+    table = capsys.readouterr().out
+    assert "- 01 at seed 1: not run yet" in table and not (out / "01_a-1.json").exists()
+    # --no-asserts is another kind of run (python -O, where the failing assert lets the lesson go on):
+    # the finished run with asserts on does not count for it
+    assert main(["course", "ranges", "--tutorials", str(fake_course), "--seeds", "1", "--lessons", "3",
+                 "--out", str(out), "--no-asserts"]) == 0
+    table = capsys.readouterr().out
+    assert "| 03 | after the assert | 7 |" in table and "Runs that did not finish" not in table
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--seeds", "0,x"], "--seeds: a comma list of whole numbers"),
+    (["--lessons", "02"], "--lessons: no lesson 02 reports key numbers; allowed: 01, 03"),
+])
+def test_course_ranges_refuses_bad_flags_in_one_line(fake_course, tmp_path, capsys, flags, message):
+    from minift.cli import main
+
+    assert main(["course", "ranges", "--tutorials", str(fake_course), "--out", str(tmp_path / "o"), *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_course_ranges_refuses_an_out_path_that_is_a_file(fake_course, tmp_path, capsys):
+    from minift.cli import main
+
+    (tmp_path / "taken").write_text("keep me")
+    assert main(["course", "ranges", "--tutorials", str(fake_course), "--out", str(tmp_path / "taken")]) == 2
+    assert "taken" in capsys.readouterr().err and (tmp_path / "taken").read_text() == "keep me"

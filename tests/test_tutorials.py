@@ -78,9 +78,35 @@ class Reported(dict):
         return found
 
 
+def _guide_ranges() -> dict[str, list[str]]:
+    """Lesson number -> the key numbers (labels) the teacher's guide's table of ranges lists for it."""
+    text = (TUTORIALS / "TEACHING.md").read_text(encoding="utf-8")
+    section = text.split("### Ranges over seeds", 1)[1].split("\n### ", 1)[0]
+    rows: dict[str, list[str]] = {}
+    for m in re.finditer(r"^\| (\d\d) \| (.+?) \| ", section, re.M):
+        rows.setdefault(m[1], []).append(m[2].replace("\\|", "|"))
+    return rows
+
+
+def _check_key_numbers(script: Path, records: list) -> None:
+    """A lesson's key numbers (minift.course.key) are the rows the guide's table of ranges lists for it."""
+    labels = [r["name"] for r in records]
+    assert len(set(labels)) == len(labels), f"{script.name} reported a key number twice: {labels}"
+    for r in records:
+        v = r["value"]
+        assert isinstance(v, bool) or (isinstance(v, (int, float)) and math.isfinite(v)), (script.name, r)
+    listed = _guide_ranges().get(script.name[:2], [])
+    if script.parent == TUTORIALS:  # a solution keeps its lesson's key numbers or drops them; only lessons are listed
+        assert labels == listed, (
+            f"{script.name} reports the key numbers {labels}, but TEACHING.md section 2 lists {listed} for it; "
+            "rebuild the table with `minift course ranges --seeds 0,1,2 --out DIR`")
+
+
 def _check_claims(script: Path, records: list) -> None:
     key = str(script.relative_to(TUTORIALS))
     assert key in CLAIMS, f"{key} has no entry in CLAIMS (tests/test_tutorials.py): say what it shows"
+    _check_key_numbers(script, [r for r in records if r.get("key")])
+    records = [r for r in records if not r.get("key")]
     reported = Reported(key, records)
     for description, names, holds in CLAIMS[key]:
         names = (names,) if isinstance(names, str) else names

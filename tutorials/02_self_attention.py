@@ -28,7 +28,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from minift.course import claim, header, lesson_seed, output_dir, pick, show
+from minift.course import claim, header, key, lesson_seed, output_dir, pick, show
 from minift.figures import attention_maps, token_labels
 from minift.model import GPT, CausalSelfAttention, GPTConfig
 from minift.optim import AdamW, param_groups
@@ -200,6 +200,7 @@ print(f"{model.num_parameters():,} parameters, {steps} steps in {time.perf_count
       f"(a uniform guess: ln {tok.vocab_size} = {math.log(tok.vocab_size):.2f})")
 # checked by tests/test_tutorials.py
 claim("val_loss_and_ln_V", [state.last_eval["val_loss"], math.log(tok.vocab_size)])
+key("tiny model's validation loss (nats/token)", state.last_eval["val_loss"])  # its range over seeds: TEACHING.md
 
 
 def attention_weights(block, x):

@@ -26,7 +26,7 @@ import math
 
 import torch
 
-from minift.course import claim, header, lesson_seed, output_dir, pick, show, smoke
+from minift.course import claim, header, key, lesson_seed, output_dir, pick, show, smoke
 from minift.model import GPT, GPTConfig
 from minift.optim import SGD, AdamW, clip_grad_norm, l2_penalty, lr_at, param_groups
 from minift.plot import line_chart, lr_schedule_svg
@@ -134,8 +134,10 @@ for i in range(d):
     print(f"{scales[i]:>14.1f} {w_true[i]:>7.1f}" + "".join(f"{w[i]:>20.3f}" for w, _ in fits.values()))
 print(f"{'‖w‖':>22}" + "".join(f"{w.norm():>20.3f}" for w, _ in fits.values()))
 print(f"{'train MSE':>22}" + "".join(f"{mse:>20.3f}" for _, mse in fits.values()))
+(w_l2, _), (w_adamw, _) = fits["Adam + L2 (λ=1)"], fits["AdamW (wd=1)"]
+key("Adam + L2: max |w| of the weak features", w_l2[4:].abs().max(), asserted="below 0.2")
+key("AdamW: min |w| of the weak features", w_adamw[4:].abs().min(), asserted="above 0.8 (and every weight below 1.1)")
 if not smoke():  # the claims of the text below, checked
-    (w_l2, _), (w_adamw, _) = fits["Adam + L2 (λ=1)"], fits["AdamW (wd=1)"]
     assert w_l2[4:].abs().max() < 0.2 < 0.8 < w_adamw[4:].abs().min()  # L2 crushes the weak features
     assert w_adamw.abs().max() < 1.1  # AdamW caps every weight near 1/wd
 
@@ -213,6 +215,8 @@ regularized = {
     "AdamW (wd=0.1)": fit_linear("adamw", 0.02, weight_decay=0.1),
 }
 near_zero = {name: int((w.abs() < NEAR_ZERO).sum()) for name, (w, _) in regularized.items()}
+for name, count in near_zero.items():
+    key(f"weights below 1e-3: {name}", count, asserted="the most of the four" if "L1" in name else None)
 print(f"{'':>18} {f'|w| < {NEAR_ZERO:g}':>12} {f'max |w|, the {d - relevant} irrelevant':>27} {'train MSE':>10}   "
       f"the 5 relevant weights (true: {[round(v, 1) for v in w_true[:relevant].tolist()]})")
 for name, (w, mse) in regularized.items():
@@ -279,6 +283,8 @@ series = [{"name": f"{split}, dropout {p}", "x": eval_steps, "y": [h[k] for h in
 line_chart(series, title="Dropout on 40 paragraphs", xlabel="step", ylabel="loss (nats/token)",
            path=OUT / "dropout.svg")
 show(OUT / "dropout.svg")  # in a notebook the chart appears here; from a terminal, open the path
+key("dropout 0.0: final validation loss", curves[0.0][-1][1])
+key("dropout 0.2: final validation loss", curves[0.2][-1][1], asserted="below dropout 0.0's")
 if not smoke():
     assert curves[0.2][-1][1] < curves[0.0][-1][1]  # validation loss at the end: lower with dropout
 

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 import minift
-from minift.course import claim, header, lesson_seed, output_dir, pick, show
+from minift.course import claim, header, key, lesson_seed, output_dir, pick, show
 from minift.model import GPT, lm_loss
 from minift.pretrain import (PRESETS, bits_per_char, corpus_texts, encode_stream, pretrain, stream_loss,
                              window_batches)
@@ -181,6 +181,7 @@ for r in records:
         print(f"{r['step']:>6}  {r['metrics']['val_loss']:>9.3f}  {r['metrics']['val_bpc']:>8.3f}")
 # checked by tests/test_tutorials.py
 claim("val_loss_at_each_eval", [r["metrics"]["val_loss"] for r in records if r["event"] == "eval"])
+key("short run: final validation loss", [r["metrics"]["val_loss"] for r in records if r["event"] == "eval"][-1])
 print(f"train loss every {spec.train.log_every} steps:",
       " ".join(f"{r['loss']:.2f}" for r in records if r["event"] == "train"))
 print("run folder:", OUT, "->", sorted(p.name for p in OUT.iterdir()))

@@ -49,7 +49,7 @@ import torch
 
 import minift
 from minift.checkpoint import fingerprint
-from minift.course import claim, header, lesson_seed, output_dir, pick, smoke
+from minift.course import claim, header, key, lesson_seed, output_dir, pick, smoke
 from minift.errors import MiniftError
 from minift.evaluate import evaluate_examples, generate_text
 from minift.finetune import RunOptions, run_recipe
@@ -757,6 +757,9 @@ for i in range(model.config.n_layer):
     name = f"transformer.h.{i}.attn.c_attn.bias"
     moves.append([d.abs().mean().item() for d in (tuned_state[name] - base_state[name]).split(C)])
     print(f"  block {i}: mean |change| of b_q {moves[-1][0]:.4f}, b_k {moves[-1][1]:.4f}, b_v {moves[-1][2]:.4f}")
+if all(k > 0 for q, k, v in moves):
+    key("BitFit: the smallest ratio over blocks of b_q's change to b_k's", min(q / k for q, k, v in moves),
+        asserted="above 5 in every block")
 if not smoke():  # the text below: the key bias moved far less than the query bias (measured: 36-120x less)
     assert all(k < q / 5 for q, k, v in moves), moves
 
@@ -791,6 +794,10 @@ for name in ("prompt", "prefix", "bitfit", "lora", "full"):
 costs = {name: [r["stages"][0]["trainable_params"], r["stages"][0]["optimizer_state_bytes"]] for name, r in runs.items()}
 claim("compared_trainable_and_state", costs)  # checked by tests/test_tutorials.py
 bleu = {name: runs[name]["stages"][0]["metrics"]["bleu"] for name in ("prompt", "bitfit", "lora", "full")}
+key("base BLEU", runs["full"]["before"]["bleu"], asserted="below 1")
+for name, asserted in (("prompt", "0.5–6, above the base by 1"), ("prefix", None), ("bitfit", "1.5–8"),
+                       ("lora", "2–9"), ("full", "12–22, 5 above prompt, BitFit and LoRA")):
+    key(f"BLEU {name}", runs[name]["stages"][0]["metrics"]["bleu"], asserted=asserted)
 if not smoke():
     # What the text below says. Measured (`OMP_NUM_THREADS=1 python tutorials/08_prompt_tuning.py`,
     # seed 0, torch 2.13 CPU): base 0.2, prompt 2.9, BitFit 3.9, LoRA 4.6, full 16.4 BLEU. The ranges

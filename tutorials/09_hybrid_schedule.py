@@ -40,7 +40,7 @@ import torch
 
 import minift
 from minift.cli_tasks import print_stage_table
-from minift.course import claim, header, lesson_seed, output_dir, pick, show, smoke
+from minift.course import claim, header, key, lesson_seed, output_dir, pick, show, smoke
 from minift.errors import MiniftError
 from minift.evaluate import evaluate_examples
 from minift.finetune import RunOptions, run_recipe
@@ -368,6 +368,13 @@ for name in ("after general", "after kitchen", "after prompts"):
 for name, bundle in list(lora_models.items())[1:]:
     scores[name] = {s: evaluate_examples(bundle, examples)["metrics"]["bleu"] for s, examples in test.items()}
     print(f"{name:>22} " + " ".join(f"{scores[name][s]:13.1f}" for s in test))
+asserted = {("after general", "general"): "above both kitchen stages'",
+            ("after kitchen", "general"): "below the LoRA stage's", ("after kitchen", "kitchen"): "10 above the LoRA stage's",
+            ("LoRA: after kitchen", "general"): "16–26", ("LoRA: after kitchen", "kitchen"): "3–14, 3 above after general's"}
+for name in ("after general", "after kitchen", "after prompts", "LoRA: after kitchen"):
+    for subset in test:
+        key(f"{'layers: ' + name if name.startswith('after') else name}, {subset} BLEU", scores[name][subset],
+            asserted=asserted.get((name, subset)))
 if not smoke():
     # What the text below says. Measured (`OMP_NUM_THREADS=1 python tutorials/09_hybrid_schedule.py`,
     # seed 0, torch 2.13 CPU): after the kitchen stage, general / kitchen BLEU 21.1 / 6.9 with LoRA,

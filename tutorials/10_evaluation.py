@@ -40,7 +40,7 @@ import torch
 
 import minift
 from minift import metrics
-from minift.course import claim, header, lesson_seed, output_dir, pick, show, smoke
+from minift.course import claim, header, key, lesson_seed, output_dir, pick, show, smoke
 from minift.evaluate import evaluate_examples, teacher_forced_loss
 from minift.finetune import RunOptions, run_recipe
 from minift.schedule import parse_recipe
@@ -231,9 +231,9 @@ assert lcs == metrics.lcs_length(pred, ref)
 print(f"LCS = {lcs}; ROUGE-L P, R, F1 = {[round(100 * x, 2) for x in prf(lcs, len(pred), len(ref))]}")
 
 library = metrics.rouge_pair(prediction, reference)
-for key, m, n_pred, n_ref in (("rouge1", m1, len(pred), len(ref)), ("rouge2", m2, len(pred) - 1, len(ref) - 1),
-                              ("rougeL", lcs, len(pred), len(ref))):
-    assert math.isclose(library[key]["f1"], 100 * prf(m, n_pred, n_ref)[2])
+for variant, m, n_pred, n_ref in (("rouge1", m1, len(pred), len(ref)), ("rouge2", m2, len(pred) - 1, len(ref) - 1),
+                                  ("rougeL", lcs, len(pred), len(ref))):
+    assert math.isclose(library[variant]["f1"], 100 * prf(m, n_pred, n_ref)[2])
 print("minift.metrics.rouge_pair agrees:", {k: round(v["f1"], 2) for k, v in library.items()})
 claim("rouge_f1", {k: v["f1"] for k, v in library.items()})  # checked by tests/test_tutorials.py
 
@@ -385,6 +385,14 @@ print(f"lowest val loss at step {by_loss['step']} (BLEU {by_loss['metrics']['ble
 if by_bleu["step"] > by_loss["step"]:
     print("-> stopping at the loss minimum would have given up "
           f"{by_bleu['metrics']['bleu'] - by_loss['metrics']['bleu']:.1f} BLEU")
+key("base BLEU (100 test pairs)", base_report["metrics"]["bleu"], asserted="below 1")
+key("fine-tuned BLEU (100 test pairs)", tuned_report["metrics"]["bleu"], asserted="15–25")
+key("step of the lowest validation loss", by_loss["step"], asserted="before the best-BLEU step")
+key("step of the best BLEU along the run", by_bleu["step"])
+key("validation loss at the last evaluation minus its lowest", evals[-1]["val_loss"] - by_loss["val_loss"],
+    asserted="above 0 (it rises again)")
+key("BLEU given up by stopping at the loss minimum", by_bleu["metrics"]["bleu"] - by_loss["metrics"]["bleu"],
+    asserted="2–10")
 if not smoke():
     # What the text below quotes. Measured (`OMP_NUM_THREADS=1 python tutorials/10_evaluation.py`,
     # seed 0, torch 2.13 CPU): base BLEU 0.11, fine-tuned 20.06; lowest validation loss at step 80
