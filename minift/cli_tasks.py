@@ -202,6 +202,8 @@ def register(sub) -> None:
     p.add_argument("--out", default="runs/demo", help="folder for the runs (default: runs/demo)")
     p.add_argument("--tasks", default="translation,summarization,qa")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=positive, help="tasks trained at once, the CPU cores shared among them (default: "
+                                                 "every task at once on a CPU, one at a time on a GPU)")
     add_device(p)
     add_quiet(p)
     p.set_defaults(func=cmd_demo)

@@ -26,6 +26,8 @@ What it trains on, and why (the README shows what ``minift demo`` prints with th
 """
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -59,36 +61,149 @@ def demo_recipe(task: str):
     return dataclasses.replace(recipe, stages=stages)
 
 
+def demo_jobs(n_tasks: int, device: str, jobs: int | None = None) -> tuple[int, int]:
+    """(tasks run at once, threads each): every task at once on a CPU, the cores shared out.
+
+    A model this small keeps one thread busy but not two: two one-thread processes train about
+    twice as many steps a second as one process with two threads (``minift bench --only demo``
+    measures it), so on a CPU the tasks run side by side, one process each, and share the
+    cores. On a GPU they run one after another (one device, and a process each would hold its
+    own copy of the CUDA context).
+    """
+    if jobs is None:
+        jobs = 1 if str(device).startswith(("cuda", "mps")) else n_tasks
+    jobs = max(1, min(jobs, n_tasks))
+    cores = os.cpu_count() or 1
+    return jobs, max(1, cores // jobs)
+
+
+def _prepare(out: Path) -> bool:
+    """Clear a finished run of one task; True when an interrupted one is there to resume."""
+    if (out / "summary.json").exists() and (out / "resume.pt").exists():
+        shutil.rmtree(out)  # a finished demo run of this task: start afresh
+    return (out / "resume.pt").exists()
+
+
+def _train_task(task: str, out: str, examples: int, max_steps, seed: int, device: str, eval_limit: int,
+                threads: int | None, quiet: bool) -> dict:
+    """One task's demo run (in this process, or in a worker of its own): the run's summary."""
+    import torch
+
+    from minift.finetune import RunOptions, run_recipe
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    resume = _prepare(Path(out))
+    opts = RunOptions(out=out, task=task, examples=examples, max_steps=max_steps, seed=seed, device=device,
+                      quiet=quiet, resume=resume, eval_limit=eval_limit)  # an interrupted demo continues
+    return run_recipe(demo_recipe(task), opts)
+
+
+def _worker(task: str, out: str, *rest) -> dict:
+    """A worker process: what it would print goes to OUT/<task>.log, and its summary comes back."""
+    Path(out).mkdir(parents=True, exist_ok=True)
+    with open(Path(out).parent / f"{task}.log", "w", encoding="utf-8") as log:
+        sys.stdout = sys.stderr = log
+        return _train_task(task, out, *rest)
+
+
+def _progress(out_dir: Path, tasks: list[str], totals: dict) -> tuple[str, float]:
+    """('translation full 300/500, ...', fraction of all steps done) from each run's log.jsonl."""
+    parts, done = [], 0
+    for task in tasks:
+        stage, step, finished = None, 0, 0
+        log = out_dir / task / "log.jsonl"
+        try:
+            lines = log.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            lines = []
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # the line being written
+            if record.get("event") == "stage" and record.get("stage") != stage:
+                if stage is not None:
+                    finished += totals[task][stage]
+                stage, step = record["stage"], 0
+            elif record.get("event") == "train":
+                step = record["step"]
+        done += finished + step
+        if stage is not None:
+            parts.append(f"{task} {stage} {step}/{totals[task][stage]}")
+        else:
+            parts.append(f"{task} starting")
+    everything = sum(sum(t.values()) for t in totals.values())
+    return ", ".join(parts), done / everything if everything else 0.0
+
+
 def run_demo(args, examples: int = DEMO_EXAMPLES, max_steps: int | None = None,
              eval_limit: int = DEMO_EVAL_LIMIT) -> dict:
-    """Run the demo's hybrid recipe on each of ``args.tasks``; ``max_steps`` caps every stage (tests)."""
-    from minift.tables import print_stage_table
+    """Run the demo's hybrid recipe on each of ``args.tasks``; ``max_steps`` caps every stage (tests).
+
+    On a CPU the tasks train side by side, one process each (``demo_jobs``); each task's table is
+    printed, in the order of ``--tasks``, once it and the tasks before it have finished, and a
+    progress line (each task's stage and step, the time left) goes to stderr meanwhile.
+    """
+    import time
+    from concurrent.futures import ProcessPoolExecutor, wait
+    import multiprocessing
+
     from minift.device import resolve_device
-    from minift.finetune import RunOptions, run_recipe
+    from minift.tables import print_stage_table
     from minift.tasks import MAIN_METRIC, task_names
 
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     for t in tasks:
         if t not in task_names():
             raise MiniftError(f"--tasks: unknown task '{t}': choose from {', '.join(task_names())}")
-    usable_folder(args.out, "--out folder")  # before any work: a bad --out fails at once
+    out_dir = usable_folder(args.out, "--out folder")  # before any work: a bad --out fails at once
     device = resolve_device(args.device)
-    results = {}
-    for task in tasks:
+    jobs, threads = demo_jobs(len(tasks), device, getattr(args, "jobs", None))
+    results, printed = {}, 0
+
+    def report(task, summary):
         recipe = demo_recipe(task)
-        out = Path(args.out) / task
-        if (out / "summary.json").exists() and (out / "resume.pt").exists():
-            shutil.rmtree(out)  # a finished demo run of this task: start afresh
         print(f"\n=== {task}: recipe '{recipe.name}' ({' -> '.join(s.strategy for s in recipe.stages)}) ===",
               flush=True)
-        opts = RunOptions(out=str(out), task=task, examples=examples, max_steps=max_steps, seed=args.seed,
-                          device=device, quiet=args.quiet, resume=(out / "resume.pt").exists(),  # an interrupted demo continues
-                          eval_limit=eval_limit)
-        summary = run_recipe(recipe, opts)
         print_stage_table(summary)
         main = MAIN_METRIC[task]
         print(f"{main}: {summary['before'][main]:.1f} before -> {summary['stages'][-1]['metrics'][main]:.1f} after",
               flush=True)
-        results[task] = summary
-    print(f"\noutputs: {args.out}/<task>/ (model.pt, prompts/, summary.json, log.jsonl, loss.svg, report.md)", file=sys.stderr)
+
+    if jobs == 1:
+        for task in tasks:
+            if not args.quiet:
+                print(f"demo: {task} ...", file=sys.stderr, flush=True)
+            results[task] = _train_task(task, str(out_dir / task), examples, max_steps, args.seed, device,
+                                        eval_limit, None, args.quiet)
+            report(task, results[task])
+    else:
+        from minift.finetune import stage_steps
+
+        totals = {t: {s.name: min(stage_steps(s, examples)[0], max_steps or 10**9) for s in demo_recipe(t).stages}
+                  for t in tasks}
+        if not args.quiet:
+            print(f"demo: {len(tasks)} tasks side by side, {threads} thread{'s' if threads > 1 else ''} each; "
+                  f"each task's output in {out_dir}/<task>.log", file=sys.stderr, flush=True)
+        start = time.time()
+        # spawn: a fresh interpreter per worker (forking a process that holds torch's threads is unsafe)
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(_worker, t, str(out_dir / t), examples, max_steps, args.seed, device, eval_limit,
+                                   threads, True): t for t in tasks}
+            pending = set(futures)
+            while pending:
+                finished, pending = wait(pending, timeout=10)
+                for future in finished:
+                    results[futures[future]] = future.result()  # a worker's MiniftError is raised here
+                while printed < len(tasks) and tasks[printed] in results:
+                    report(tasks[printed], results[tasks[printed]])
+                    printed += 1
+                if pending and not args.quiet:
+                    line, fraction = _progress(out_dir, tasks, totals)
+                    elapsed = time.time() - start
+                    left = f", about {elapsed * (1 - fraction) / fraction / 60:.1f} min left" if fraction > 0.02 else ""
+                    print(f"demo: {line}; {elapsed / 60:.1f} min{left}", file=sys.stderr, flush=True)
+    print(f"\noutputs: {args.out}/<task>/ (model.pt, prompts/, summary.json, log.jsonl, loss.svg, report.md)",
+          file=sys.stderr)
     return results
