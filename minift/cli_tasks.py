@@ -353,7 +353,9 @@ def register_study(sub) -> None:
     p.add_argument("--min-delta", type=float, help="fair: an improvement must beat the best by more (default: 0.001)")
     p.add_argument("--monitor", choices=["val_loss", "main_metric"],
                    help="fair: what early stopping watches (default: val_loss)")
-    p.add_argument("--lrs", help="strategies: an lr sweep's lrs.json: train each (task, strategy) at its tuned rates")
+    p.add_argument("--lrs", help="strategies: an lr sweep's lrs.json, or a comma list of sweeps at different sizes: "
+                                 "train each (task, strategy) at the rates tuned at the sweep size nearest N "
+                                 "(log scale)")
     p.add_argument("--compute-examples", type=positive,
                    help="strategies: the size N of the equal-compute chart (default: the largest)")
     p.add_argument("--world-text", help="strategies: the base's pretraining text file, if it moved since "

@@ -311,14 +311,48 @@ def check_records(log: Path, records: list[dict], settings: dict, keys=SETTINGS)
                               f"use another --out, or the same settings to resume")
 
 
-def read_lrs(path, protocol: dict, cap, base, data) -> tuple[dict, str]:
-    """({(task, strategy): lr multiplier}, lr_source) from an lr sweep's lrs.json, checked against
-    the experiment: the learning rates were tuned under the same budget, base and data."""
-    path = Path(path)
+def read_lr_sweeps(paths, protocol: dict, cap, base, data) -> tuple[dict, str]:
+    """({sweep size N: {(task, strategy): lr multiplier}}, lr_source) from one or more lr sweeps.
+
+    ``paths`` is one lrs.json or a comma list of them, each a sweep at its own training-set size;
+    a cell of the grid uses the sweep nearest its N (``tuned_at``). One sweep gives the lr_source
+    ``tuned sha256:...`` of its winners; several give ``tuned at N=50 sha256:...; N=1000 ...``.
+    """
+    paths = [p for p in (paths.split(",") if isinstance(paths, str) else [paths]) if str(p).strip()]
+    if not paths:
+        raise MiniftError("--lrs: give an lr sweep's lrs.json, or a comma list of them (one per sweep size)")
+    by_size, sources = {}, {}
+    for path in paths:
+        winners, source, size = read_lrs(path, protocol, cap, base, data)
+        if size in by_size:
+            raise MiniftError(f"--lrs: two sweeps at N={size} ({sources[size][0]} and {path}); give one per size")
+        by_size[size], sources[size] = winners, (path, source)
+    if len(by_size) == 1:
+        return by_size, next(iter(sources.values()))[1]
+    return by_size, "tuned at " + "; ".join(f"N={n} {sources[n][1][len('tuned '):]}" for n in sorted(by_size))
+
+
+def tuned_at(sizes, n: int) -> int | None:
+    """The sweep size nearest ``n`` on a log scale (a tie goes to the larger), or None when there is none.
+
+    Log scale, because the sizes of a grid grow by factors (50, 200, 1000, ...): N=200 is nearer a
+    sweep at 50 (x4) than one at 1000 (x5).
+    """
+    sizes = sorted(sizes)
+    if not sizes:
+        return None
+    return min(reversed(sizes), key=lambda m: abs(math.log(n / m)))
+
+
+def read_lrs(path, protocol: dict, cap, base, data) -> tuple[dict, str, int]:
+    """({(task, strategy): lr multiplier}, lr_source, sweep size N) from an lr sweep's lrs.json,
+    checked against the experiment: the learning rates were tuned under the same budget, base and data."""
+    path = Path(str(path).strip())
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
         winners = {(t, s): float(w["lr_scale"]) for t, cells in doc["winners"].items() for s, w in cells.items()}
         settings = doc["settings"]
+        size = int(doc["examples"])
     except FileNotFoundError:
         raise MiniftError(f"--lrs {path}: no such file (write it with `minift experiment lr-sweep`)") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -332,7 +366,7 @@ def read_lrs(path, protocol: dict, cap, base, data) -> tuple[dict, str]:
         raise MiniftError(f"--lrs {path} was tuned under another protocol or settings ({differs}): rerun the sweep "
                           f"with this experiment's options, or run the experiment with the sweep's")
     canonical = json.dumps({f"{t}/{s}": v for (t, s), v in sorted(winners.items())}, sort_keys=True)
-    return winners, "tuned sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:12]
+    return winners, "tuned sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:12], size
 
 
 # --- one run -------------------------------------------------------------------------------------
@@ -437,7 +471,8 @@ def stage_rows(summary: dict, recipe, n_layer: int) -> list[dict]:
 def run_one(task, n, strategy, seed, out: Path, cfg: dict) -> dict:
     """Train one (task, N, strategy, seed) and score it on the test examples; returns its record."""
     run_dir = out / "runs" / task / str(n) / strategy / f"seed{seed}"
-    lr_scale = cfg["lr_scales"].get((task, strategy), 1.0)
+    sweep_n = tuned_at(cfg["lr_scales"], n)
+    lr_scale = cfg["lr_scales"][sweep_n].get((task, strategy), 1.0) if sweep_n is not None else 1.0
     cpu0 = time.process_time()  # CPU seconds: unlike wall time, not inflated by other processes
     summary, recipe = train_run(task, n, strategy, seed, run_dir, cfg, lr_scale, min(100, cfg["test_limit"]))
     t0 = time.time()
@@ -460,7 +495,7 @@ def run_one(task, n, strategy, seed, out: Path, cfg: dict) -> dict:
             "trainable_params": max(s["trainable_params"] for s in stages),
             "optimizer_state_bytes": max(s["optimizer_state_bytes"] for s in stages),
             "steps": sum(s["steps"] for s in stages), "stages": stages,
-            "lr_scale": lr_scale, "lrs": [s["lr"] for s in stages],
+            "lr_scale": lr_scale, "lr_tuned_at": sweep_n, "lrs": [s["lr"] for s in stages],
             "capped_improving": any(s["stop_reason"] == "cap_still_improving" for s in stages),
             "world_loss": world, "curve": compute_curve(run_dir, summary),
             **{k: cfg[k] for k in SETTINGS}}
@@ -614,6 +649,7 @@ def write_markdown(path: Path, agg: dict, command: str, seeds: int, test_n: dict
         params = [" → ".join(f"{p:,}" for p in next(iter(cells.values()))["stage_trainable_params"])
                   for cells in table.values()]
         lines += ["| trainable params | " + " | ".join(params) + " |", ""]
+        lines += lr_table(agg, task, list(table))
         if base_loss is not None and any(c.get("world_loss_mean") is not None
                                          for cells in table.values() for c in cells.values()):
             lines += [f"Forgetting, {task}: the final model's language-model loss on the base's held-out "
@@ -628,6 +664,21 @@ def write_markdown(path: Path, agg: dict, command: str, seeds: int, test_n: dict
                       f"seconds it had spent, at N={agg['compute_examples']} (the first seed).", ""]
         lines += ["**Rule of thumb.** " + rule_of_thumb(task, table), ""]
     atomic_write_text(path, "\n".join(lines))
+
+
+def lr_table(agg: dict, task: str, strategies: list[str]) -> list[str]:
+    """Markdown lines: each strategy's learning-rate multiplier at each size, and the sweep it came from."""
+    by_size, tuned = agg.get("lr_scales_by_size"), agg.get("lr_tuned_at", {})
+    if not by_size or not any(tuned.values()):
+        return []
+    sizes = sorted(by_size, key=int)
+    lines = [f"Learning rates, {task}: each recipe's rates times the multiplier its lr sweep chose, the sweep "
+             "nearest the size on a log scale:", "",
+             "| strategy | " + " | ".join(f"N={n} (sweep at {tuned[n]})" for n in sizes) + " |",
+             "|---|" + "---:|" * len(sizes)]
+    for s in strategies:
+        lines.append(f"| {s} | " + " | ".join(f"x{by_size[n][task][s]:g}" for n in sizes) + " |")
+    return lines + [""]
 
 
 def write_charts(out: Path, agg: dict) -> list[Path]:
@@ -749,10 +800,11 @@ def run_experiment(tasks, sizes, seeds, out, max_steps=None, base=None, data=Non
     base_s, data_s = None if base is None else str(base), None if data is None else str(data)
     lr_scales = {}
     if lrs is not None:
-        lr_scales, proto["lr_source"] = read_lrs(lrs, proto, cap, base_s, data_s)
-        missing = [(t, s) for t in tasks for s in strategies if (t, s) not in lr_scales]
+        lr_scales, proto["lr_source"] = read_lr_sweeps(lrs, proto, cap, base_s, data_s)
+        missing = [(n, t, s) for n in lr_scales for t in tasks for s in strategies if (t, s) not in lr_scales[n]]
         if missing:
-            raise MiniftError(f"--lrs {lrs} has no tuned learning rate for {missing[0][0]}/{missing[0][1]}: "
+            n, t, s = missing[0]
+            raise MiniftError(f"--lrs {lrs}: the sweep at N={n} has no tuned learning rate for {t}/{s}: "
                               f"sweep that task and strategy too")
     usable_folder(out, "--out folder")  # before any work: a bad --out fails at once
     bundle = load_model(base or "base")  # fails early, with a clear message, if the base is missing
@@ -790,7 +842,12 @@ def run_experiment(tasks, sizes, seeds, out, max_steps=None, base=None, data=Non
     agg.update({"command": command, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "machine": machine(), "seeds": seeds, "sizes": sizes, "strategies": strategies,
                 "settings": {k: cfg[k] for k in SETTINGS}, "protocol": proto,
-                "lr_scales": {t: {s: lr_scales.get((t, s), 1.0) for s in strategies} for t in tasks},
+                "lr_scales": {t: {s: lr_scales[tuned_at(lr_scales, sizes[-1])].get((t, s), 1.0) if lr_scales else 1.0
+                                  for s in strategies} for t in tasks},
+                "lr_scales_by_size": {str(n): {t: {s: lr_scales[tuned_at(lr_scales, n)].get((t, s), 1.0)
+                                                   if lr_scales else 1.0 for s in strategies} for t in tasks}
+                                      for n in sizes},
+                "lr_tuned_at": {str(n): tuned_at(lr_scales, n) for n in sizes},
                 "base_world_loss": None if world is None else _base_world_loss(bundle, world, device),
                 "world_note": world_note, "compute_examples": compute_n,
                 "rule_of_thumb": {t: rule_of_thumb(t, agg["results"][t]) for t in agg["results"]}})

@@ -534,3 +534,48 @@ def test_each_final_model_is_scored_on_the_bases_held_out_text(tiny_setup, tmp_p
     # The budget of this run: round(4 epochs * 20 / 16) = 5 steps, between the floor 2 and the cap 8.
     for r in rs.values():
         assert [(s["steps"], s["max_steps"], s["stop_reason"]) for s in r["stages"]] == [(5, 5, "completed")]
+
+
+def test_tuned_at_picks_the_sweep_nearest_on_a_log_scale():
+    assert [experiment.tuned_at([50, 1000], n) for n in (10, 50, 200, 223, 224, 1000, 20000)] == [
+        50, 50, 50, 50, 1000, 1000, 1000]  # sqrt(50 * 1000) = 223.6 is the border
+    assert experiment.tuned_at([100, 400], 200) == 400  # a tie goes to the larger sweep
+    assert experiment.tuned_at([], 200) is None
+
+
+def _sweep_file(path, examples, winners, max_steps, base):
+    """An lrs.json as `minift experiment lr-sweep` writes it, with chosen winners."""
+    proto, cap = experiment.resolve_protocol("fair", max_steps=max_steps)
+    proto.pop("lr_source")
+    doc = {"kind": "lr-sweep", "examples": examples, "seed": 0, "scales": [0.3, 1, 3],
+           "settings": {"protocol": proto, "max_steps": cap, "base": str(base), "data": None},
+           "winners": {"translation": {s: {"lr_scale": x} for s, x in winners.items()}}}
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_the_experiment_takes_each_cells_rates_from_the_sweep_nearest_its_size(tiny_setup, tmp_path, one_thread):
+    base = tiny_setup / "base"
+    small = _sweep_file(tmp_path / "small.json", 8, {"full": 3.0}, 1, base)
+    large = _sweep_file(tmp_path / "large.json", 64, {"full": 0.3}, 1, base)
+    out = tmp_path / "exp"
+    agg = run_experiment(["translation"], [8, 40], 1, out, max_steps=1, base=base, test_limit=1, quiet=True,
+                         strategies=["full"], lrs=f"{small},{large}")
+    got = sorted((r["examples"], r["lr_scale"], r["lr_tuned_at"], r["lrs"][0]) for r in records(out))
+    assert got == [(8, 3.0, 8, pytest.approx(3e-3)), (40, 0.3, 64, pytest.approx(3e-4))]  # 40 is nearer 64 than 8
+    source = agg["protocol"]["lr_source"]
+    assert re.fullmatch(r"tuned at N=8 sha256:[0-9a-f]{12}; N=64 sha256:[0-9a-f]{12}", source), source
+    assert agg["lr_scales_by_size"] == {"8": {"translation": {"full": 3.0}}, "40": {"translation": {"full": 0.3}}}
+    md = (out / "results.md").read_text()
+    assert "| full | x3 | x0.3 |" in md and "N=40 (sweep at 64)" in md
+    # The set of sweeps is part of the protocol: the same folder refuses a run with one sweep only.
+    with pytest.raises(MiniftError, match="another protocol"):
+        run_experiment(["translation"], [8], 1, out, max_steps=1, base=base, test_limit=1, quiet=True,
+                       strategies=["full"], lrs=str(small))
+    with pytest.raises(MiniftError, match=r"two sweeps at N=8"):
+        run_experiment(["translation"], [8], 1, tmp_path / "e2", max_steps=1, base=base, test_limit=1, quiet=True,
+                       strategies=["full"], lrs=f"{small},{small}")
+    no_prompt = _sweep_file(tmp_path / "np.json", 64, {"full": 1.0}, 1, base)
+    with pytest.raises(MiniftError, match=r"the sweep at N=64 has no tuned learning rate for translation/prompt"):
+        run_experiment(["translation"], [8], 1, tmp_path / "e3", max_steps=1, base=base, test_limit=1, quiet=True,
+                       strategies=["full", "prompt"], lrs=str(no_prompt))
