@@ -30,7 +30,9 @@ generate     Generated tokens per second with and without the KV cache (256 new 
 strategies   Per fine-tuning strategy: step time, peak memory, trainable parameters and optimizer
              state, each also as a ratio to full fine-tuning (strategy_bench.py).
 ddp          Two gloo processes with one thread each against one process with two threads, at the
-             same global batch: what the gradient all-reduce costs (ddp_bench.py).
+             same global batch: what the gradient all-reduce costs (ddp_bench.py); and two
+             independent one-thread runs side by side, their steps/s together against the one
+             two-thread process's (what ``minift demo`` gains by training its tasks side by side).
 
 Tutorial 12 (running on a GPU) reads these numbers.
 """
@@ -359,6 +361,9 @@ def run_bench(args) -> dict:
         print(f"  1 process x 2 threads {r['one_process_2_threads_s'] * 1000:.1f} ms/step, "
               f"2 processes (gloo) x 1 thread {r['two_processes_1_thread_s'] * 1000:.1f} ms/step: "
               f"ratio {r['ratio']:.2f}")
+        each = ", ".join(f"{t * 1000:.1f}" for t in r["independent_1_thread_s"])
+        print(f"  2 independent processes x 1 thread, batch {r['global_batch']} each: {each} ms/step; together "
+              f"{r['side_by_side_gain']:.2f}x the steps/s of 1 process x 2 threads (how minift demo runs its tasks)")
     if args.json:
         from minift.io import atomic_write_json
 

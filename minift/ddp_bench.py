@@ -9,6 +9,12 @@ If communication were free the second would take about as long as the first. The
 (two processes ÷ one process, time per step) measures what the all-reduce and the process overhead
 cost; the target on CPU is at most 1.3. The worker is this module run under torchrun; the parent
 times only the steps (not the start-up) and reads each worker's JSON line.
+
+A third way has no communication at all: two *independent* runs, one process and one thread each,
+each with the whole batch of B — how ``minift demo`` trains its tasks side by side. Both start
+timing at the same moment (``--start-at``, after their warm-up), so their timed steps overlap.
+Their steps per second together, divided by the one two-thread process's, is what running side by
+side gains (2 would be perfect; 1, nothing).
 """
 from __future__ import annotations
 
@@ -24,7 +30,7 @@ SHAPE = dict(vocab_size=1026, block_size=128, n_layer=4, n_head=4, n_embd=128)
 GLOBAL_BATCH = 16
 
 
-def worker(steps: int) -> None:
+def worker(steps: int, start_at: float | None = None) -> None:
     """One rank (or the single process): time `steps` DDP training steps, print JSON on rank 0."""
     from minift import distributed
     from minift.model import GPT, GPTConfig, lm_loss
@@ -47,6 +53,8 @@ def worker(steps: int) -> None:
         optimizer.zero_grad(set_to_none=True)
 
     step()  # warm-up (DDP builds its buckets on the first backward)
+    if start_at is not None:  # independent runs: every one starts timing at the same moment
+        time.sleep(max(0.0, start_at - time.time()))
     distributed.barrier(ctx)
     t = time.perf_counter()
     for _ in range(steps):
@@ -72,11 +80,36 @@ def bench_ddp(steps: int = 10) -> dict:
     double = run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
                   "--nproc_per_node", "2", "-m", "minift.ddp_bench", "--steps", str(steps)],
                  dict(os.environ, OMP_NUM_THREADS="1"))
+    side = side_by_side(base, max(steps, 30))
+    gain = side_by_side_gain(single["step_seconds"], side)
     return {"shape": SHAPE, "global_batch": GLOBAL_BATCH, "one_process_2_threads_s": single["step_seconds"],
             "two_processes_1_thread_s": double["step_seconds"],
-            "ratio": double["step_seconds"] / single["step_seconds"]}
+            "ratio": double["step_seconds"] / single["step_seconds"],
+            "independent_1_thread_s": side,
+            "side_by_side_gain": gain}
+
+
+def side_by_side_gain(single_s: float, side_s: list[float]) -> float:
+    """Steps per second of the independent runs together over one process's: sum(1/t_i) / (1/t_single)."""
+    return sum(1 / t for t in side_s) * single_s
+
+
+def side_by_side(base: list[str], steps: int, delay: float = 15.0) -> list[float]:
+    """Seconds per step of two independent one-thread runs timed over the same moments."""
+    start_at = time.time() + delay  # time enough for both to import torch and warm up
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    procs = [subprocess.Popen([*base[:-1], str(steps), "--start-at", f"{start_at:.3f}"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    out = []
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=600)
+        if p.returncode != 0:
+            raise RuntimeError(stderr[-2000:])
+        out.append(json.loads(stdout.strip().splitlines()[-1])["step_seconds"])
+    return out
 
 
 if __name__ == "__main__":
     steps = int(sys.argv[sys.argv.index("--steps") + 1]) if "--steps" in sys.argv else 10
-    worker(steps)
+    start = float(sys.argv[sys.argv.index("--start-at") + 1]) if "--start-at" in sys.argv else None
+    worker(steps, start)

@@ -64,10 +64,10 @@ def demo_recipe(task: str):
 def demo_jobs(n_tasks: int, device: str, jobs: int | None = None) -> tuple[int, int]:
     """(tasks run at once, threads each): every task at once on a CPU, the cores shared out.
 
-    A model this small keeps one thread busy but not two: two one-thread processes train about
-    twice as many steps a second as one process with two threads (``minift bench --only demo``
-    measures it), so on a CPU the tasks run side by side, one process each, and share the
-    cores. On a GPU they run one after another (one device, and a process each would hold its
+    A model this small cannot keep two threads busy: two independent one-thread processes train
+    more steps a second together than one process with two threads (``minift bench --only ddp``
+    measures the gain, "side by side"), so on a CPU the tasks run side by side, one process each,
+    sharing the cores. On a GPU they run one after another (one device, and a process each would hold its
     own copy of the CUDA context).
     """
     if jobs is None:
