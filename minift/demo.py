@@ -39,9 +39,9 @@ from minift.io import usable_folder
 # multiplier of the recipe's rates: what fits the 5-minute budget on 2 cores (the docstring says why).
 DEMO_EXAMPLES = 20000
 DEMO_BUDGETS = {
-    "translation": ((500, 40, 30), 3.0),
-    "summarization": ((600, 40, 30), 3.0),
-    "qa": ((700, 40, 30), 1.0),
+    "translation": ((800, 40, 30), 3.0),
+    "summarization": ((800, 40, 30), 3.0),
+    "qa": ((800, 40, 30), 1.0),
 }
 DEMO_EVAL_LIMIT = 100
 
