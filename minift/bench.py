@@ -325,7 +325,9 @@ def run_bench(args) -> dict:
         from minift.finetune_bench import DEFAULT_TASK, bench_finetune, print_finetune
 
         r = bench_finetune(device, steps=args.steps, task=task or DEFAULT_TASK,
-                           base=getattr(args, "base", None) or "base", batch=batch, compile=args.compile)
+                           base=getattr(args, "base", None) or "base", batch=batch, compile=args.compile,
+                           examples=getattr(args, "examples", None),
+                           length_buckets=getattr(args, "length_buckets", None) or 1)
         results["finetune"] = r
         print_finetune(r, results.get("train"))
     if "loss" in sections:

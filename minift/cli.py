@@ -117,6 +117,11 @@ def build_parser() -> Parser:
                                   "(translation, summarization or qa; default: translation)")
     p.add_argument("--base", help="finetune section: the base model ('base', a path, 'gpt2:PATH', 'scratch'; "
                                   "default: base)")
+    p.add_argument("--length-buckets", type=int, default=1,
+                   help="finetune section: batches drawn from this many groups of similar lengths, as a stage's "
+                        "length_buckets (default: 1, every batch from all examples)")
+    p.add_argument("--examples", type=int, help="finetune section: training examples the batches are drawn from "
+                                                "(default: the full recipe's 1000)")
     p.add_argument("--profile", action="store_true",
                    help="train section: also print torch.profiler's table of the costliest operations")
     p.add_argument("--loss", choices=["chunked", "full"], default="chunked",

@@ -44,11 +44,12 @@ def check_task(task: str) -> None:
 
 def bench_finetune(device="cpu", steps: int = 10, task: str = DEFAULT_TASK, base: str = "base",
                    batch: int | None = None, compile: bool = False, seed: int = 0,
-                   examples: int | None = None) -> dict:
+                   examples: int | None = None, length_buckets: int = 1) -> dict:
     """Time the full recipe's fine-tuning step on ``task``'s training batches.
 
     ``examples``: the size of the training split the rows are drawn from (as ``--examples`` sets
-    it for a run; default the recipe's, 1000).
+    it for a run; default the recipe's, 1000). ``length_buckets``: as the stage field, batches drawn
+    from groups of similar lengths (1: from all examples, as the recipe does).
 
     Returns the setting, one record per timed step (seconds, graded, tokens, positions, T), and
     the totals as rates: graded_tokens_per_s, tokens_per_s (all non-padding input tokens),
@@ -69,6 +70,8 @@ def bench_finetune(device="cpu", steps: int = 10, task: str = DEFAULT_TASK, base
     batch_size = stage.batch_size if batch is None else batch
     if batch_size < 1:
         raise MiniftError(f"--batch must be >= 1, got {batch_size}")
+    if length_buckets < 1 or (examples is not None and examples < 1):
+        raise MiniftError(f"--length-buckets and --examples must be >= 1, got {length_buckets} and {examples}")
     opts = RunOptions(out="", task=task, device=device, compile=compile, examples=examples)
     ctx = opts.dist  # one process
     train = stage_examples(recipe, stage, opts, "train", stage_train_size(recipe, stage, opts), seed)
@@ -82,7 +85,7 @@ def bench_finetune(device="cpu", steps: int = 10, task: str = DEFAULT_TASK, base
     encoded, truncated, dropped = encode_stage_examples(bundle, train, row_prompts)
     if not encoded:
         raise MiniftError(f"{task}: no training example fits the block of {bundle.model.config.block_size} tokens")
-    batches = stage_batches(encoded, batch_size, bundle.tokenizer.pad_id, ctx, device)
+    batches = stage_batches(encoded, batch_size, bundle.tokenizer.pad_id, ctx, device, length_buckets)
     config = stage_train_config(stage)
     train_module = torch.compile(module) if compile else module
     module.train()
@@ -109,6 +112,7 @@ def bench_finetune(device="cpu", steps: int = 10, task: str = DEFAULT_TASK, base
     c = bundle.model.config
     return {"task": task, "base": base, "recipe": RECIPE, "strategy": stage.strategy, "device": str(device),
             "threads": torch.get_num_threads(), "compile": compile, "batch": batch_size, "seed": seed,
+            "length_buckets": length_buckets,
             "config": {k: getattr(c, k) for k in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd")},
             "params": sum(p.numel() for p in bundle.model.parameters()),
             "examples": len(encoded), "truncated_prompts": truncated, "skipped_examples": dropped,
@@ -146,7 +150,8 @@ def print_finetune(finetune: dict, train: dict | None = None) -> None:
           f"{f['base']} ({f['params']:,} parameters), batch {f['batch']}, {len(f['steps'])} steps on {f['device']} "
           f"({f['threads']} threads{', compiled' if f['compile'] else ''})"
           + ("" if f["peak_memory_bytes"] is None else f", peak memory {f['peak_memory_bytes'] / 2**30:.2f} GiB"))
-    print(f"  {f['examples']} examples ({f['truncated_prompts']} prompts cut, {f['skipped_examples']} skipped); "
+    print(f"  {f['examples']} examples ({f['truncated_prompts']} prompts cut, {f['skipped_examples']} skipped), "
+          f"{'batches from all of them' if f.get('length_buckets', 1) == 1 else str(f['length_buckets']) + ' length buckets'}; "
           f"T is the padded length (mean over steps); graded = targets != -100, all = non-padding inputs")
     rows = step_rows(f, train)
     print_table(rows, list(rows[0]))

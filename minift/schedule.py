@@ -76,6 +76,10 @@ class Stage(TrainConfig):
     """Dropout in the model during this stage."""
     eval_examples: int = 64
     """Validation examples for the loss and for generated-text metrics during the stage."""
+    length_buckets: int = 1
+    """Batches of similar lengths: the examples are cut into this many groups by length, and each
+    batch draws its rows from one group (1: every batch from all examples, the default). Less
+    padding per batch, the same chance for every example (``finetune.stage_batches``)."""
     options: object = None
     """The strategy's own fields (its ``Options`` dataclass); None: its defaults."""
 
@@ -225,7 +229,7 @@ def _check_stage(source, where, s: Stage):
                         f"AdamW has betas instead)")
     if s.momentum is not None and not 0 <= s.momentum < 1:
         bad("momentum", "must be in [0, 1) (0 = plain SGD, 0.9 = the default)")
-    for key in ("max_steps", "batch_size", "eval_every", "log_every", "eval_examples"):
+    for key in ("max_steps", "batch_size", "eval_every", "log_every", "eval_examples", "length_buckets"):
         if getattr(s, key) < 1:
             bad(key, "must be >= 1")
     for key in ("examples", "patience"):

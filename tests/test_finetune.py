@@ -553,3 +553,82 @@ def test_a_stage_trains_through_the_fused_module_and_the_ddp_wrapper_on_its_devi
     full = minift.load_model(tmp_path / "run" / "stages" / "0-full").model.state_dict()
     grad = minift.load_model(tmp_path / "run" / "stages" / "1-grad").model.state_dict()
     assert not torch.equal(full["transformer.h.0.attn.c_attn.weight"], grad["transformer.h.0.attn.c_attn.weight"])
+
+
+# --- batches of similar lengths (a stage's length_buckets) -------------------------------------
+def _encoded(lengths):
+    """Example i: n_i tokens, every one of them i + 1 (0 is the padding), so a batch row names its example."""
+    from minift.tasks.format import EncodedExample
+
+    return [EncodedExample(ids=[i + 1] * n, n_prompt=1) for i, n in enumerate(lengths)]
+
+
+def test_length_groups_sort_by_length_into_equal_counts_and_keep_each_group_mixed():
+    from minift.finetune import length_groups
+
+    lengths = [(7 * i) % 50 + 2 for i in range(200)]
+    groups = length_groups(_encoded(lengths), 4, batch_size=4)
+    assert sorted(i for g in groups for i in g) == list(range(200)) and [len(g) for g in groups] == [50] * 4
+    spans = [(min(lengths[i] for i in g), max(lengths[i] for i in g)) for g in groups]
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))  # shortest group first, no overlap
+    assert len(length_groups(_encoded(lengths), 8, batch_size=8)) == 200 // 32  # at least 4 batches' worth each
+    assert len(length_groups(_encoded(lengths[:20]), 8, batch_size=8)) == 1  # too little data: one group
+
+
+def _draws(batches, n_batches, seed=0):
+    """(how often each example was drawn, each batch's spread of row lengths)."""
+    g = torch.Generator().manual_seed(seed)
+    counts, spreads = {}, []
+    for _ in range(n_batches):
+        b = batches(g)
+        for i in (b.input_ids[:, 0] - 1).tolist():
+            counts[i] = counts.get(i, 0) + 1
+        n = b.attention_mask.sum(1)
+        spreads.append(int(n.max() - n.min()))
+    return counts, spreads
+
+
+def test_length_buckets_draw_each_example_equally_often_in_batches_of_similar_lengths():
+    from minift import distributed
+    from minift.finetune import stage_batches
+
+    lengths = [(7 * i) % 50 + 2 for i in range(100)] + [60 + i % 7 for i in range(40)]  # groups of unequal spans
+    encoded, ctx = _encoded(lengths), distributed.DistContext()
+    counts, spreads = _draws(stage_batches(encoded, 4, 0, ctx, "cpu", length_buckets=3), 7000)
+    expected = 7000 * 4 / len(encoded)  # 200 draws of each example
+    assert len(counts) == len(encoded)
+    assert max(abs(c - expected) for c in counts.values()) < 5 * expected ** 0.5  # within 5 sd: uniform
+    _, plain = _draws(stage_batches(encoded, 4, 0, ctx, "cpu"), 2000)
+    assert sum(spreads) / len(spreads) < 0.5 * sum(plain) / len(plain)  # far less padding
+
+
+def test_one_length_bucket_draws_exactly_the_rows_of_plain_batching():
+    from minift import distributed
+    from minift.finetune import stage_batches
+
+    encoded = _encoded([(7 * i) % 50 + 2 for i in range(120)])
+    one = stage_batches(encoded, 4, 0, distributed.DistContext(), "cpu", length_buckets=1)
+    g, h = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    for _ in range(20):
+        rows = torch.randint(0, len(encoded), (4,), generator=h).tolist()
+        assert (one(g).input_ids[:, 0] - 1).tolist() == rows
+
+
+def test_a_stage_with_length_buckets_trains_and_a_bad_count_is_refused(tiny_setup, tmp_path, monkeypatch):
+    from minift import finetune
+    from minift.errors import MiniftError
+    from minift.finetune import RunOptions, run_recipe
+    from minift.schedule import parse_recipe
+
+    asked = []
+    real = finetune.stage_batches
+    monkeypatch.setattr(finetune, "stage_batches", lambda *a, **k: asked.append(a[5:] or k) or real(*a, **k))
+
+    doc = {"name": "bucketed", "stages": [{"strategy": "full", "max_steps": 3, "length_buckets": 2,
+                                           "batch_size": 2, "eval_every": 3}]}
+    summary = run_recipe(parse_recipe(doc, "test"), RunOptions(out=str(tmp_path / "run"), data=str(tiny_setup / "pairs.jsonl"),
+                                                       base=str(tiny_setup / "base"), quiet=True, eval_limit=2))
+    assert summary["stages"][0]["steps"] == 3 and asked == [(2,)]  # the stage's field reaches its batches
+    doc["stages"][0]["length_buckets"] = 0
+    with pytest.raises(MiniftError, match=r"stages\[0\]\.length_buckets.*must be >= 1"):
+        parse_recipe(doc, "test")
