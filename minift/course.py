@@ -95,9 +95,11 @@ def lesson_seed() -> int:
 
     Every lesson passes it to ``torch.manual_seed`` and to the ``seed=`` of its runs, so a
     teacher measures the spread of a lesson's numbers with ``MINIFT_SEED=1``, ``2``, ... (the
-    teacher's guide, ``tutorials/TEACHING.md``, gives the ranges it measured that way). The data a
-    lesson reads (its corpora, its validation and test examples) keeps its own fixed seeds: only
-    the training's randomness changes, as between the seeds of the strategy experiment.
+    teacher's guide, ``tutorials/TEACHING.md``, gives the ranges it measured that way). As between
+    the seeds of the strategy experiment, a run's seed draws its initial randomness *and* the
+    generated examples ``run_recipe`` trains and validates on; the examples a lesson loads itself
+    (its corpora, its test sets) keep their own fixed seeds, except where the lesson compares
+    with a run's own validation scores and so loads the run's examples (lesson 06).
     """
     text = os.environ.get(SEED_VARIABLE, "").strip()
     if not text:

@@ -161,7 +161,7 @@ print("  0 = prompt (read, not graded), 1 = graded, . = padding")
 
 # %%
 header("4. BLEU of the base, before fine-tuning")
-val = load_examples("translation", split="val", n=N_EVAL, seed=0)
+val = load_examples("translation", split="val", n=N_EVAL, seed=SEED)  # the run below draws its own with its seed
 before = evaluate_examples(base, val)
 print(f"BLEU on {before['n']} held-out pairs: {before['metrics']['bleu']:.2f}")
 for s in before["samples"][:3]:
