@@ -302,21 +302,27 @@ def mismatch(record: dict, settings: dict, keys=SETTINGS) -> str | None:
 
 
 def check_records(log: Path, records: list[dict], settings: dict, keys=SETTINGS) -> None:
-    """Refuse a folder holding records made with another protocol or settings (one line)."""
+    """Refuse a folder holding records made with another protocol or settings (one line).
+
+    A record's learning rates are those of the sweep nearest its own N (``cell_settings``), so each
+    record is compared with the settings its cell would get now.
+    """
     for r in records:
-        differs = mismatch(r, settings, keys)
+        differs = mismatch(r, cell_settings(settings, r.get("examples")), keys)
         if differs:
             what = " ".join(str(r.get(k)) for k in ("task", "examples", "strategy", "seed", "lr_scale") if k in r)
             raise MiniftError(f"{log} holds a run made with another protocol or settings ({what}: {differs}): "
                               f"use another --out, or the same settings to resume")
 
 
-def read_lr_sweeps(paths, protocol: dict, cap, base, data) -> tuple[dict, str]:
-    """({sweep size N: {(task, strategy): lr multiplier}}, lr_source) from one or more lr sweeps.
+def read_lr_sweeps(paths, protocol: dict, cap, base, data) -> tuple[dict, str, dict]:
+    """({sweep size N: {(task, strategy): lr multiplier}}, lr_source, {N: that sweep's lr_source})
+    from one or more lr sweeps.
 
     ``paths`` is one lrs.json or a comma list of them, each a sweep at its own training-set size;
     a cell of the grid uses the sweep nearest its N (``tuned_at``). One sweep gives the lr_source
-    ``tuned sha256:...`` of its winners; several give ``tuned at N=50 sha256:...; N=1000 ...``.
+    ``tuned sha256:...`` of its winners; several give ``tuned at N=50 sha256:...; N=1000 ...`` for
+    the grid, while each record carries the lr_source of the one sweep its cell used.
     """
     paths = [p for p in (paths.split(",") if isinstance(paths, str) else [paths]) if str(p).strip()]
     if not paths:
@@ -327,9 +333,20 @@ def read_lr_sweeps(paths, protocol: dict, cap, base, data) -> tuple[dict, str]:
         if size in by_size:
             raise MiniftError(f"--lrs: two sweeps at N={size} ({sources[size][0]} and {path}); give one per size")
         by_size[size], sources[size] = winners, (path, source)
+    per_size = {n: sources[n][1] for n in by_size}
     if len(by_size) == 1:
-        return by_size, next(iter(sources.values()))[1]
-    return by_size, "tuned at " + "; ".join(f"N={n} {sources[n][1][len('tuned '):]}" for n in sorted(by_size))
+        return by_size, next(iter(per_size.values())), per_size
+    return by_size, "tuned at " + "; ".join(f"N={n} {per_size[n][len('tuned '):]}" for n in sorted(by_size)), per_size
+
+
+def cell_settings(cfg: dict, n) -> dict:
+    """The settings a cell of N examples is trained under: the protocol's lr_source is that of the
+    sweep its rates come from (``tuned sha256:`` of that sweep's winners), so records of sizes that
+    use the same sweep stay valid when a sweep for other sizes is added."""
+    sources = cfg.get("lr_sources")
+    if not sources or n is None:
+        return cfg
+    return {**cfg, "protocol": {**cfg["protocol"], "lr_source": sources[tuned_at(sources, int(n))]}}
 
 
 def tuned_at(sizes, n: int) -> int | None:
@@ -498,7 +515,7 @@ def run_one(task, n, strategy, seed, out: Path, cfg: dict) -> dict:
             "lr_scale": lr_scale, "lr_tuned_at": sweep_n, "lrs": [s["lr"] for s in stages],
             "capped_improving": any(s["stop_reason"] == "cap_still_improving" for s in stages),
             "world_loss": world, "curve": compute_curve(run_dir, summary),
-            **{k: cfg[k] for k in SETTINGS}}
+            **{k: cell_settings(cfg, n)[k] for k in SETTINGS}}
 
 
 def prune(run_dir: Path) -> None:
@@ -798,9 +815,9 @@ def run_experiment(tasks, sizes, seeds, out, max_steps=None, base=None, data=Non
         raise MiniftError(f"--compute-examples {compute_examples}: pick one of the sizes run ({', '.join(map(str, sizes))})")
     proto, cap = resolve_protocol(protocol, epochs, min_steps, max_steps, patience, min_delta, monitor)
     base_s, data_s = None if base is None else str(base), None if data is None else str(data)
-    lr_scales = {}
+    lr_scales, lr_sources = {}, {}
     if lrs is not None:
-        lr_scales, proto["lr_source"] = read_lr_sweeps(lrs, proto, cap, base_s, data_s)
+        lr_scales, proto["lr_source"], lr_sources = read_lr_sweeps(lrs, proto, cap, base_s, data_s)
         missing = [(n, t, s) for n in lr_scales for t in tasks for s in strategies if (t, s) not in lr_scales[n]]
         if missing:
             n, t, s = missing[0]
@@ -811,7 +828,8 @@ def run_experiment(tasks, sizes, seeds, out, max_steps=None, base=None, data=Non
     model = model_shape(bundle)
     world, world_note = world_windows(bundle, world_text)
     cfg = {"protocol": proto, "max_steps": cap, "base": base_s, "data": data_s, "test_limit": test_limit,
-           "device": device, "model": model, "out": out, "lr_scales": lr_scales, "world": world,
+           "device": device, "model": model, "out": out, "lr_scales": lr_scales, "lr_sources": lr_sources,
+           "world": world,
            "tests": {t: scoring_examples(t, data, test_limit) for t in tasks}}
     log = out / "results.jsonl"
     records = read_records(log)

@@ -559,17 +559,26 @@ def test_the_experiment_takes_each_cells_rates_from_the_sweep_nearest_its_size(t
     small = _sweep_file(tmp_path / "small.json", 8, {"full": 3.0}, 1, base)
     large = _sweep_file(tmp_path / "large.json", 64, {"full": 0.3}, 1, base)
     out = tmp_path / "exp"
+    # The large sizes first, with the one sweep they use; then a sweep for small sizes joins: the
+    # records already made stay valid (each carries the lr_source of the sweep its cell used).
+    run_experiment(["translation"], [40], 1, out, max_steps=1, base=base, test_limit=1, quiet=True,
+                   strategies=["full"], lrs=str(large))
+    (first,) = records(out)
     agg = run_experiment(["translation"], [8, 40], 1, out, max_steps=1, base=base, test_limit=1, quiet=True,
                          strategies=["full"], lrs=f"{small},{large}")
+    assert records(out)[0] == first  # not rerun
     got = sorted((r["examples"], r["lr_scale"], r["lr_tuned_at"], r["lrs"][0]) for r in records(out))
     assert got == [(8, 3.0, 8, pytest.approx(3e-3)), (40, 0.3, 64, pytest.approx(3e-4))]  # 40 is nearer 64 than 8
     source = agg["protocol"]["lr_source"]
-    assert re.fullmatch(r"tuned at N=8 sha256:[0-9a-f]{12}; N=64 sha256:[0-9a-f]{12}", source), source
+    m = re.fullmatch(r"tuned at N=8 sha256:([0-9a-f]{12}); N=64 sha256:([0-9a-f]{12})", source)
+    assert m, source
+    assert {r["examples"]: r["protocol"]["lr_source"] for r in records(out)} == {
+        8: f"tuned sha256:{m[1]}", 40: f"tuned sha256:{m[2]}"}
     assert agg["lr_scales_by_size"] == {"8": {"translation": {"full": 3.0}}, "40": {"translation": {"full": 0.3}}}
     md = (out / "results.md").read_text()
     assert "| full | x3 | x0.3 |" in md and "N=40 (sweep at 64)" in md
-    # The set of sweeps is part of the protocol: the same folder refuses a run with one sweep only.
-    with pytest.raises(MiniftError, match="another protocol"):
+    # Without the large sweep, N=40 would train at the small one's rates: its record is refused.
+    with pytest.raises(MiniftError, match=r"another protocol .*translation 40 full.*protocol.lr_source"):
         run_experiment(["translation"], [8], 1, out, max_steps=1, base=base, test_limit=1, quiet=True,
                        strategies=["full"], lrs=str(small))
     with pytest.raises(MiniftError, match=r"two sweeps at N=8"):
