@@ -113,7 +113,7 @@ def _progress(out_dir: Path, tasks: list[str], totals: dict) -> tuple[str, float
     """('translation full 300/500, ...', fraction of all steps done) from each run's log.jsonl."""
     parts, done = [], 0
     for task in tasks:
-        stage, step, finished = None, 0, 0
+        stage, step, finished, start = None, 0, 0, 0  # the log's steps count on across stages
         log = out_dir / task / "log.jsonl"
         try:
             lines = log.read_text(encoding="utf-8").splitlines()
@@ -127,9 +127,9 @@ def _progress(out_dir: Path, tasks: list[str], totals: dict) -> tuple[str, float
             if record.get("event") == "stage" and record.get("stage") != stage:
                 if stage is not None:
                     finished += totals[task][stage]
-                stage, step = record["stage"], 0
+                stage, step, start = record["stage"], 0, record.get("step", 0)
             elif record.get("event") == "train":
-                step = record["step"]
+                step = record["step"] - start
         done += finished + step
         if stage is not None:
             parts.append(f"{task} {stage} {step}/{totals[task][stage]}")

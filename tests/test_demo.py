@@ -81,7 +81,8 @@ def test_the_progress_line_reads_each_tasks_stage_and_step_from_its_log(tmp_path
 
     (tmp_path / "qa").mkdir()
     records = [{"event": "stage", "stage": "full", "step": 0}, {"event": "train", "stage": "full", "step": 10},
-               {"event": "stage", "stage": "top-layers", "step": 0}, {"event": "train", "stage": "top-layers", "step": 4}]
+               {"event": "stage", "stage": "top-layers", "step": 10},  # the log counts steps on across stages
+               {"event": "train", "stage": "top-layers", "step": 14}]
     (tmp_path / "qa" / "log.jsonl").write_text("\n".join(map(json.dumps, records)) + "\n{\"event\": \"tra")
     totals = {"qa": {"full": 10, "top-layers": 8, "prompts": 2}, "translation": {"full": 20}}
     line, fraction = _progress(tmp_path, ["qa", "translation"], totals)
