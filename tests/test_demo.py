@@ -22,7 +22,7 @@ def test_demo_runs_the_hybrid_recipe_and_after_beats_before(tmp_path, capsys):
     assert after >= before + 10  # measured here: F1 0.0 -> 25.0 (seed 0, 8 validation questions)
     # The top-layers stage hands on weights that score a lower validation loss than the full stage's
     # (as in the real demo, README). The prompt stage is not held to it: in the real demo its soft
-    # prompts raised the validation loss on every task (they move the text to positions P..).
+    # prompts raised the validation loss on two tasks of three (they move the text to positions P..).
     losses = [s["best_val_loss"] for s in summary["stages"]]
     assert losses[1] < losses[0]
     # The closing line prints the run's own numbers.

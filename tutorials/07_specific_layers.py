@@ -330,8 +330,8 @@ print(f"\nlayers (as shipped) writes: {sample['prediction']}\nreference:        
 # scores; the run costs less per step but translates worse than full fine-tuning (the run above
 # prints about 14 against 19 BLEU). Letting the (tied) embedding train brings part of the gap back
 # (about 17.6), at the price of a backward pass through every block. How much is not stable:
-# over seeds 0, 1 and 2 (`MINIFT_SEED=s`, `tutorials/TEACHING.md` section 2) it won back 73%,
-# 111% and 41% of the gap. Yet the frozen head does not fall to the floor: the same steps from
+# over seeds 0, 1 and 2 (`minift course ranges --seeds 0,1,2`, `tutorials/TEACHING.md` section 2)
+# it won back 72%, 112% and 41% of the gap. Yet the frozen head does not fall to the floor: the same steps from
 # random weights give about 9 BLEU (5.2 to 8.7 over the three seeds). The pretrained blocks are
 # worth more than the word mapping they cannot change. A full run of this lesson asserts this
 # order, and that the embedding wins some of the gap back.
