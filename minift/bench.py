@@ -306,6 +306,9 @@ def run_bench(args) -> dict:
         from minift.finetune_bench import check_task
 
         check_task(task)
+    buckets, examples = getattr(args, "length_buckets", 1), getattr(args, "examples", None)
+    if buckets < 1 or (examples is not None and examples < 1):  # before any section: not after a long one
+        raise MiniftError(f"--length-buckets and --examples must be >= 1, got {buckets} and {examples}")
     results = {}
     batch = getattr(args, "batch", None)
     if "train" in sections:
@@ -326,8 +329,7 @@ def run_bench(args) -> dict:
 
         r = bench_finetune(device, steps=args.steps, task=task or DEFAULT_TASK,
                            base=getattr(args, "base", None) or "base", batch=batch, compile=args.compile,
-                           examples=getattr(args, "examples", None),
-                           length_buckets=getattr(args, "length_buckets", None) or 1)
+                           examples=getattr(args, "examples", None), length_buckets=getattr(args, "length_buckets", 1))
         results["finetune"] = r
         print_finetune(r, results.get("train"))
     if "loss" in sections:

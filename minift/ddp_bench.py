@@ -80,7 +80,7 @@ def bench_ddp(steps: int = 10) -> dict:
     double = run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
                   "--nproc_per_node", "2", "-m", "minift.ddp_bench", "--steps", str(steps)],
                  dict(os.environ, OMP_NUM_THREADS="1"))
-    side = side_by_side(base, max(steps, 30))
+    side = side_by_side(max(steps, 30))
     gain = side_by_side_gain(single["step_seconds"], side)
     return {"shape": SHAPE, "global_batch": GLOBAL_BATCH, "one_process_2_threads_s": single["step_seconds"],
             "two_processes_1_thread_s": double["step_seconds"],
@@ -94,12 +94,13 @@ def side_by_side_gain(single_s: float, side_s: list[float]) -> float:
     return sum(1 / t for t in side_s) * single_s
 
 
-def side_by_side(base: list[str], steps: int, delay: float = 15.0) -> list[float]:
+def side_by_side(steps: int, delay: float = 15.0) -> list[float]:
     """Seconds per step of two independent one-thread runs timed over the same moments."""
     start_at = time.time() + delay  # time enough for both to import torch and warm up
+    command = [sys.executable, "-m", "minift.ddp_bench", "--steps", str(steps), "--start-at", f"{start_at:.3f}"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    procs = [subprocess.Popen([*base[:-1], str(steps), "--start-at", f"{start_at:.3f}"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for _ in range(2)]
     out = []
     for p in procs:
         stdout, stderr = p.communicate(timeout=600)

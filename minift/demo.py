@@ -19,8 +19,9 @@ What it trains on, and why (the README shows what ``minift demo`` prints with th
   x1). The demo keeps x3 for translation and summarization at its 20,000 examples; QA runs the
   recipe's rates (x1), within 1 F1 of the sweep's x0.3 at one seed, until the grid says more.
 * **The three tasks side by side** (``demo_jobs``): on a CPU each task trains in a process of its
-  own, the cores shared among them, which trains more steps a second than one process using
-  every core (``minift bench --only ddp``, "side by side").
+  own, the cores shared among them. Two independent one-thread runs train 1.31x the steps a
+  second, together, of one process with two threads (``OMP_NUM_THREADS=2 minift bench --only ddp
+  --steps 30``, "side by side", on 2 quiet cores).
 * **Batches of similar lengths** (``DEMO_LENGTH_BUCKETS``, a stage's ``length_buckets``): a batch
   is padded to its longest row, and translation's random batches are 43% padding; drawn from 8
   groups of similar lengths they are 10% (summarization 16% -> 3%, QA 20% -> 5%; ``minift bench
@@ -28,8 +29,8 @@ What it trains on, and why (the README shows what ``minift demo`` prints with th
 * **Steps per stage**: what fits 5 minutes on 2 CPU cores for the three tasks, most of it in
   the full stage, where the skill is learned; the README gives what the demo printed and how long
   it took. The top-layers and prompt stages are kept short, and the table shows what each did: in
-  the demo's own runs the prompt stage raises the validation loss on every task (its prompt takes
-  the first positions, so the text sits where the fine-tuned model never saw it).
+  the demo's own run the prompt stage raises the validation loss on translation and summarization
+  (its prompt takes the first positions, so the text sits where the fine-tuned model never saw it).
 """
 from __future__ import annotations
 
@@ -74,10 +75,10 @@ def demo_jobs(n_tasks: int, device: str, jobs: int | None = None) -> tuple[int, 
     """(tasks run at once, threads each): every task at once on a CPU, the cores shared out.
 
     A model this small cannot keep two threads busy: two independent one-thread processes train
-    more steps a second together than one process with two threads (``minift bench --only ddp``
-    measures the gain, "side by side"), so on a CPU the tasks run side by side, one process each,
-    sharing the cores. On a GPU they run one after another (one device, and a process each would hold its
-    own copy of the CUDA context).
+    1.31x the steps a second, together, of one process with two threads (``OMP_NUM_THREADS=2
+    minift bench --only ddp --steps 30`` on 2 quiet cores), so on a CPU the tasks run side by side,
+    one process each, sharing the cores. On a GPU they run one after another (one device, and a
+    process each would hold its own copy of the CUDA context).
     """
     if jobs is None:
         jobs = 1 if str(device).startswith(("cuda", "mps")) else n_tasks

@@ -496,7 +496,7 @@ def run_one(task, n, strategy, seed, out: Path, cfg: dict) -> dict:
     bundle = load_model(run_dir, device=cfg["device"])
     report = evaluate_examples(bundle, cfg["tests"][task])
     eval_seconds = time.time() - t0
-    world = None
+    world, settings = None, cell_settings(cfg, n)
     if cfg["world"] is not None:  # the final model without its soft prompts, on held-out world text
         from minift.pretrain import heldout_loss
 
@@ -515,7 +515,7 @@ def run_one(task, n, strategy, seed, out: Path, cfg: dict) -> dict:
             "lr_scale": lr_scale, "lr_tuned_at": sweep_n, "lrs": [s["lr"] for s in stages],
             "capped_improving": any(s["stop_reason"] == "cap_still_improving" for s in stages),
             "world_loss": world, "curve": compute_curve(run_dir, summary),
-            **{k: cell_settings(cfg, n)[k] for k in SETTINGS}}
+            **{k: settings[k] for k in SETTINGS}}
 
 
 def prune(run_dir: Path) -> None:

@@ -248,11 +248,13 @@ def stage_batches(encoded, batch_size: int, pad_id: int, ctx: distributed.DistCo
     padding fraction). The price is batches less mixed than fully random ones.
     """
     pin = torch.device(device).type == "cuda"
-    groups = length_groups(encoded, length_buckets, batch_size) if length_buckets > 1 else None
+    groups = length_groups(encoded, length_buckets, batch_size) if length_buckets > 1 else []
+    if len(groups) < 2:
+        groups = None  # one group is all of the data: draw as without buckets
     weights = torch.tensor([float(len(g)) for g in groups]) if groups else None
 
     def batches(generator):
-        if groups and len(groups) > 1:
+        if groups:
             g = groups[int(torch.multinomial(weights, 1, generator=generator))]
             rows = [g[i] for i in torch.randint(0, len(g), (batch_size,), generator=generator).tolist()]
         else:

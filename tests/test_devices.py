@@ -72,7 +72,6 @@ def test_side_by_side_runs_time_two_independent_one_thread_processes_over_the_sa
     """The bench behind minift demo's side-by-side tasks: two timings back, and the gain is the two
     runs' steps/s together over one process's (a worked example: 0.1 s alone, 0.15 s each side by
     side: 2/0.15 against 1/0.1 steps a second, 1.33x)."""
-    import sys
     import time
 
     from minift.ddp_bench import side_by_side, side_by_side_gain
@@ -80,6 +79,6 @@ def test_side_by_side_runs_time_two_independent_one_thread_processes_over_the_sa
     assert side_by_side_gain(0.1, [0.15, 0.15]) == pytest.approx(4 / 3)
     assert side_by_side_gain(0.1, [0.2, 0.2]) == pytest.approx(1.0)  # no gain: each runs at half speed
     t0 = time.time()
-    times = side_by_side([sys.executable, "-m", "minift.ddp_bench", "--steps", "2"], steps=2, delay=6)
+    times = side_by_side(steps=2, delay=6)
     assert len(times) == 2 and all(0 < t < 5 for t in times)
     assert time.time() - t0 >= 6  # neither timed before the common start

@@ -96,3 +96,17 @@ def test_a_bad_task_is_refused_with_exit_2_before_any_section_runs(capsys):
     captured = capsys.readouterr()
     assert captured.out == ""  # the train section did not run first
     assert "--task: unknown task 'poetry'; choose one of translation, summarization, qa" in captured.err
+
+
+def test_length_buckets_lower_the_padding_of_the_benched_step_and_a_bad_count_exits_2(capsys):
+    """The bench draws its batches as a stage with length_buckets does, so it measures the padding
+    they save; on translation's batches that is most of it."""
+    plain = bench_finetune("cpu", steps=4, task="translation", base="base", batch=4, examples=200)
+    bucketed = bench_finetune("cpu", steps=4, task="translation", base="base", batch=4, examples=200,
+                              length_buckets=8)
+    assert bucketed["length_buckets"] == 8 and plain["length_buckets"] == 1
+    assert bucketed["padding_fraction"] < 0.5 * plain["padding_fraction"]
+    assert main(["bench", "--device", "cpu", "--only", "train,finetune", "--length-buckets", "0"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # refused before the train section ran
+    assert "--length-buckets and --examples must be >= 1" in captured.err and "Traceback" not in captured.err
