@@ -301,14 +301,35 @@ def mismatch(record: dict, settings: dict, keys=SETTINGS) -> str | None:
     return None
 
 
+def rates_differ(record: dict, recipes: dict) -> str | None:
+    """Where a record's stage rates differ from its recipe's rates now times its ``lr_scale``, or None.
+
+    A sweep's winners are multipliers of the recipes' rates, so a recipe whose ``lr`` was edited
+    after a record was made would train the missing cells at other rates than the recorded ones:
+    the folder would mix two sets of rates under one lr_source. (Records without ``lrs`` predate it.)
+    """
+    arm = ARMS.get(record.get("strategy"))
+    if arm is None or "lrs" not in record or "lr_scale" not in record:
+        return None
+    if arm[0] not in recipes:
+        recipes[arm[0]] = [s.lr for s in load_recipe(arm[0]).stages]
+    now = [lr * record["lr_scale"] for lr in recipes[arm[0]]]
+    theirs = record["lrs"]
+    if len(now) != len(theirs) or any(not math.isclose(a, b, rel_tol=1e-9) for a, b in zip(now, theirs)):
+        return (f"lrs: {theirs} there, {now} here (recipes/{arm[0]}.toml's rates x{record['lr_scale']:g}; "
+                f"was the recipe edited?)")
+    return None
+
+
 def check_records(log: Path, records: list[dict], settings: dict, keys=SETTINGS) -> None:
     """Refuse a folder holding records made with another protocol or settings (one line).
 
     A record's learning rates are those of the sweep nearest its own N (``cell_settings``), so each
     record is compared with the settings its cell would get now.
     """
+    recipes = {}
     for r in records:
-        differs = mismatch(r, cell_settings(settings, r.get("examples")), keys)
+        differs = mismatch(r, cell_settings(settings, r.get("examples")), keys) or rates_differ(r, recipes)
         if differs:
             what = " ".join(str(r.get(k)) for k in ("task", "examples", "strategy", "seed", "lr_scale") if k in r)
             raise MiniftError(f"{log} holds a run made with another protocol or settings ({what}: {differs}): "

@@ -6,6 +6,7 @@ learning-rate sweep that picks by the VALIDATION split; refusal of records of an
 the equal-compute chart from the runs' logs; the world-text loss of each final model (forgetting).
 References: the published t table, hand arithmetic, the logs and the models re-read by hand.
 """
+import dataclasses
 import json
 import math
 import re
@@ -473,6 +474,26 @@ def test_records_of_another_protocol_are_refused_naming_the_file_and_the_field(g
                  "--data", str(kwargs["data"]), "--test-limit", "8", "--device", "cpu", "--quiet"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err and str(log) in err and "protocol.epochs" in err
+
+
+def test_a_recipe_whose_rate_changed_since_its_records_is_refused(grid, monkeypatch):
+    """The sweep's winners multiply the recipes' rates: a recipe edited after the records were made
+    would train the missing cells at other rates under the same lr_source. Refused, naming lrs."""
+    out, _, kwargs = grid
+    real = experiment.load_recipe
+
+    def edited(name):
+        recipe = real(name)
+        if name != "prompt":
+            return recipe
+        stages = [dataclasses.replace(s, lr=s.lr * 2) for s in recipe.stages]
+        return dataclasses.replace(recipe, stages=stages)
+
+    monkeypatch.setattr(experiment, "load_recipe", edited)
+    with pytest.raises(MiniftError, match=r"translation \d+ prompt .*lrs: .* there, .* here \(recipes/prompt.toml"):
+        run_experiment(**kwargs)
+    monkeypatch.setattr(experiment, "load_recipe", real)
+    run_experiment(**kwargs)  # the recipes as they were: every record still resumes
 
 
 # --- equal compute -------------------------------------------------------------------------------
