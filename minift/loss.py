@@ -61,12 +61,23 @@ CHUNK_ROWS = 2048
 """Rows of logits computed at once: (2048, V) float32 is 412 MB at V = 50,304, 8 MB at V = 1,026."""
 
 
+AUTOCAST_TAKES_DEVICE = hasattr(torch, "get_autocast_dtype")  # torch >= 2.4
+
+
 def matmul_dtype(h: torch.Tensor, weight: torch.Tensor) -> torch.dtype:
-    """The dtype ``F.linear(h, weight)`` would compute in here: autocast's if it is on, else the inputs'."""
+    """The dtype ``F.linear(h, weight)`` would compute in here: autocast's if it is on, else the inputs'.
+
+    torch 2.4 gave autocast's queries a device argument; 2.1-2.3 (pyproject allows them) have one pair
+    of functions for the CPU and one for CUDA.
+    """
     device = h.device.type
-    if torch.is_autocast_enabled(device):
-        return torch.get_autocast_dtype(device)
-    return torch.promote_types(h.dtype, weight.dtype)
+    if AUTOCAST_TAKES_DEVICE:
+        on, dtype = torch.is_autocast_enabled(device), (lambda: torch.get_autocast_dtype(device))
+    elif device == "cpu":
+        on, dtype = torch.is_autocast_cpu_enabled(), torch.get_autocast_cpu_dtype
+    else:
+        on, dtype = torch.is_autocast_enabled(), torch.get_autocast_gpu_dtype
+    return dtype() if on else torch.promote_types(h.dtype, weight.dtype)
 
 
 class LinearCrossEntropy(torch.autograd.Function):

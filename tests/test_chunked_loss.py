@@ -118,6 +118,29 @@ def assert_same_step(got, expected):
         torch.testing.assert_close(got[1][name], expected[1][name], atol=1e-5, rtol=1e-5, msg=name)
 
 
+def test_the_compute_dtype_follows_autocast_on_torch_before_2_4_too(monkeypatch):
+    """pyproject allows torch 2.1: there autocast's queries take no device (one pair per device)."""
+    import warnings
+    from types import SimpleNamespace
+
+    from minift import loss
+    from minift.loss import matmul_dtype
+
+    w = torch.zeros(3, 2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert matmul_dtype(torch.zeros(1, 2), w) == torch.bfloat16  # this torch's own API
+    monkeypatch.setattr(loss, "AUTOCAST_TAKES_DEVICE", False)  # as on torch 2.1-2.3
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the old CPU queries are deprecated on this torch
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert matmul_dtype(torch.zeros(1, 2), w) == torch.bfloat16
+        assert matmul_dtype(torch.zeros(1, 2, dtype=torch.float64), w) == torch.float64  # off: the inputs'
+    cuda_h = SimpleNamespace(device=torch.device("cuda"), dtype=torch.float32)  # no GPU needed: only its type
+    monkeypatch.setattr(torch, "is_autocast_enabled", lambda *device: not device)  # the old no-argument form
+    monkeypatch.setattr(torch, "get_autocast_gpu_dtype", lambda: torch.float16)
+    assert matmul_dtype(cuda_h, w) == torch.float16
+
+
 def test_a_training_step_through_the_model_equals_the_unchunked_loss():
     model = tiny_gpt()
     idx = torch.randint(0, 61, (3, 20))
