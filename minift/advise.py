@@ -16,10 +16,12 @@ strategies`` (``results.json``) in two steps.
 
        weights      4 * P                          (float32, trainable or not)
        gradients    4 * trainable                  (only trainable weights get one)
-       AdamW state  8 * trainable                  (two moments per trainable weight)
+       optimizer    S * trainable                  (S bytes of state per trainable weight)
        activations  4 * B * T * (L_back * (16 * C + H * T) + 2 * V)
 
-   trainable = the fraction measured in the experiment * P. Activations are what autograd keeps
+   trainable = the fraction measured in the experiment * P. S is what the experiment's stage
+   measured (its optimizer_state_bytes / its trainable weights): 8 for AdamW (two float32 moments),
+   4 for SGD with momentum; 8 where the results predate that measurement. Activations are what autograd keeps
    for the backward pass: per token and per block about 16 vectors of width C (LayerNorm inputs
    and outputs, q, k, v, the attention output, the MLP's 4C hidden before and after GELU) plus
    the H x T attention matrix, and the logits with their softmax (2V per token). Only the blocks
@@ -100,15 +102,23 @@ def interpolate(points: dict[int, float], n: float) -> float:
     raise AssertionError("unreachable")
 
 
+def state_bytes_per_weight(stage: dict) -> float:
+    """Optimizer state per trainable weight, as the experiment measured it for this stage (AdamW's 8
+    bytes where the results predate the measurement)."""
+    state, trainable = stage.get("optimizer_state_bytes"), stage.get("trainable_params")
+    return state / trainable if state is not None and trainable else 8.0
+
+
 def memory_bytes(stages: list[dict], model: dict, params: float) -> dict:
-    """The peak over stages of weights + gradients + AdamW state + activations, and its parts."""
+    """The peak over stages of weights + gradients + optimizer state + activations, and its parts."""
     scale = params / model["params"]
     C = model["n_embd"] * math.sqrt(scale)
     L, H, T, V = model["n_layer"], model["n_head"], model["block_size"], model["vocab_size"]
     peak = None
     for s in stages:
         trainable = s["trainable_fraction"] * params
-        parts = {"weights": 4 * s["total_params"] * scale, "gradients": 4 * trainable, "adamw": 8 * trainable,
+        parts = {"weights": 4 * s["total_params"] * scale, "gradients": 4 * trainable,
+                 "optimizer": state_bytes_per_weight(s) * trainable,
                  "activations": 4 * s["batch_size"] * T * (L * s["backward_fraction"] * (16 * C + H * T) + 2 * V)}
         parts["total"] = sum(parts.values())
         if peak is None or parts["total"] > peak["total"]:
@@ -188,8 +198,8 @@ def advise(task: str, examples: int, params=None, memory_mb=None, results_dir=No
         if not r["fits"]:
             m = r["memory"]
             reasons.append(f"{r['strategy']} does not fit in {memory_mb:g} MB: it needs about {r['memory_mb']:.1f} MB "
-                           f"(weights {m['weights'] / MB:.1f}, gradients {m['gradients'] / MB:.1f}, AdamW state "
-                           f"{m['adamw'] / MB:.1f}, activations {m['activations'] / MB:.1f}).")
+                           f"(weights {m['weights'] / MB:.1f}, gradients {m['gradients'] / MB:.1f}, optimizer state "
+                           f"{m['optimizer'] / MB:.1f}, activations {m['activations'] / MB:.1f}).")
     if not fitting:
         least = min(rows, key=lambda r: r["memory_mb"])
         raise MiniftError(f"no strategy fits in {memory_mb:g} MB: the smallest, {least['strategy']}, needs about "

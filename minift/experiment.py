@@ -574,7 +574,8 @@ def aggregate(records: list[dict], model: dict) -> dict:
         main[task] = rs[0]["main_metric"]
         costs.setdefault(task, {})[strategy] = [  # the stages of the largest size: what memory the advisor plans
             {k: s[k] for k in ("name", "strategy", "trainable_params", "total_params", "batch_size",
-                               "backward_fraction")} | {"trainable_fraction": s["trainable_params"] / model["params"]}
+                               "backward_fraction", "optimizer_state_bytes") if k in s}
+            | {"trainable_fraction": s["trainable_params"] / model["params"]}
             for s in rs[0]["stages"]]
     for task in results:  # a canonical strategy order for tables and charts
         results[task] = {s: results[task][s] for s in STRATEGIES if s in results[task]}

@@ -80,17 +80,20 @@ def test_sizes_outside_the_measured_range_are_clamped_and_said_so(results_dir):
     assert "the predictions are the values measured at 5000, clamped" in high["reasons"][0]
 
 
-def test_memory_is_weights_gradients_adamw_state_and_activations():
+def test_memory_is_weights_gradients_optimizer_state_and_activations():
     full = memory_bytes(COSTS["full"], MODEL, 1_000_000)
     # activations: 4 bytes * B 16 * T 128 * (L 4 * (16 C + H T) + 2 V) = 8192 * (4 * 2560 + 2048)
     assert full["activations"] == 8192 * 12288 == 100_663_296
-    assert (full["weights"], full["gradients"], full["adamw"]) == (4e6, 4e6, 8e6)
+    assert (full["weights"], full["gradients"], full["optimizer"]) == (4e6, 4e6, 8e6)  # no measurement: AdamW's 8 B
     assert full["total"] == 116_663_296
     layers = memory_bytes(COSTS["layers"], MODEL, 1_000_000)
     assert layers["total"] == pytest.approx(4e6 + 1.8e6 + 3.6e6 + 8192 * (2 * 2560 + 2048))
     # A model 4x larger: trainable scales with P, the width with sqrt(P / P0) = 2.
     big = memory_bytes(COSTS["full"], MODEL, 4_000_000)
-    assert big["adamw"] == 32e6 and big["activations"] == 8192 * (4 * (16 * 256 + 512) + 2048)
+    assert big["optimizer"] == 32e6 and big["activations"] == 8192 * (4 * (16 * 256 + 512) + 2048)
+    # A stage whose optimizer state was measured (an SGD stage: one momentum buffer, 4 B a weight).
+    sgd = [{**COSTS["full"][0], "trainable_params": 250_000, "optimizer_state_bytes": 1_000_000}]
+    assert memory_bytes(sgd, MODEL, 1_000_000)["optimizer"] == 4e6
 
 
 def test_activation_estimate_is_within_half_again_of_what_autograd_saves():
@@ -117,7 +120,7 @@ def test_too_little_memory_excludes_full_and_picks_the_best_that_fits(results_di
     assert advice["strategy"] == "layers" and advice["predicted"] == 50
     assert any(r.startswith("full does not fit in 110 MB: it needs about 116.7 MB") for r in advice["reasons"])
     # ... and says where the memory goes, in MB: 4e6 + 4e6 + 8e6 + 100_663_296 bytes.
-    assert "full does not fit in 110 MB: it needs about 116.7 MB (weights 4.0, gradients 4.0, AdamW state 8.0, " \
+    assert "full does not fit in 110 MB: it needs about 116.7 MB (weights 4.0, gradients 4.0, optimizer state 8.0, " \
            "activations 100.7)." in advice["reasons"]
     tight = advise("translation", 5000, memory_mb=80, results_dir=results_dir)  # prompt needs 104.7 MB
     assert tight["strategy"] == "layers"

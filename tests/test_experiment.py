@@ -151,6 +151,20 @@ def test_a_run_trained_but_not_scored_is_scored_without_training_again(tiny_setu
     assert again["results"]["translation"]["full"]["20"]["mean"] == first["results"]["translation"]["full"]["20"]["mean"]
 
 
+def test_the_costs_the_advisor_plans_memory_with_carry_each_stages_measured_optimizer_state(grid):
+    from minift.advise import memory_bytes
+
+    out, agg, _ = grid
+    rs = {(r["strategy"], r["examples"], r["seed"]): r for r in records(out)}
+    for strategy in ("full", "lora", "hybrid"):
+        stages = agg["costs"]["translation"][strategy]
+        assert [s["optimizer_state_bytes"] for s in stages] == [s["optimizer_state_bytes"]
+                                                               for s in rs[(strategy, 40, 0)]["stages"]]
+    full = agg["costs"]["translation"]["full"]
+    assert full[0]["optimizer_state_bytes"] == 8 * full[0]["trainable_params"]  # AdamW: two float32 moments
+    assert memory_bytes(full, agg["model"], agg["model"]["params"])["optimizer"] == full[0]["optimizer_state_bytes"]
+
+
 def test_other_settings_in_the_same_folder_are_refused(grid):
     out, _, kwargs = grid
     with pytest.raises(MiniftError, match="another --out"):

@@ -87,7 +87,7 @@ for P in (1e6, 124e6, 1.5e9):
     for name, stages in costs.items():
         m = advise.memory_bytes(stages, model, P)
         print(f"  {name:>7}: weights {m['weights'] / 1e6:9.1f}  grads {m['gradients'] / 1e6:9.1f}  "
-              f"AdamW {m['adamw'] / 1e6:9.1f}  activations {m['activations'] / 1e6:9.1f}  total {m['total'] / 1e6:9.1f} MB")
+              f"optimizer {m['optimizer'] / 1e6:9.1f}  activations {m['activations'] / 1e6:9.1f}  total {m['total'] / 1e6:9.1f} MB")
     ratio[P] = advise.memory_bytes(costs["prompt"], model, P)["total"] / advise.memory_bytes(costs["full"], model, P)["total"]
     print(f"  prompt / full = {ratio[P]:.2f}")
 assert ratio[1e6] > ratio[124e6] > ratio[1.5e9]
