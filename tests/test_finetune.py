@@ -401,8 +401,8 @@ def small_run(tiny_setup, folder, stages: str, data=None, **options):
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "r.toml").write_text('name = "small"\n[defaults]\nbatch_size = 4\neval_examples = 2\n' + stages)
-    opts = RunOptions(out=str(folder / "run"), data=str(data or tiny_setup / "pairs.jsonl"),
-                      base=str(tiny_setup / "base"), quiet=True, eval_limit=2, **options)
+    opts = RunOptions(**{"out": str(folder / "run"), "data": str(data or tiny_setup / "pairs.jsonl"),
+                         "base": str(tiny_setup / "base"), "quiet": True, "eval_limit": 2, **options})
     return run_recipe(load_recipe(folder / "r.toml"), opts)
 
 
@@ -632,3 +632,141 @@ def test_a_stage_with_length_buckets_trains_and_a_bad_count_is_refused(tiny_setu
     doc["stages"][0]["length_buckets"] = 0
     with pytest.raises(MiniftError, match=r"stages\[0\]\.length_buckets.*must be >= 1"):
         parse_recipe(doc, "test")
+
+
+# --- what the mutation run (tests/mutation.py finetune) found untested ---------------------------------------
+
+def test_each_stage_reports_its_cpu_time_rate_and_memory_and_its_checkpoint_names_it(run):
+    """The fields report.md and the experiment read from summary.json, rounded as documented, and the
+    meta of each stage's checkpoint and of the run's model.pt (what `minift evaluate` shows)."""
+    import math
+
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["task"] == "translation"  # the recipe's task (no --task given)
+    with open("/proc/self/status") as f:  # the process's peak RSS so far, in kB: a stage's peak cannot exceed it
+        hwm = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) * 1024
+    for s in summary["stages"]:
+        assert s["cpu_seconds"] > 0 and s["cpu_seconds"] == round(s["cpu_seconds"], 2)
+        assert s["tokens_per_s"] is not None and s["tokens_per_s"] == round(s["tokens_per_s"], 1)
+        assert math.isclose(s["tokens_per_s"], s["tokens"] / s["seconds"], rel_tol=0.05)  # seconds is rounded
+        assert s["peak_memory_kind"] == "peak RSS of the process so far"
+        assert 10 * 2**20 < s["peak_memory_bytes"] <= hwm
+    for i, s in enumerate(summary["stages"]):
+        meta = minift.load_model(run / "stages" / f"{i}-{s['name']}").meta
+        assert (meta["stage"], meta["recipe"]) == (s["name"], "tiny-hybrid")
+    final = minift.load_model(run).meta
+    assert (final["recipe"], final["seed"], final["task"]) == ("tiny-hybrid", 2, "translation")
+    for path in sorted((run / "prompts").glob("*.pt")):  # each prompt file names its own prompt
+        assert torch.load(path, weights_only=True)["name"] == path.stem
+
+
+def test_the_examples_and_seeds_of_each_stage_come_from_the_run(tiny_setup, tmp_path, monkeypatch):
+    """Stage i of a run with seed s: its training rows (--examples), its validation rows (its
+    eval_examples) and its after-stage metrics' rows (--eval-limit) drawn with seed s; torch seeded with
+    s * 1000 + i before its strategy is set up (dropout, prompt init), the trainer's batches too."""
+    from minift import finetune
+
+    calls, seeds = [], []
+    real_examples, real_setup, real_train = finetune.stage_examples, finetune.setup_strategy, finetune.train_stage
+
+    def stage_examples(recipe, stage, opts, split, n, seed):
+        calls.append((stage.name, split, n, seed))
+        return real_examples(recipe, stage, opts, split, n, seed)
+
+    def setup_strategy(stage, bundle, train_examples, log, seed):
+        seeds.append(("setup", stage.name, seed, torch.initial_seed(), isinstance(log, finetune.RunLog)))
+        return real_setup(stage, bundle, train_examples, log, seed)
+
+    def train_stage(*args, **kwargs):
+        seeds.append(("train", kwargs["stage"], kwargs["seed"]))
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(finetune, "stage_examples", stage_examples)
+    monkeypatch.setattr(finetune, "setup_strategy", setup_strategy)
+    monkeypatch.setattr(finetune, "train_stage", train_stage)
+    small_run(tiny_setup, tmp_path, '[[stages]]\nname = "a"\nmax_steps = 1\neval_examples = 3\n'
+                                    '[[stages]]\nname = "b"\nmax_steps = 1\n', seed=3, examples=12)
+    assert calls == [("a", "val", 2, 3),  # the metrics before training (--eval-limit 2)
+                     ("a", "train", 12, 3), ("a", "val", 3, 3), ("a", "val", 2, 3),
+                     ("b", "train", 12, 3), ("b", "val", 2, 3), ("b", "val", 2, 3)]
+    assert seeds == [("setup", "a", 3000, 3000, True), ("train", "a", 3000),
+                     ("setup", "b", 3001, 3001, True), ("train", "b", 3001)]
+
+
+def test_a_stages_training_size_is_the_runs_then_the_stages_then_the_recipes_then_1000():
+    from types import SimpleNamespace as NS
+
+    from minift.finetune import stage_train_size
+
+    assert stage_train_size(NS(examples=30), NS(examples=20), NS(examples=10)) == 10
+    assert stage_train_size(NS(examples=30), NS(examples=20), NS(examples=None)) == 20
+    assert stage_train_size(NS(examples=30), NS(examples=None), NS(examples=None)) == 30
+    assert stage_train_size(NS(examples=None), NS(examples=None), NS(examples=None)) == 1000
+
+
+def test_a_row_that_fills_the_block_exactly_is_not_cut_when_no_soft_prompt_needs_room(tiny_setup):
+    from types import SimpleNamespace as NS
+
+    from minift.finetune import encode_stage_examples
+
+    bundle = minift.load_model(tiny_setup / "base")
+    tok, block = bundle.tokenizer, bundle.model.config.block_size
+    completion = " le chat voit le chien."
+    fits = [p for k in range(1, 80) for p in (" ".join(["the cat"] * k),)
+            if len(tok.encode(p)) + len(tok.encode(completion)) + 1 == block + 1]  # ids may be block + 1 long
+    assert fits  # the guard: some prompt fills the row to the last position
+    encoded, truncated, dropped = encode_stage_examples(bundle, [NS(prompt=fits[0], completion=completion)], [None])
+    assert (truncated, dropped, len(encoded[0].ids)) == (0, 0, block + 1)
+    longer = NS(prompt=fits[0] + " the cat", completion=completion)
+    assert encode_stage_examples(bundle, [longer], [None])[1] == 1  # one more word is cut
+
+
+def test_cut_prompts_are_reported_even_when_no_example_is_skipped(tiny_setup, tmp_path, capsys):
+    from minift.finetune import RunOptions, run_recipe
+    from minift.schedule import load_recipe
+
+    medium = {"source": " ".join(["the cat sees the dog."] * 3), "target": "le chat voit le chien."}
+    lines = [json.dumps(medium)] * 4 + (tiny_setup / "pairs.jsonl").read_text().splitlines()[:8]
+    (tmp_path / "d.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "r.toml").write_text('name = "cut"\n[[stages]]\nname = "p"\nstrategy = "prompt"\nprompt_tokens = 16\n'
+                                     'max_steps = 1\nbatch_size = 2\neval_examples = 2\n')
+    summary = run_recipe(load_recipe(tmp_path / "r.toml"),
+                         RunOptions(out=str(tmp_path / "run"), data=str(tmp_path / "d.jsonl"),
+                                    base=str(tiny_setup / "base"), eval_limit=2))
+    (stage,) = summary["stages"]
+    assert stage["truncated_prompts"] == 4 and stage["skipped_examples"] == 0
+    assert "[p] 4 prompts cut from the left to fit the block; 0 examples" in capsys.readouterr().err
+
+
+def test_a_stage_ended_by_the_cap_while_improving_says_so(tiny_setup, tmp_path):
+    summary = small_run(tiny_setup, tmp_path, '[[stages]]\nname = "s"\nmax_steps = 50\neval_every = 1\nlr = 3e-3\n',
+                        max_steps=2)
+    (stage,) = summary["stages"]
+    assert stage["capped"] and stage["steps"] == 2 and stage["best_step"] == 2  # the guard: the last eval was best
+    assert stage["stop_reason"] == "cap_still_improving"
+
+
+def test_a_fresh_run_in_a_folder_left_by_a_killed_run_starts_a_new_log(tiny_setup, tmp_path):
+    """No summary.json (the run died) and no --resume: the old log's lines are not this run's."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "log.jsonl").write_text(json.dumps({"event": "eval", "stage": "old", "step": 99}) + "\n")
+    small_run(tiny_setup, tmp_path, '[[stages]]\nname = "s"\nmax_steps = 1\n')
+    stages = {json.loads(line).get("stage") for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()}
+    assert "old" not in stages and "s" in stages
+
+
+def test_a_bad_out_is_named_as_the_run_folder(tiny_setup, tmp_path):
+    from minift.errors import MiniftError
+
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(MiniftError, match=r"file: is a file, not a folder \(the --out run folder\)"):
+        small_run(tiny_setup, tmp_path, '[[stages]]\nname = "s"\nmax_steps = 1\n', out=str(tmp_path / "file"))
+
+
+def test_a_lora_stage_in_a_run_saves_its_adapter_and_leaves_a_plain_gpt(tiny_setup, tmp_path):
+    summary = small_run(tiny_setup, tmp_path, '[[stages]]\nname = "l"\nstrategy = "lora"\nlora_rank = 2\nmax_steps = 1\n')
+    (stage,) = summary["stages"]
+    adapter = tmp_path / "run" / "stages" / "0-l" / "adapter.pt"
+    assert stage["adapter"] == str(adapter) and adapter.exists() and stage["lora_rank"] == 2
+    base_keys = set(minift.load_model(tiny_setup / "base").model.state_dict())
+    assert set(minift.load_model(tmp_path / "run").model.state_dict()) == base_keys  # merged: no A, no B
