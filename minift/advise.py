@@ -137,7 +137,17 @@ def finetune_command(results: dict, task: str, strategy: str, examples: int) -> 
         parts.append("--base scratch")
     elif settings.get("base"):
         parts.append(f"--base {settings['base']}")
-    if settings.get("max_steps"):
+    protocol = settings.get("protocol") or {}
+    if protocol.get("name") == "fair":  # the experiment's budget, and the rate its sweep chose near this N
+        from minift.experiment import protocol_flags, tuned_at
+
+        parts.append("--protocol fair " + " ".join(protocol_flags(protocol, settings.get("max_steps"))))
+        by_size = results.get("lr_scales_by_size") or {}
+        nearest = tuned_at([int(n) for n in by_size], examples)
+        scale = by_size[str(nearest)].get(task, {}).get(strategy, 1.0) if nearest is not None else 1.0
+        if scale != 1.0:
+            parts.append(f"--lr-scale {scale:g}")
+    elif settings.get("max_steps"):
         parts.append(f"--max-steps {settings['max_steps']}")
     parts.append(f"--out runs/{task}-{strategy}-{examples}")
     return " ".join(parts)

@@ -5,7 +5,7 @@ import json
 import sys
 from pathlib import Path
 
-from minift.args import positive
+from minift.args import positive, positive_float
 from minift.errors import MiniftError
 from minift.tables import print_stage_table  # noqa: F401  (tutorial 09 and the demo print with it)
 
@@ -86,9 +86,17 @@ def cmd_finetune(args):
     from minift.finetune import run_recipe
     from minift.schedule import load_recipe
 
+    from minift.experiment import apply_protocol, resolve_protocol
+
     check_task(args.task)
     recipe = load_recipe(args.recipe)
+    # The budget: the recipe's own steps (fixed), or the experiment's (fair), and the rate multiplier;
+    # the same two functions shape every cell of `minift experiment`, so its advice can be rerun here.
+    protocol, cap = resolve_protocol(args.protocol, args.epochs, args.min_steps, args.max_steps, args.patience,
+                                     args.min_delta, args.monitor)
+    recipe, opts_cap = apply_protocol(recipe, protocol, cap, args.task or recipe.task, args.lr_scale)
     opts = finetune_options(args)
+    opts.max_steps = opts_cap
     try:
         summary = run_recipe(recipe, opts)
     finally:
@@ -123,6 +131,23 @@ def cmd_demo(args):
     from minift.demo import run_demo
 
     run_demo(args)
+
+
+def add_budget(p, default: str, fixed_help: str) -> None:
+    """The step budget's options, the same for ``finetune`` and ``experiment`` (``experiment.resolve_protocol``
+    reads them): ``finetune --protocol fair`` trains a recipe exactly as the experiment trains one cell."""
+    other = "fixed" if default == "fair" else "fair"
+    helps = {"fair": "budgets by epochs with a floor and a cap, early stopping, best weights kept",
+             "fixed": fixed_help}
+    p.add_argument("--protocol", choices=["fair", "fixed"], default=default,
+                   help=f"{default} (default): {helps[default]}; {other}: {helps[other]}")
+    p.add_argument("--epochs", type=float, help="fair: passes over the N examples per stage (default: 10)")
+    p.add_argument("--min-steps", type=positive, help="fair: the floor on steps per stage (default: 100)")
+    p.add_argument("--max-steps", type=positive, help="the cap on steps per stage (fair default: 2000)")
+    p.add_argument("--patience", type=positive, help="fair: evaluations without improvement before stopping (default: 4)")
+    p.add_argument("--min-delta", type=float, help="fair: an improvement must beat the best by more (default: 0.001)")
+    p.add_argument("--monitor", choices=["val_loss", "main_metric"],
+                   help="fair: what early stopping watches (default: val_loss)")
 
 
 def register(sub) -> None:
@@ -169,7 +194,9 @@ def register(sub) -> None:
     p.add_argument("--data", help="a JSONL file instead of a generated task")
     p.add_argument("--base", help="override the recipe's base model ('base', a path, 'gpt2:PATH', 'scratch')")
     p.add_argument("--examples", type=positive, help="training examples for every stage")
-    p.add_argument("--max-steps", type=positive, help="cap every stage at N steps (quick runs)")
+    add_budget(p, default="fixed", fixed_help="each stage trains its recipe's own max_steps, --max-steps caps them")
+    p.add_argument("--lr-scale", type=positive_float, default=1.0,
+                   help="multiply every stage's learning rate (what `minift experiment lr-sweep` tunes; default 1)")
     p.add_argument("--seed", type=int)
     p.add_argument("--resume", action="store_true", help="continue a run that was interrupted")
     p.add_argument("--compile", action="store_true",
@@ -343,16 +370,7 @@ def register_study(sub) -> None:
     p.add_argument("--seeds", type=positive, default=3, help="seeds per cell: 0..N-1 (default: 3)")
     p.add_argument("--strategies", help=f"comma list from {','.join(STRATEGIES)} (default: all)")
     p.add_argument("--out", help="folder (default: data/experiments/strategies; lr-sweep: .../lr-sweep)")
-    p.add_argument("--protocol", choices=["fair", "fixed"], default="fair",
-                   help="fair (default): budgets by epochs with a floor and a cap, early stopping; fixed: each "
-                        "recipe's own steps (the earlier protocol)")
-    p.add_argument("--epochs", type=float, help="fair: passes over the N examples per stage (default: 10)")
-    p.add_argument("--min-steps", type=positive, help="fair: the floor on steps per stage (default: 100)")
-    p.add_argument("--max-steps", type=positive, help="the cap on steps per stage (fair default: 2000)")
-    p.add_argument("--patience", type=positive, help="fair: evaluations without improvement before stopping (default: 4)")
-    p.add_argument("--min-delta", type=float, help="fair: an improvement must beat the best by more (default: 0.001)")
-    p.add_argument("--monitor", choices=["val_loss", "main_metric"],
-                   help="fair: what early stopping watches (default: val_loss)")
+    add_budget(p, default="fair", fixed_help="each recipe's own steps (the earlier protocol)")
     p.add_argument("--lrs", help="strategies: an lr sweep's lrs.json, or a comma list of sweeps at different sizes: "
                                  "train each (task, strategy) at the rates tuned at the sweep size nearest N "
                                  "(log scale)")

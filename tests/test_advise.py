@@ -280,6 +280,48 @@ def test_the_command_carries_the_experiments_base_and_step_cap():
         "--out runs/translation-scratch-50")
 
 
+def test_under_the_fair_protocol_the_command_trains_the_recipe_as_the_experiment_trained_its_cell(monkeypatch):
+    """The printed flags, parsed by minift's own command line and passed through cmd_finetune, give the
+    stages that experiment.apply_protocol gave the cell: the budget (epochs, floor, cap, patience,
+    min_delta, monitor) and the rate multiplier of the sweep nearest N."""
+    import shlex
+
+    from minift import cli_tasks, finetune
+    from minift.cli import build_parser
+    from minift.experiment import apply_protocol, resolve_protocol
+    from minift.schedule import load_recipe
+
+    protocol, cap = resolve_protocol("fair", epochs=5, min_steps=20, max_steps=900, patience=3)
+    results = make_results()
+    results["settings"] = {"base": None, "max_steps": cap, "data": None, "test_limit": 200, "protocol": protocol}
+    results["lr_scales_by_size"] = {n: {"translation": {s: x for s in MEANS}} for n, x in (("50", 3.0), ("1000", 0.3))}
+    command = advise("translation", 200, results=results)["command"]
+    assert "--protocol fair --epochs 5 --min-steps 20 --max-steps 900 --patience 3" in command
+    assert "--lr-scale 3 " in command  # 200 is nearer 50 than 1000 on a log scale
+    assert "--lr-scale 0.3 " in advise("translation", 700, results=results)["command"]
+
+    trained = {}
+    monkeypatch.setattr(finetune, "run_recipe", lambda recipe, opts: trained.update(recipe=recipe, opts=opts) or {})
+    monkeypatch.setattr(cli_tasks, "print_stage_table", lambda summary: None)
+    args = build_parser().parse_args(shlex.split(command)[1:])
+    args.func(args)
+    want, want_cap = apply_protocol(load_recipe("layers"), protocol, cap, "translation", 3.0)
+    assert trained["recipe"].stages == want.stages and trained["opts"].max_steps == want_cap is None
+    assert trained["opts"].examples == 200 and trained["recipe"].stages[0].epochs == 5.0
+
+
+def test_finetune_refuses_a_fair_budget_field_without_the_fair_protocol_and_a_bad_lr_scale(capsys, tmp_path):
+    from minift.cli import main
+
+    assert main(["finetune", "--recipe", "full", "--epochs", "5", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--epochs belongs to the fair protocol" in err
+    for bad in ("0", "-1", "nan", "x"):
+        assert main(["finetune", "--recipe", "full", "--lr-scale", bad, "--out", str(tmp_path / "r")]) == 2
+        assert "argument --lr-scale: expected a number" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
 def test_examples_must_be_a_whole_number_from_one(results_dir):
     for bad in (True, 2.5, -3):
         with pytest.raises(MiniftError, match="--examples must be a whole number >= 1"):
