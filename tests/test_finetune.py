@@ -490,6 +490,10 @@ def test_a_run_killed_after_a_mid_stage_resume_point_continues_from_it(tiny_setu
     assert [(s["name"], s["steps"], s["best_val_loss"]) for s in resumed["stages"]] == [
         (s["name"], s["steps"], s["best_val_loss"]) for s in straight["stages"]]
     assert resumed["before"] == straight["before"]
+    # The log of the resumed run holds stage a's records, written before the kill (not wiped on resume).
+    logged = lambda run: [(r.get("stage"), r.get("step")) for r in map(json.loads, (run / "log.jsonl").read_text()
+                                                                           .splitlines()) if r.get("event") == "eval"]
+    assert logged(tmp_path / "killed" / "run") == logged(tmp_path / "straight" / "run")
 
 
 # (Its name avoids the word "c-o-m-p-i-l-e": tests/mutation.py deselects the tests that really compile.)
@@ -749,7 +753,8 @@ def test_a_stage_ended_by_the_cap_while_improving_says_so(tiny_setup, tmp_path):
 def test_a_fresh_run_in_a_folder_left_by_a_killed_run_starts_a_new_log(tiny_setup, tmp_path):
     """No summary.json (the run died) and no --resume: the old log's lines are not this run's."""
     (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "log.jsonl").write_text(json.dumps({"event": "eval", "stage": "old", "step": 99}) + "\n")
+    (tmp_path / "run" / "log.jsonl").write_text("".join(json.dumps({"event": "eval", "stage": "old", "step": n}) + "\n"
+                                                        for n in (0, 1, 99)))
     small_run(tiny_setup, tmp_path, '[[stages]]\nname = "s"\nmax_steps = 1\n')
     stages = {json.loads(line).get("stage") for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()}
     assert "old" not in stages and "s" in stages
@@ -770,3 +775,27 @@ def test_a_lora_stage_in_a_run_saves_its_adapter_and_leaves_a_plain_gpt(tiny_set
     assert stage["adapter"] == str(adapter) and adapter.exists() and stage["lora_rank"] == 2
     base_keys = set(minift.load_model(tiny_setup / "base").model.state_dict())
     assert set(minift.load_model(tmp_path / "run").model.state_dict()) == base_keys  # merged: no A, no B
+
+
+def test_the_summary_names_what_ran_and_a_finished_run_is_not_overwritten(tiny_setup, tmp_path, capsys):
+    from minift.errors import MiniftError
+
+    stage = '[[stages]]\nname = "s"\nmax_steps = 1\n'
+    summary = small_run(tiny_setup, tmp_path, stage, examples=12)
+    assert (summary["recipe_source"], summary["data"], summary["device"], summary["examples"]) == (
+        str(tmp_path / "r.toml"), str(tiny_setup / "pairs.jsonl"), "cpu", 12)
+    assert capsys.readouterr().err == ""  # quiet: no progress lines
+    with pytest.raises(MiniftError, match=r"run already holds a run: use --resume to continue it, or another --out"):
+        small_run(tiny_setup, tmp_path, stage, examples=12)
+
+
+def test_a_run_from_scratch_draws_its_fresh_weights_from_the_run_seed(tiny_setup, tmp_path):
+    stage = '[[stages]]\nname = "s"\nmax_steps = 1\nlr = 1e-9\n'  # one step barely moves the weights
+    a = small_run(tiny_setup, tmp_path / "a", stage, base="scratch", seed=7)
+    b = small_run(tiny_setup, tmp_path / "b", stage, base="scratch", seed=7)
+    assert a["base"] == "scratch" and a["before"] == b["before"]
+    wa, wb = (minift.load_model(tmp_path / x / "run").model.state_dict() for x in ("a", "b"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    small_run(tiny_setup, tmp_path / "c", stage, base="scratch", seed=8)
+    wc = minift.load_model(tmp_path / "c" / "run").model.state_dict()
+    assert not torch.equal(wa["transformer.wte.weight"], wc["transformer.wte.weight"])  # another seed, other weights
