@@ -799,3 +799,112 @@ def test_a_run_from_scratch_draws_its_fresh_weights_from_the_run_seed(tiny_setup
     small_run(tiny_setup, tmp_path / "c", stage, base="scratch", seed=8)
     wc = minift.load_model(tmp_path / "c" / "run").model.state_dict()
     assert not torch.equal(wa["transformer.wte.weight"], wc["transformer.wte.weight"])  # another seed, other weights
+
+
+def test_a_stage_draws_from_its_subset_its_own_file_or_the_generated_task_with_the_run_seed(tiny_setup, tmp_path):
+    from types import SimpleNamespace as NS
+
+    from minift.finetune import RunOptions, stage_examples
+    from minift.schedule import Stage
+
+    recipe = NS(data=None, task="translation")
+    pairs = RunOptions(out="unused", data=str(tiny_setup / "pairs.jsonl"))
+    every = stage_examples(recipe, Stage(data="all"), pairs, "train", None, 0)
+    assert {e.subset for e in every} == {"x", "y"} and len(every) == 72  # 80 lines, the last tenth held out
+    only_x = stage_examples(recipe, Stage(data="x"), pairs, "train", None, 0)
+    assert {e.subset for e in only_x} == {"x"} and 0 < len(only_x) < len(every)
+    assert len(stage_examples(recipe, Stage(data="x"), pairs, "train", 5, 0)) == 5
+    # A stage's own file wins over the run's --data, named .jsonl or not.
+    lines = (tiny_setup / "pairs.jsonl").read_text().splitlines()
+    for name in ("own.jsonl", "own.txt"):
+        (tmp_path / name).write_text("\n".join(lines[:20]) + "\n")
+        own = stage_examples(recipe, Stage(data=str(tmp_path / name)), pairs, "train", None, 0)
+        assert [e.completion for e in own] == [e.completion for e in every[:18]]  # 20 lines, 2 held out
+    # A generated task: the run's seed draws the examples, the subset filters them.
+    generated = RunOptions(out="unused")
+    draw = lambda seed, subset="all": [e.prompt for e in stage_examples(recipe, Stage(data=subset), generated,
+                                                                        "train", 8, seed)]
+    assert draw(1) == draw(1) != draw(2)
+    kitchen = stage_examples(recipe, Stage(data="kitchen"), generated, "train", 8, 1)
+    assert {e.subset for e in kitchen} == {"kitchen"}
+
+
+def test_a_finished_stage_leaves_a_resume_point_at_the_next_stages_start(tiny_setup, tmp_path, monkeypatch):
+    """Killed right after stage a's end was recorded: --resume starts stage b from its first step
+    (after a's steps), with a's results and the metrics before training kept, and ends like an
+    uninterrupted run."""
+    from minift import finetune
+
+    stages = ('[[stages]]\nname = "a"\nmax_steps = 2\neval_every = 2\n'
+              '[[stages]]\nname = "b"\nmax_steps = 2\neval_every = 2\n')
+    straight = small_run(tiny_setup, tmp_path / "straight", stages, seed=4)
+    real_save, saves = finetune.atomic_torch_save, []
+
+    def dying_save(path, obj):
+        real_save(path, obj)
+        saves.append(obj)
+        if obj["train_state"] is None:  # the end of stage a
+            raise Killed()
+
+    monkeypatch.setattr(finetune, "atomic_torch_save", dying_save)
+    with pytest.raises(Killed):
+        small_run(tiny_setup, tmp_path / "killed", stages, seed=4)
+    monkeypatch.setattr(finetune, "atomic_torch_save", real_save)
+    point = torch.load(tmp_path / "killed" / "run" / "resume.pt", weights_only=True)
+    assert (point["stage_index"], point["step_offset"], [s["name"] for s in point["completed"]]) == (1, 2, ["a"])
+    assert point["before"] == straight["before"]
+    starts = []
+    real_train_stage = finetune.train_stage
+    monkeypatch.setattr(finetune, "train_stage", lambda *a, **k: starts.append((k["stage"], k["step_offset"],
+                                                                                k["state"])) or real_train_stage(*a, **k))
+    resumed = small_run(tiny_setup, tmp_path / "killed", stages, seed=4, resume=True)
+    assert starts == [("b", 2, None)]
+    assert [(s["name"], s["steps"], s["best_val_loss"]) for s in resumed["stages"]] == [
+        (s["name"], s["steps"], s["best_val_loss"]) for s in straight["stages"]]
+
+
+def test_the_summarys_totals_and_the_progress_of_each_finished_stage(tiny_setup, tmp_path, capsys):
+    from minift.finetune import RunOptions, run_recipe
+    from minift.schedule import load_recipe
+
+    (tmp_path / "r.toml").write_text('name = "p"\n[[stages]]\nname = "s1"\nmax_steps = 2\nbatch_size = 4\n'
+                                     'eval_examples = 2\n[[stages]]\nname = "s2"\nmax_steps = 1\nbatch_size = 4\n'
+                                     'eval_examples = 2\n')
+    summary = run_recipe(load_recipe(tmp_path / "r.toml"),
+                         RunOptions(out=str(tmp_path / "run"), data=str(tiny_setup / "pairs.jsonl"),
+                                    base=str(tiny_setup / "base"), eval_limit=2))
+    assert summary["seconds"] == round(sum(s["seconds"] for s in summary["stages"]), 2)
+    assert 0 < summary["wall_seconds_this_call"] == round(summary["wall_seconds_this_call"], 2)
+    assert summary["wall_seconds_this_call"] >= summary["seconds"] - 0.02  # the call holds the stages
+    assert (summary["main_metric"], summary["processes"]) == ("bleu", 1)
+    err = capsys.readouterr().err
+    for s in summary["stages"]:
+        assert f"[{s['name']}] done in {s['seconds']:.1f} s: bleu {s['metrics']['bleu']:.2f}" in err
+
+
+def test_without_an_eval_limit_the_metrics_are_taken_on_100_validation_examples(tiny_setup, tmp_path, monkeypatch):
+    from minift import finetune
+
+    asked = []
+    real = finetune.stage_examples
+    monkeypatch.setattr(finetune, "stage_examples", lambda r, st, o, split, n, seed: asked.append((split, n))
+                        or real(r, st, o, split, n, seed))
+    small_run(tiny_setup, tmp_path, '[[stages]]\nname = "s"\nmax_steps = 1\n', eval_limit=None)
+    assert asked == [("val", 100), ("train", 1000), ("val", 2), ("val", 100)]
+
+
+def test_two_length_buckets_draw_each_batch_from_one_and_from_the_trainers_generator_only():
+    from minift.distributed import DistContext
+    from minift.finetune import stage_batches
+
+    encoded = _encoded([4] * 20 + [30] * 20)
+    batches = stage_batches(encoded, 4, 0, DistContext(), "cpu", 2)
+    seen = []
+    for global_seed in (123, 456):
+        gen = torch.Generator().manual_seed(0)
+        torch.manual_seed(global_seed)  # the global generator must not matter
+        seen.append([batches(gen).attention_mask.sum(1).tolist() for _ in range(12)])
+    assert seen[0] == seen[1]  # the same generator seed, the same batches
+    for lengths in seen[0]:
+        assert len(set(lengths)) == 1  # every row of a batch from one bucket (all short or all long)
+    assert len({lengths[0] for lengths in seen[0]}) == 2  # both buckets are drawn
