@@ -83,10 +83,9 @@ def finetune_options(args):
 
 
 def cmd_finetune(args):
+    from minift.experiment import apply_protocol, resolve_protocol
     from minift.finetune import run_recipe
     from minift.schedule import load_recipe
-
-    from minift.experiment import apply_protocol, resolve_protocol
 
     check_task(args.task)
     recipe = load_recipe(args.recipe)
