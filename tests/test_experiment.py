@@ -623,3 +623,14 @@ def test_the_experiment_takes_each_cells_rates_from_the_sweep_nearest_its_size(t
     with pytest.raises(MiniftError, match=r"the sweep at N=64 has no tuned learning rate for translation/prompt"):
         run_experiment(["translation"], [8], 1, tmp_path / "e3", max_steps=1, base=base, test_limit=1, quiet=True,
                        strategies=["full", "prompt"], lrs=str(no_prompt))
+
+
+# --- Pinned by the mutation run (`python tests/mutation.py --sample 250 experiment`): each test below
+# kills a mutant that survived the tests above, and says which behaviour it guards.
+
+def test_the_continued_fraction_steps_over_an_exact_zero_denominator():
+    # Lentz's method replaces a zero denominator by a tiny number instead of dividing by it. At
+    # a=1, b=4, x=0.5 the first even step makes d exactly 0 (d0 = -0.25, numerator 0.25). The
+    # fraction there equals I_x(a, b) * a / front, with I_x(1, 4) = 1 - (1 - x)^4 = 0.9375 and
+    # front = x (1 - x)^4 / B(1, 4) = 0.5 * 0.0625 * 4 = 0.125: 7.5.
+    assert experiment._beta_fraction(1.0, 4.0, 0.5) == pytest.approx(7.5, rel=1e-12)
