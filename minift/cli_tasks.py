@@ -238,8 +238,9 @@ def register(sub) -> None:
 
 
 # --- the study: experiment and advise ------------------------------------------------------------
-LR_SCALES = "0.3,1,3"  # lr-sweep: multipliers of each recipe's learning rates
-LR_EXTEND = 2  # lr-sweep: rungs of the 1-3-10 ladder it may add past an edge winner, each way
+# lr-sweep's own flags default to None here: lr_sweep holds the defaults (experiment.SWEEP_*), and
+# `experiment strategies` refuses any of them that was given.
+SWEEP_FLAGS = ("lr_scales", "lr_extend", "seed", "val_limit")
 
 
 def cmd_experiment(args):
@@ -258,15 +259,16 @@ def cmd_experiment(args):
             if getattr(args, name) is not None:
                 raise MiniftError(f"--{name.replace('_', '-')} belongs to `experiment strategies`, not lr-sweep")
         out = args.out or "data/experiments/strategies/lr-sweep"
-        result = lr_sweep(tasks, sizes[0], out, scales=parse_scales(args.lr_scales), seed=args.seed,
-                          extend=args.lr_extend,
-                          strategies=strategies, base=args.base, data=args.data, val_limit=args.val_limit,
-                          device=resolve_device(args.device), quiet=args.quiet, **budget)
+        given = {"scales": None if args.lr_scales is None else parse_scales(args.lr_scales), "seed": args.seed,
+                 "extend": args.lr_extend, "val_limit": args.val_limit}
+        result = lr_sweep(tasks, sizes[0], out, strategies=strategies, base=args.base, data=args.data,
+                          device=resolve_device(args.device), quiet=args.quiet,
+                          **{k: v for k, v in given.items() if v is not None}, **budget)
         for task, cells in result["winners"].items():
             print(f"{task}: " + ", ".join(f"{s} lr x{w['lr_scale']:g}" for s, w in cells.items()))
         print(f"\nwinners: {out}/lrs.json (pass it as --lrs)\ntable: {out}/lrs.md\nrecords: {out}/sweep.jsonl")
         return
-    if args.lr_scales != LR_SCALES or args.seed != 0 or args.val_limit != 100 or args.lr_extend != LR_EXTEND:
+    if any(getattr(args, name) is not None for name in SWEEP_FLAGS):
         raise MiniftError("--lr-scales, --lr-extend, --seed and --val-limit belong to `experiment lr-sweep`; strategies runs "
                           "seeds 0..N-1 and scores on --test-limit test examples")
     out = args.out or "data/experiments/strategies"
@@ -377,13 +379,15 @@ def register_study(sub) -> None:
                    help="strategies: the size N of the equal-compute chart (default: the largest)")
     p.add_argument("--world-text", help="strategies: the base's pretraining text file, if it moved since "
                                         "pretraining (forgetting is scored on its held-out tenth)")
-    p.add_argument("--lr-scales", default=LR_SCALES,
-                   help=f"lr-sweep: multipliers of each recipe's learning rates, at least 3 (default: {LR_SCALES})")
-    p.add_argument("--lr-extend", type=int, default=LR_EXTEND,
+    # lr-sweep's defaults are experiment.SWEEP_SCALES, SWEEP_EXTEND, seed 0 and SWEEP_VAL_LIMIT
+    # (tests/test_cli.py checks that the help below says the same).
+    p.add_argument("--lr-scales",
+                   help="lr-sweep: multipliers of each recipe's learning rates, at least 3 (default: 0.3,1,3)")
+    p.add_argument("--lr-extend", type=int,
                    help="lr-sweep: where a winner sits at the edge of --lr-scales, run up to this many more "
-                        f"rungs of the 1-3-10 ladder that way (3 -> 10 -> 30); 0: never (default: {LR_EXTEND})")
-    p.add_argument("--seed", type=int, default=0, help="lr-sweep: the one seed it runs (default: 0)")
-    p.add_argument("--val-limit", type=positive, default=100,
+                        "rungs of the 1-3-10 ladder that way (3 -> 10 -> 30); 0: never (default: 2)")
+    p.add_argument("--seed", type=int, help="lr-sweep: the one seed it runs (default: 0)")
+    p.add_argument("--val-limit", type=positive,
                    help="lr-sweep: validation examples each run is scored on (default: 100)")
     p.add_argument("--base", help="base model ('base', a path, 'gpt2:PATH'; default: the recipes' base)")
     p.add_argument("--data", help="a JSONL file instead of a generated task (its held-out tail is the test set)")

@@ -89,6 +89,11 @@ RULE_SMALL, RULE_LARGE = ("layers", "prompt"), "full"
 # Records made with another protocol or other settings do not mix (each is compared on resume).
 SETTINGS = ("protocol", "max_steps", "base", "data", "test_limit")
 SWEEP_SETTINGS = ("protocol", "max_steps", "base", "data", "val_limit", "examples", "seed")
+# The sweep's defaults (the CLI's too): multipliers of each recipe's rates, the validation examples
+# each final model is scored on, and the rungs of the 1-3-10 ladder it may add past an edge winner.
+SWEEP_SCALES = (0.3, 1.0, 3.0)
+SWEEP_VAL_LIMIT = 100
+SWEEP_EXTEND = 2
 CONFIDENCE = 0.95
 # The fair protocol's defaults: budgets that follow the data (see the module docstring).
 FAIR = {"epochs": 10.0, "min_steps": 100, "max_steps": 2000, "patience": 4, "min_delta": 0.001,
@@ -925,9 +930,10 @@ def sweep_best(rs: list[dict]) -> dict:
     return max(rs, key=lambda r: (r["val_score"], -r["val_loss"], -abs(math.log(r["lr_scale"]))))
 
 
-def lr_sweep(tasks, examples: int, out, scales=(1 / 3, 1.0, 3.0), seed: int = 0, strategies=STRATEGIES, base=None,
-             data=None, val_limit: int = 100, device="cpu", quiet=False, protocol="fair", epochs=None,
-             min_steps=None, max_steps=None, patience=None, min_delta=None, monitor=None, extend: int = 2) -> dict:
+def lr_sweep(tasks, examples: int, out, scales=SWEEP_SCALES, seed: int = 0, strategies=STRATEGIES, base=None,
+             data=None, val_limit: int = SWEEP_VAL_LIMIT, device="cpu", quiet=False, protocol="fair", epochs=None,
+             min_steps=None, max_steps=None, patience=None, min_delta=None, monitor=None,
+             extend: int = SWEEP_EXTEND) -> dict:
     """Tune each strategy's learning rate: every multiplier of its recipe's rates, one N, one seed.
 
     Each final model is scored on the VALIDATION split (``validation_examples``; the test split is
@@ -1005,7 +1011,7 @@ def lr_sweep(tasks, examples: int, out, scales=(1 / 3, 1.0, 3.0), seed: int = 0,
             result["winners"].setdefault(task, {})[strategy] = {
                 "lr_scale": best["lr_scale"], "lrs": best["lrs"], "val_score": best["val_score"],
                 "val_loss": best["val_loss"], "tried": tried,
-                "at_edge": len(tried) > 1 and float(best["lr_scale"]) in (tried[0], tried[-1])}
+                "at_edge": float(best["lr_scale"]) in (tried[0], tried[-1])}  # tried: >= 3 multipliers
             result["scores"].setdefault(task, {})[strategy] = {f"{r['lr_scale']:g}": r["val_score"]
                                                                for r in sorted(rs, key=lambda r: r["lr_scale"])}
     atomic_write_json(out / "lrs.json", result)

@@ -29,8 +29,9 @@ rerun only re-tests what changed.
 
 **Sampling.** A module whose tests need a slow fixture can be too dear to mutate in full:
 ``experiment.py`` makes about 3,150 mutants and each one rebuilds the ~20-second tiny grid (about 18
-hours of one core). ``--sample K`` tests K mutants drawn at random (``--sample-seed``, default 0,
-over the sorted names, so the same code gives the same sample) and reports the score with its 95%
+hours of one core). ``--sample K`` tests K mutants drawn at random (``--sample-seed``, default 0;
+the K with the smallest hash of seed and name, so the same code gives the same sample, and an edit
+redraws only the mutants of the functions it touched) and reports the score with its 95%
 Wilson interval: a uniform sample's score is an unbiased estimate of the whole module's, and random
 mutant sampling is the standard way to keep mutation analysis affordable. A rerun tests only the
 sample's mutants that have no result yet (``--retest``: its survivors too).
@@ -38,10 +39,10 @@ sample's mutants that have no result yet (``--retest``: its survivors too).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import math
 import os
-import random
 import re
 import shutil
 import subprocess
@@ -173,9 +174,12 @@ def generate(folder: Path, env: dict) -> None:
 
 
 def draw(names, k: int, seed: int) -> list[str]:
-    """K of the mutants, drawn uniformly without replacement; the same names and seed, the same draw."""
-    names = sorted(names)
-    return sorted(random.Random(seed).sample(names, min(k, len(names))))
+    """K of the mutants, drawn uniformly without replacement: the K whose hash of (seed, name) is
+    smallest. Each mutant's chance depends on its own name only, so after an edit the mutants of the
+    functions left alone keep their place in the sample (a draw over the list, like random.sample,
+    would start afresh as soon as one function gained or lost a mutant)."""
+    key = lambda name: hashlib.sha256(f"{seed}:{name}".encode()).hexdigest()  # noqa: E731
+    return sorted(sorted(set(names), key=key)[:k])
 
 
 def wilson(killed: int, n: int, z: float = 1.96) -> tuple[float, float]:

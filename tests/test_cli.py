@@ -50,6 +50,8 @@ def run(argv, capsys):
     (["bench", "--device", "tpu"], "--device tpu: choose auto, cpu, cuda, cuda:N or mps"),
     (["experiment", "strategies", "--lr-extend", "1", "--out", "/tmp/x"],
      "--lr-scales, --lr-extend, --seed and --val-limit belong to `experiment lr-sweep`"),
+    (["experiment", "strategies", "--seed", "0", "--out", "/tmp/x"],  # given, even at lr-sweep's default
+     "--lr-scales, --lr-extend, --seed and --val-limit belong to `experiment lr-sweep`"),
     (["experiment", "lr-sweep", "--lr-extend", "-1", "--out", "/tmp/minift-no-such-sweep"],
      "--lr-extend must be a whole number of rungs >= 0, got -1"),
 ])
@@ -360,3 +362,21 @@ def test_finetune_with_a_bad_optimizer_field_is_one_line_exit_2_before_training(
     err, out = one_line_error(["finetune", "--recipe", str(recipe), "--out", str(tmp_path / "run")], capsys)
     assert f"{recipe}: {message}" in err and out == ""
     assert not (tmp_path / "run").exists()
+
+
+def test_the_lr_sweeps_help_states_the_defaults_lr_sweep_applies(capsys):
+    # The CLI passes lr-sweep's flags only when given; the help text repeats the library's defaults.
+    import inspect
+
+    from minift import experiment
+
+    with pytest.raises(SystemExit):
+        main(["experiment", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    sig = inspect.signature(experiment.lr_sweep).parameters
+    scales = ",".join(f"{x:g}" for x in sig["scales"].default)
+    assert sig["scales"].default == experiment.SWEEP_SCALES == (0.3, 1.0, 3.0)
+    assert f"at least 3 (default: {scales})" in text
+    assert f"0: never (default: {sig['extend'].default})" in text and sig["extend"].default == experiment.SWEEP_EXTEND
+    assert f"the one seed it runs (default: {sig['seed'].default})" in text
+    assert f"scored on (default: {sig['val_limit'].default})" in text and sig["val_limit"].default == 100

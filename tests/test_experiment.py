@@ -634,3 +634,65 @@ def test_the_continued_fraction_steps_over_an_exact_zero_denominator():
     # fraction there equals I_x(a, b) * a / front, with I_x(1, 4) = 1 - (1 - x)^4 = 0.9375 and
     # front = x (1 - x)^4 / B(1, 4) = 0.5 * 0.0625 * 4 = 0.125: 7.5.
     assert experiment._beta_fraction(1.0, 4.0, 0.5) == pytest.approx(7.5, rel=1e-12)
+
+
+def test_the_incomplete_beta_is_one_from_x_equal_one_on():
+    # I_x(a, b) is a distribution function: 1 at x = 1 and beyond (no log of a negative number).
+    assert experiment.betainc(2.0, 3.0, 1.0) == 1.0 and experiment.betainc(2.0, 3.0, 1.5) == 1.0
+    assert experiment.betainc(2.0, 3.0, 0.0) == 0.0 and experiment.betainc(2.0, 3.0, -0.5) == 0.0
+    # and in between, the closed form I_x(2, 3) = 6x^2 - 8x^3 + 3x^4 (Beta(2, 3)'s CDF), by hand at 0.5: 0.6875
+    assert experiment.betainc(2.0, 3.0, 0.5) == pytest.approx(0.6875, rel=1e-12)
+
+
+def test_a_record_of_a_strategy_the_registry_no_longer_holds_is_not_checked_against_a_recipe():
+    # Its rates cannot be compared with a recipe that does not exist: no verdict, and no crash.
+    record = {"strategy": "no-such-arm", "lrs": [1e-3], "lr_scale": 1.0}
+    assert experiment.rates_differ(record, {}) is None
+    assert experiment.rates_differ({"strategy": "full", "lr_scale": 1.0}, {}) is None  # predates lrs
+    assert experiment.rates_differ({"strategy": "full", "lrs": [1e-3]}, {}) is None  # predates lr_scale
+
+
+def test_an_lr_sweep_run_says_its_progress_keeps_its_run_folders_by_size_and_writes_its_tables(
+        tiny_setup, tmp_path, capsys, one_thread):
+    out = tmp_path / "sweep"
+    result = experiment.lr_sweep(["translation"], 8, out, scales=(0.3, 1, 3), strategies=["full"],
+                                 base=tiny_setup / "base", val_limit=2, max_steps=1, extend=0)
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "lr sweep: 3 runs, 3 to do"  # progress on stderr unless quiet
+    assert [line.split(":")[0] for line in err[1:]] == [f"[{i}/3] translation full lr x{x}" for i, x in
+                                                       ((1, "0.3"), (2, "1"), (3, "3"))]
+    for x in ("0.3", "1", "3"):  # each run's folder sits under its size, pruned to its summary and log
+        assert sorted(p.name for p in (out / "runs" / "translation" / "8" / "full" / f"lr{x}").iterdir()) == [
+            "log.jsonl", "summary.json"]
+    written = json.loads((out / "lrs.json").read_text())
+    assert written["kind"] == "minift lr sweep" and written["examples"] == 8 and written["scales"] == [0.3, 1.0, 3.0]
+    win = result["winners"]["translation"]["full"]
+    assert win["tried"] == [0.3, 1.0, 3.0] and win["at_edge"] == (win["lr_scale"] in (0.3, 3.0))
+    # lrs.md holds a well-formed table: a header, a separator of one column per multiplier + 2, one row.
+    table = [line for line in (out / "lrs.md").read_text().splitlines() if line.startswith("|")]
+    assert table[0] == "| strategy | lr × 0.3 | lr × 1 | lr × 3 | chosen lrs |"
+    assert table[1] == "|---|---:|---:|---:|---:|"
+    assert len(table) == 3 and table[2].startswith("| full | ") and table[2].endswith(" |")
+    assert table[2].count(" | ") == 4 and f"{win['lrs'][0]:.3g} |" in table[2]
+
+
+def test_an_lr_sweep_refuses_a_bad_size_or_out_folder_before_any_work(tiny_setup, tmp_path):
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(MiniftError, match="the lr sweep runs at one training-set size, a whole number >= 1"):
+            experiment.lr_sweep(["translation"], bad, tmp_path / "s", strategies=["full"], base=tiny_setup / "base")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("kept")
+    with pytest.raises(MiniftError, match=rf"^{re.escape(str(blocker))}: is a file, not a folder \(the --out folder\)"):
+        experiment.lr_sweep(["translation"], 8, blocker, strategies=["full"], base=tiny_setup / "base", max_steps=1)
+    assert blocker.read_text() == "kept" and not (tmp_path / "--out folder").exists()
+
+
+def test_the_sweep_scores_a_data_file_on_its_held_out_tenth(tmp_path):
+    from minift.tasks import load_examples
+
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps({"source": f"s{i}", "target": f"t{i}"}) + "\n" for i in range(95)))
+    rows = load_examples(data=path)
+    vals = experiment.validation_examples("translation", path, 1000)
+    assert [e.fields["target"] for e in vals] == [e.fields["target"] for e in rows[-9:]]  # 95 // 10 = 9, the last ones
+    assert [e.fields["target"] for e in experiment.validation_examples("translation", path, 4)] == ["t86", "t87", "t88", "t89"]

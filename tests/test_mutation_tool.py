@@ -27,3 +27,8 @@ def test_the_draw_is_uniform_without_replacement_and_repeatable():
     assert len(set(a)) == 30 and set(a) <= set(names)
     assert a != mutation.draw(names, 30, seed=1)
     assert sorted(mutation.draw(names, 500, seed=0)) == sorted(names)  # K above the count: every mutant
+    # An edit that renames one function's mutants leaves the others' places in the sample alone: at
+    # most one old member per new name is pushed out (a draw over the list would redraw them all).
+    edited = [n for n in names if n not in ("m1", "m2")] + ["m1b", "m2b"]
+    kept = set(a) - {"m1", "m2"}
+    assert len(kept & set(mutation.draw(edited, 30, seed=0))) >= len(kept) - 2
