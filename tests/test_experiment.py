@@ -696,3 +696,38 @@ def test_the_sweep_scores_a_data_file_on_its_held_out_tenth(tmp_path):
     vals = experiment.validation_examples("translation", path, 1000)
     assert [e.fields["target"] for e in vals] == [e.fields["target"] for e in rows[-9:]]  # 95 // 10 = 9, the last ones
     assert [e.fields["target"] for e in experiment.validation_examples("translation", path, 4)] == ["t86", "t87", "t88", "t89"]
+
+
+def test_near_x_equal_one_the_incomplete_beta_keeps_full_precision():
+    # I_x(1, b) = 1 - (1 - x)^b in closed form. Close to 1 the fraction converges slowly, so betainc
+    # switches to the symmetry I_x(a, b) = 1 - I_{1-x}(b, a) past x = (a + 1) / (a + b + 2).
+    for b, x in ((2.0, 0.9999), (1.5, 0.999), (3.0, 0.995)):
+        assert experiment.betainc(1.0, b, x) == pytest.approx(1.0 - (1.0 - x) ** b, rel=1e-13, abs=0)
+
+
+def test_the_lr_source_is_the_hash_of_the_winners_as_sorted_json(tiny_setup, tmp_path):
+    # Anyone can recompute a record's lr_source from lrs.json: sha256 of {"task/strategy": multiplier}
+    # as JSON with sorted keys, first 12 hex digits. Task names where one is the other's prefix
+    # ("qa", "qa-x") sort differently as strings than as (task, strategy) pairs.
+    import hashlib
+
+    proto, cap = experiment.resolve_protocol("fair", max_steps=1)
+    proto.pop("lr_source")
+    doc = {"kind": "minift lr sweep", "examples": 64, "seed": 0, "scales": [0.3, 1, 3],
+           "settings": {"protocol": proto, "max_steps": cap, "base": str(tiny_setup / "base"), "data": None},
+           "winners": {"qa": {"full": {"lr_scale": 3.0}}, "qa-x": {"full": {"lr_scale": 0.3}}}}
+    path = tmp_path / "lrs.json"
+    path.write_text(json.dumps(doc))
+    winners, source, size = experiment.read_lrs(path, proto, cap, str(tiny_setup / "base"), None)
+    expected = hashlib.sha256(json.dumps({"qa-x/full": 0.3, "qa/full": 3.0}, sort_keys=True).encode()).hexdigest()
+    assert winners == {("qa", "full"): 3.0, ("qa-x", "full"): 0.3} and size == 64
+    assert source == "tuned sha256:" + expected[:12]
+
+
+def test_the_size_chart_spaces_the_sizes_on_a_log_scale(tmp_path):
+    cell = lambda m: {"mean": m, "std": 1.0, "n": 3}  # noqa: E731
+    agg = {"results": {"translation": {"full": {"10": cell(10), "100": cell(20), "1000": cell(30)}}},
+           "main_metric": {"translation": "bleu"}}
+    (path,) = experiment.write_charts(tmp_path, agg)
+    xs = [float(v) for v in re.findall(r'<circle cx="([0-9.]+)"', path.read_text())[:3]]
+    assert xs[1] - xs[0] == pytest.approx(xs[2] - xs[1], abs=0.02)  # 10, 100, 1000 evenly apart
