@@ -17,8 +17,10 @@ For every stage of a recipe (``schedule.py``):
 
 The run folder then holds ``model.pt`` (+ ``prompts/``), which ``minift.load_model(DIR)`` reads,
 ``summary.json`` (one entry per stage: what trained, how much it cost, what it reached),
-``log.jsonl``, ``loss.svg`` and ``report.md`` (``report.py``: the run for a human to read). ``--resume`` continues a killed run from its last resume point and
-ends with the same weights as a run that was never interrupted.
+``log.jsonl``, ``loss.svg`` and ``report.md`` (``report.py``: the run for a human to read).
+``--resume`` continues a killed run from its last resume point and ends with the same weights as a
+run that was never interrupted; ``plan.json``, written when the run starts, makes sure it resumes
+under the settings it started with (``run_plan``: the stages as they train, base, data, seed).
 
 Tutorials 06–09 run stages through ``run_recipe``.
 """
@@ -398,6 +400,54 @@ def save_bundle(folder: Path, bundle: ModelBundle, meta: dict) -> None:
         save_state(folder / "prompts" / f"{name}.pt", state, bundle.model, name)
 
 
+def run_plan(recipe: Recipe, opts: RunOptions, seed: int, base: str, task) -> dict:
+    """What a resumed run must share with the run it continues (OUT/plan.json): the recipe's
+    stages as they will train (rates already scaled by ``--lr-scale``, budgets by ``--protocol``),
+    the base, data, size, seed and the overrides. Not the device: a run may move to another."""
+    import json
+
+    plan = {"recipe": recipe.name, "base": str(base), "task": task, "data": opts.data or recipe.data,
+            "examples": opts.examples or recipe.examples, "seed": seed, "max_steps": opts.max_steps,
+            "eval_limit": opts.eval_limit, "stages": [dataclasses.asdict(s) for s in recipe.stages]}
+    return json.loads(json.dumps(plan, default=str))  # as the file will hold it (tuples as lists, ...)
+
+
+def plan_differs(theirs: dict, ours: dict, where: str = "") -> str | None:
+    """The first field where two plans differ, as ``stages[1].lr: 0.001 there, 0.003 here``; or None."""
+    if isinstance(theirs, dict) and isinstance(ours, dict):
+        for key in list(ours) + [k for k in theirs if k not in ours]:
+            found = plan_differs(theirs.get(key), ours.get(key), f"{where}.{key}" if where else key)
+            if found:
+                return found
+        return None
+    if isinstance(theirs, list) and isinstance(ours, list) and len(theirs) == len(ours):
+        for i, (a, b) in enumerate(zip(theirs, ours)):
+            found = plan_differs(a, b, f"{where}[{i}]")
+            if found:
+                return found
+        return None
+    return None if theirs == ours else f"{where}: {theirs!r} there, {ours!r} here"
+
+
+def check_resume_plan(out: Path, plan: dict) -> None:
+    """Refuse to resume a run under other settings than it started with: its finished stages and
+    its optimizer state belong to those, so the result would be neither run. (A run folder made
+    before plan.json existed resumes unchecked.)"""
+    import json
+
+    path = out / "plan.json"
+    if not path.exists():
+        return
+    try:
+        theirs = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MiniftError(f"{path}: not readable JSON ({str(exc).splitlines()[0]}); use another --out") from None
+    differs = plan_differs(theirs, plan)
+    if differs:
+        raise MiniftError(f"--resume: {out} was started with other settings ({differs}): resume with the "
+                          f"recipe and options it started with (--lr-scale, --protocol, ...), or use another --out")
+
+
 def run_recipe(recipe: Recipe, opts: RunOptions) -> dict:
     """Run every stage of ``recipe``; returns the summary (also written to OUT/summary.json)."""
     from minift.plot import plot_run
@@ -413,6 +463,11 @@ def run_recipe(recipe: Recipe, opts: RunOptions) -> dict:
     elif not opts.resume and (out / "summary.json").exists():
         raise MiniftError(f"{out} already holds a run: use --resume to continue it, or another --out")
     ctx = opts.dist
+    plan = run_plan(recipe, opts, seed, base, task)
+    if resume is not None:
+        check_resume_plan(out, plan)  # before anything in the folder changes
+    elif ctx.is_main:
+        atomic_write_json(out / "plan.json", plan)
     log = RunLog(out / "log.jsonl", quiet=opts.quiet, enabled=ctx.is_main)
     if resume is None and (out / "log.jsonl").exists():
         log.truncate_after(-1)

@@ -18,6 +18,7 @@ import torch
 import minift
 from minift.checkpoint import fingerprint
 from minift.cli import main
+from minift.errors import MiniftError
 
 RECIPE = """
 name = "tiny-hybrid"
@@ -908,3 +909,43 @@ def test_two_length_buckets_draw_each_batch_from_one_and_from_the_trainers_gener
     for lengths in seen[0]:
         assert len(set(lengths)) == 1  # every row of a batch from one bucket (all short or all long)
     assert len({lengths[0] for lengths in seen[0]}) == 2  # both buckets are drawn
+
+
+def test_a_run_resumed_under_other_settings_is_refused_naming_the_field_and_keeps_its_folder(
+        tiny_setup, tmp_path, monkeypatch):
+    """Its finished stages and its optimizer state belong to the settings it started with (plan.json):
+    a changed rate (an edited recipe, another --lr-scale) or seed would make a run that is neither."""
+    from minift import finetune
+
+    stages = '[[stages]]\nname = "a"\nmax_steps = 2\neval_every = 2\n[[stages]]\nname = "b"\nmax_steps = 2\n'
+    real_save = finetune.atomic_torch_save
+
+    def dying_save(path, obj):
+        real_save(path, obj)
+        raise Killed()
+
+    monkeypatch.setattr(finetune, "atomic_torch_save", dying_save)
+    with pytest.raises(Killed):
+        small_run(tiny_setup, tmp_path, stages, seed=4)
+    monkeypatch.setattr(finetune, "atomic_torch_save", real_save)
+    run = tmp_path / "run"
+    plan = json.loads((run / "plan.json").read_text())
+    assert plan["seed"] == 4 and [s["name"] for s in plan["stages"]] == ["a", "b"] and plan["stages"][1]["lr"] == 1e-3
+    kept = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    with pytest.raises(MiniftError, match=r"^--resume: .*run was started with other settings "
+                                          r"\(stages\[1\]\.lr: 0\.001 there, 0\.003 here\)"):
+        small_run(tiny_setup, tmp_path, stages.replace('name = "b"\n', 'name = "b"\nlr = 0.003\n'), seed=4, resume=True)
+    with pytest.raises(MiniftError, match=r"\(seed: 4 there, 5 here\)"):
+        small_run(tiny_setup, tmp_path, stages, seed=5, resume=True)
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == kept  # nothing touched
+    summary = small_run(tiny_setup, tmp_path, stages, seed=4, resume=True)  # the same settings resume
+    assert [s["name"] for s in summary["stages"]] == ["a", "b"]
+
+
+def test_the_plan_difference_names_the_first_differing_field():
+    from minift.finetune import plan_differs
+
+    assert plan_differs({"a": 1, "s": [{"lr": 1}]}, {"a": 1, "s": [{"lr": 1}]}) is None
+    assert plan_differs({"a": 1, "s": [{"lr": 1}, {"lr": 2}]}, {"a": 1, "s": [{"lr": 1}, {"lr": 3}]}) == "s[1].lr: 2 there, 3 here"
+    assert plan_differs({"s": [1]}, {"s": [1, 2]}) == "s: [1] there, [1, 2] here"  # a stage more
+    assert plan_differs({"a": 1, "old": 2}, {"a": 1}) == "old: 2 there, None here"  # a field the run had
