@@ -731,3 +731,16 @@ def test_the_size_chart_spaces_the_sizes_on_a_log_scale(tmp_path):
     (path,) = experiment.write_charts(tmp_path, agg)
     xs = [float(v) for v in re.findall(r'<circle cx="([0-9.]+)"', path.read_text())[:3]]
     assert xs[1] - xs[0] == pytest.approx(xs[2] - xs[1], abs=0.02)  # 10, 100, 1000 evenly apart
+
+
+def test_the_experiment_says_each_runs_result_and_what_is_left_on_stderr(tiny_setup, tmp_path, capsys, one_thread):
+    agg = run_experiment(["translation"], [8], 2, tmp_path / "e", max_steps=1, base=tiny_setup / "base",
+                         test_limit=1, strategies=["full"], compute_examples=8)
+    assert agg["compute_examples"] == 8  # a size that was run may be chosen for the equal-compute chart
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[")]
+    assert [re.sub(r"bleu [0-9.]+ in [0-9]+ s", "bleu B in S s", re.sub(r"about [0-9.]+ min", "about M min", line))
+            for line in err] == ["[1/2] translation N=8 full seed 0: bleu B in S s; 1 run left, about M min left",
+                                 "[2/2] translation N=8 full seed 1: bleu B in S s; 0 runs left, about M min left"]
+    with pytest.raises(MiniftError, match=r"--compute-examples 20: pick one of the sizes run \(8\)"):
+        run_experiment(["translation"], [8], 2, tmp_path / "e", max_steps=1, base=tiny_setup / "base",
+                       test_limit=1, strategies=["full"], compute_examples=20, quiet=True)
