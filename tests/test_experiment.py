@@ -610,8 +610,15 @@ def test_the_experiment_takes_each_cells_rates_from_the_sweep_nearest_its_size(t
     assert {r["examples"]: r["protocol"]["lr_source"] for r in records(out)} == {
         8: f"tuned sha256:{m[1]}", 40: f"tuned sha256:{m[2]}"}
     assert agg["lr_scales_by_size"] == {"8": {"translation": {"full": 3.0}}, "40": {"translation": {"full": 0.3}}}
+    assert agg["lr_scales"] == {"translation": {"full": 0.3}}  # those of the largest size
     md = (out / "results.md").read_text()
     assert "| full | x3 | x0.3 |" in md and "N=40 (sweep at 64)" in md
+    # The command that made the tables names the base and both sweeps: rerunning it remakes them.
+    assert f"--base {base} " in md and f"--lrs {small},{large}`" in md
+    # Each results.json cell carries the multiplier its records trained at (1 where a record predates it).
+    assert {n: agg["results"]["translation"]["full"][n]["lr_scale"] for n in ("8", "40")} == {"8": 3.0, "40": 0.3}
+    old = experiment.aggregate([{k: v for k, v in r.items() if k != "lr_scale"} for r in records(out)], agg["model"])
+    assert {n: c["lr_scale"] for n, c in old["results"]["translation"]["full"].items()} == {"8": 1.0, "40": 1.0}
     # Without the large sweep, N=40 would train at the small one's rates: its record is refused.
     with pytest.raises(MiniftError, match=r"another protocol .*translation 40 full.*protocol.lr_source"):
         run_experiment(["translation"], [8], 1, out, max_steps=1, base=base, test_limit=1, quiet=True,
