@@ -73,7 +73,7 @@ from minift.bundle import load_model
 from minift.checkpoint import save_checkpoint
 from minift.errors import MiniftError
 from minift.evaluate import evaluate_examples, teacher_forced_loss
-from minift.finetune import RunOptions, run_recipe
+from minift.finetune import RunOptions, plan_differs, run_recipe
 from minift.io import atomic_write_json, atomic_write_text, read_jsonl, usable_folder
 from minift.model import GPT
 from minift.schedule import load_recipe
@@ -293,17 +293,16 @@ def apply_protocol(recipe, protocol: dict, cap, task: str, lr_scale: float = 1.0
 
 
 def mismatch(record: dict, settings: dict, keys=SETTINGS) -> str | None:
-    """The first field in which a record's protocol or settings differ from ours, or None."""
-    for key in keys:
-        ours = settings[key]
-        theirs = record.get(key, OLD_PROTOCOL if key == "protocol" else None)
-        if isinstance(ours, dict) and isinstance(theirs, dict):
-            for field in sorted(set(ours) | set(theirs), key=lambda f: (f != "name", f)):  # the name first
-                if ours.get(field) != theirs.get(field):
-                    return f"{key}.{field}: {theirs.get(field)!r} there, {ours.get(field)!r} here"
-        elif theirs != ours:
-            return f"{key}: {theirs!r} there, {ours!r} here"
-    return None
+    """The first field in which a record's protocol or settings differ from ours, or None (a
+    protocol's name is compared first: "another protocol" says more than the field it changed)."""
+    def name_first(value):
+        if not isinstance(value, dict):
+            return value
+        return {f: value[f] for f in sorted(value, key=lambda f: (f != "name", f))}
+
+    ours = {key: name_first(settings[key]) for key in keys}
+    theirs = {key: record.get(key, OLD_PROTOCOL if key == "protocol" else None) for key in keys}
+    return plan_differs(theirs, ours)
 
 
 def rates_differ(record: dict, recipes: dict) -> str | None:
@@ -961,7 +960,7 @@ def lr_sweep(tasks, examples: int, out, scales=SWEEP_SCALES, seed: int = 0, stra
     bundle = load_model(base or "base")
     cfg = {"protocol": proto, "max_steps": cap, "base": None if base is None else str(base),
            "data": None if data is None else str(data), "val_limit": val_limit, "examples": examples, "seed": seed,
-           "device": device, "model": model_shape(bundle), "out": out, "lr_scales": {}}
+           "device": device, "model": model_shape(bundle), "out": out}
     vals = {t: validation_examples(t, data, val_limit) for t in tasks}
     log = out / "sweep.jsonl"
     records = read_records(log)

@@ -27,6 +27,7 @@ Tutorials 06–09 run stages through ``run_recipe``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 
@@ -404,8 +405,6 @@ def run_plan(recipe: Recipe, opts: RunOptions, seed: int, base: str, task) -> di
     """What a resumed run must share with the run it continues (OUT/plan.json): the recipe's
     stages as they will train (rates already scaled by ``--lr-scale``, budgets by ``--protocol``),
     the base, data, size, seed and the overrides. Not the device: a run may move to another."""
-    import json
-
     plan = {"recipe": recipe.name, "base": str(base), "task": task, "data": opts.data or recipe.data,
             "examples": opts.examples or recipe.examples, "seed": seed, "max_steps": opts.max_steps,
             "eval_limit": opts.eval_limit, "stages": [dataclasses.asdict(s) for s in recipe.stages]}
@@ -433,8 +432,6 @@ def check_resume_plan(out: Path, plan: dict) -> None:
     """Refuse to resume a run under other settings than it started with: its finished stages and
     its optimizer state belong to those, so the result would be neither run. (A run folder made
     before plan.json existed resumes unchecked.)"""
-    import json
-
     path = out / "plan.json"
     if not path.exists():
         return

@@ -663,7 +663,7 @@ def test_an_lr_sweep_run_says_its_progress_keeps_its_run_folders_by_size_and_wri
         tiny_setup, tmp_path, capsys, one_thread):
     out = tmp_path / "sweep"
     result = experiment.lr_sweep(["translation"], 8, out, scales=(0.3, 1, 3), strategies=["full"],
-                                 base=tiny_setup / "base", val_limit=2, max_steps=1, extend=0)
+                                 base=tiny_setup / "base", val_limit=2, max_steps=1, extend=0, monitor="main_metric")
     err = capsys.readouterr().err.splitlines()
     assert err[0] == "lr sweep: 3 runs, 3 to do"  # progress on stderr unless quiet
     assert [line.split(":")[0] for line in err[1:]] == [f"[{i}/3] translation full lr x{x}" for i, x in
@@ -681,6 +681,11 @@ def test_an_lr_sweep_run_says_its_progress_keeps_its_run_folders_by_size_and_wri
     assert table[1] == "|---|---:|---:|---:|---:|"
     assert len(table) == 3 and table[2].startswith("| full | ") and table[2].endswith(" |")
     assert table[2].count(" | ") == 4 and f"{win['lrs'][0]:.3g} |" in table[2]
+    # sweep.jsonl: one record per run, under the options given, each with its steps summed over its stages
+    logged = [json.loads(line) for line in (out / "sweep.jsonl").read_text().splitlines()]
+    assert [r["lr_scale"] for r in logged] == [0.3, 1.0, 3.0]
+    assert {r["protocol"]["monitor"] for r in logged} == {"main_metric"} and {r["val_examples"] for r in logged} == {2}
+    assert all(r["steps"] == sum(s["steps"] for s in r["stages"]) == 1 for r in logged)
 
 
 def test_an_lr_sweep_refuses_a_bad_size_or_out_folder_before_any_work(tiny_setup, tmp_path):
@@ -751,3 +756,17 @@ def test_the_experiment_says_each_runs_result_and_what_is_left_on_stderr(tiny_se
     with pytest.raises(MiniftError, match=r"--compute-examples 20: pick one of the sizes run \(8\)"):
         run_experiment(["translation"], [8], 2, tmp_path / "e", max_steps=1, base=tiny_setup / "base",
                        test_limit=1, strategies=["full"], compute_examples=20, quiet=True)
+
+
+def test_the_fixed_protocol_scales_every_stages_rate_and_keeps_its_own_budget():
+    from minift.schedule import load_recipe
+
+    recipe = load_recipe("hybrid")
+    for protocol, cap in ((dict(experiment.OLD_PROTOCOL), 7), (experiment.resolve_protocol("fair")[0], 9)):
+        scaled, opts_cap = experiment.apply_protocol(recipe, protocol, cap, "translation", lr_scale=3.0)
+        assert [s.lr for s in scaled.stages] == pytest.approx([3.0 * s.lr for s in recipe.stages])
+        if protocol["name"] == "fixed":  # the recipe's own steps; the cap goes to RunOptions
+            assert opts_cap == 7 and [(s.max_steps, s.epochs) for s in scaled.stages] == [
+                (s.max_steps, s.epochs) for s in recipe.stages]
+        else:  # the cap sits on each stage
+            assert opts_cap is None and {s.max_steps for s in scaled.stages} == {9}
