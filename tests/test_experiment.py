@@ -663,7 +663,7 @@ def test_an_lr_sweep_run_says_its_progress_keeps_its_run_folders_by_size_and_wri
         tiny_setup, tmp_path, capsys, one_thread):
     out = tmp_path / "sweep"
     result = experiment.lr_sweep(["translation"], 8, out, scales=(0.3, 1, 3), strategies=["full"],
-                                 base=tiny_setup / "base", val_limit=2, max_steps=1, extend=0, monitor="main_metric")
+                                 base=tiny_setup / "base", val_limit=2, max_steps=1, extend=0)
     err = capsys.readouterr().err.splitlines()
     assert err[0] == "lr sweep: 3 runs, 3 to do"  # progress on stderr unless quiet
     assert [line.split(":")[0] for line in err[1:]] == [f"[{i}/3] translation full lr x{x}" for i, x in
@@ -684,8 +684,22 @@ def test_an_lr_sweep_run_says_its_progress_keeps_its_run_folders_by_size_and_wri
     # sweep.jsonl: one record per run, under the options given, each with its steps summed over its stages
     logged = [json.loads(line) for line in (out / "sweep.jsonl").read_text().splitlines()]
     assert [r["lr_scale"] for r in logged] == [0.3, 1.0, 3.0]
-    assert {r["protocol"]["monitor"] for r in logged} == {"main_metric"} and {r["val_examples"] for r in logged} == {2}
+    assert {r["protocol"]["monitor"] for r in logged} == {"val_loss"} and {r["val_examples"] for r in logged} == {2}
     assert all(r["steps"] == sum(s["steps"] for s in r["stages"]) == 1 for r in logged)
+    assert all(r["capped_improving"] == any(s["stop_reason"] == "cap_still_improving" for s in r["stages"])
+               for r in logged)
+    assert any(r["capped_improving"] for r in logged)  # one step from the base improves: the cap stopped it
+    best = next(r for r in logged if r["lr_scale"] == win["lr_scale"])
+    assert (win["val_score"], win["val_loss"], win["lrs"]) == (best["val_score"], best["val_loss"], best["lrs"])
+    # The folder's records of another strategy are kept on disk but left out of this call's tables.
+    again = experiment.lr_sweep(["translation"], 8, out, scales=(0.3, 1, 3), strategies=["prompt"],
+                                base=tiny_setup / "base", val_limit=2, max_steps=1, extend=0, quiet=True)
+    assert list(again["winners"]["translation"]) == ["prompt"] and len((out / "sweep.jsonl").read_text().splitlines()) == 6
+    # The protocol's options reach the sweep's runs and records (here its monitor).
+    experiment.lr_sweep(["translation"], 8, tmp_path / "by-bleu", scales=(0.3, 1, 3), strategies=["full"],
+                        base=tiny_setup / "base", val_limit=2, max_steps=1, extend=0, monitor="main_metric", quiet=True)
+    by_bleu = [json.loads(line) for line in (tmp_path / "by-bleu" / "sweep.jsonl").read_text().splitlines()]
+    assert [r["protocol"]["monitor"] for r in by_bleu] == ["main_metric"] * 3
 
 
 def test_an_lr_sweep_refuses_a_bad_size_or_out_folder_before_any_work(tiny_setup, tmp_path):
@@ -770,3 +784,35 @@ def test_the_fixed_protocol_scales_every_stages_rate_and_keeps_its_own_budget():
                 (s.max_steps, s.epochs) for s in recipe.stages]
         else:  # the cap sits on each stage
             assert opts_cap is None and {s.max_steps for s in scaled.stages} == {9}
+
+
+@pytest.mark.parametrize("option", ["epochs", "min_steps", "patience", "min_delta", "monitor"])
+def test_the_fixed_protocol_refuses_each_fair_option_by_its_flag(option):
+    with pytest.raises(MiniftError, match=rf"^--{option.replace('_', '-')} belongs to the fair protocol"):
+        experiment.resolve_protocol("fixed", **{option: 1})
+
+
+@pytest.mark.parametrize("option, bad, says", [
+    ("epochs", 0, "--epochs must be > 0"), ("epochs", -1.5, "--epochs must be > 0"),
+    ("min_steps", 0, "--min-steps .* from 1 to"), ("min_steps", 2.5, "--min-steps .* whole number"),
+    ("min_steps", 2001, r"--min-steps .*\(the cap, 2000\)"), ("patience", 0, "--patience"),
+    ("min_delta", -0.1, "--min-delta")])
+def test_the_fair_protocol_refuses_each_value_out_of_range(option, bad, says):
+    with pytest.raises(MiniftError, match=says):
+        experiment.resolve_protocol("fair", **{option: bad})
+    edge = {"epochs": 0.5, "min_steps": 2000, "patience": 1, "min_delta": 0.0}[option]  # just inside: accepted
+    assert experiment.resolve_protocol("fair", **{option: edge})[0][option] == edge
+
+
+def test_a_stage_row_carries_the_stages_name_and_an_old_summary_reads_as_completed():
+    from minift.schedule import load_recipe
+
+    recipe = load_recipe("hybrid")
+    summary = {"stages": [{"name": st.name, "strategy": st.strategy, "trainable_params": 10, "total_params": 20,
+                           "optimizer_state_bytes": 80, "steps": 3, "seconds": 1.0, "examples": 8,
+                           "trainable_names": ["lm_head.weight"]} for st in recipe.stages]}
+    summary["stages"][0]["stop_reason"] = "early_stop"
+    rows = experiment.stage_rows(summary, recipe, n_layer=4)
+    assert [r["name"] for r in rows] == [st.name for st in recipe.stages]
+    assert [r["stop_reason"] for r in rows] == ["early_stop"] + ["completed"] * (len(rows) - 1)
+    assert [r["lr"] for r in rows] == [st.lr for st in recipe.stages] and rows[0]["cpu_seconds"] is None
