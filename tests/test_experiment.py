@@ -816,3 +816,52 @@ def test_a_stage_row_carries_the_stages_name_and_an_old_summary_reads_as_complet
     assert [r["name"] for r in rows] == [st.name for st in recipe.stages]
     assert [r["stop_reason"] for r in rows] == ["early_stop"] + ["completed"] * (len(rows) - 1)
     assert [r["lr"] for r in rows] == [st.lr for st in recipe.stages] and rows[0]["cpu_seconds"] is None
+
+
+def test_the_rule_is_judged_among_full_layers_and_prompt_whoever_else_wins():
+    # LoRA beats all three at both sizes; among the rule's three, layers wins small and full large.
+    table = {"full": {"50": cell(10), "5000": cell(90)}, "layers": {"50": cell(30), "5000": cell(60)},
+             "prompt": {"50": cell(5), "5000": cell(6)}, "lora": {"50": cell(50), "5000": cell(95)}}
+    text = rule_of_thumb("qa", table)
+    assert "the rule holds: layers wins at N=50, full at N=5000" in text
+    assert "Over all strategies: N=50: lora, N=5000: lora." in text
+
+
+def test_an_old_cells_interval_comes_from_its_std_and_n():
+    # No "ci" (a results file older than intervals): t(0.975, 2) * std / sqrt(n).
+    assert experiment.cell_ci({"mean": 5.0, "std": 2.0, "n": 3}) == pytest.approx(4.302653 * 2.0 / math.sqrt(3))
+    assert experiment.cell_ci({"mean": 5.0, "std": 2.0, "n": 1}) == math.inf
+    assert experiment.cell_ci({"mean": 5.0, "std": 2.0, "n": 3, "ci": 0.5}) == 0.5
+
+
+def test_the_fixed_protocol_says_where_its_rates_came_from_and_its_cap():
+    assert experiment.describe_protocol({"name": "fixed"}, None) == (
+        "fixed: each recipe's own steps per stage; no early stopping unless the recipe asks; learning rates: recipes")
+    assert experiment.describe_protocol({"name": "fixed", "lr_source": "lr sweep abc"}, 40).startswith(
+        "fixed: each recipe's own steps per stage, capped at 40; ")
+
+
+def test_a_fixed_protocol_run_trains_each_stage_to_the_cap(tiny_setup, tmp_path, one_thread):
+    kwargs = dict(tasks=["translation"], sizes=[8], seeds=1, out=tmp_path / "fixed", max_steps=2,
+                  base=tiny_setup / "base", data=tiny_setup / "pairs.jsonl", test_limit=2, quiet=True,
+                  strategies=["hybrid"], protocol="fixed")
+    run_experiment(**kwargs)
+    (record,) = records(tmp_path / "fixed")
+    assert record["protocol"]["name"] == "fixed" and [s["steps"] for s in record["stages"]] == [2] * len(
+        record["stages"])
+
+
+def test_the_report_shows_a_hybrids_trainable_params_stage_by_stage_and_links_only_a_compute_chart_it_made(
+        tmp_path):
+    stages = [{"name": n, "strategy": n, "trainable_params": p, "total_params": 5000, "batch_size": 4,
+               "backward_fraction": 1.0} for n, p in (("full", 5000), ("layers", 1200))]
+    rs = [{"task": "qa", "strategy": "hybrid", "examples": 50, "seed": i, "score": 10.0 + i, "seconds": 1.0,
+           "trainable_params": 5000, "main_metric": "f1", "stages": stages} for i in range(2)]
+    agg = aggregate(rs, {"params": 5000, "n_layer": 2, "n_embd": 8})
+    (tmp_path / "qa-compute.svg").write_text("<svg/>")  # a chart left by another run: no compute_examples here
+    experiment.write_markdown(tmp_path / "r.md", agg, "cmd", 2, {"qa": 5})
+    md = (tmp_path / "r.md").read_text()
+    assert "| trainable params | 5,000 → 1,200 |" in md
+    assert "Equal compute" not in md
+    experiment.write_markdown(tmp_path / "r.md", {**agg, "compute_examples": 50}, "cmd", 2, {"qa": 5})
+    assert "Equal compute: `qa-compute.svg`" in (tmp_path / "r.md").read_text()
