@@ -55,7 +55,7 @@ MB = 1e6
 def default_results_dir() -> Path:
     from minift.checkpoint import data_dir
 
-    return data_dir() / "experiments" / "strategies"
+    return data_dir() / "experiments" / "strategies" / "fair"  # the fair protocol's grid
 
 
 def load_results(results_dir=None) -> dict:

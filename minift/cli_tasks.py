@@ -238,6 +238,7 @@ def register(sub) -> None:
 
 
 # --- the study: experiment and advise ------------------------------------------------------------
+EXPERIMENT_OUT = "data/experiments/strategies/fair"  # where `experiment strategies` writes and `advise` reads
 # lr-sweep's own flags default to None here: lr_sweep holds the defaults (experiment.SWEEP_*), and
 # `experiment strategies` refuses any of them that was given.
 SWEEP_FLAGS = ("lr_scales", "lr_extend", "seed", "val_limit")
@@ -271,7 +272,7 @@ def cmd_experiment(args):
     if any(getattr(args, name) is not None for name in SWEEP_FLAGS):
         raise MiniftError("--lr-scales, --lr-extend, --seed and --val-limit belong to `experiment lr-sweep`; strategies runs "
                           "seeds 0..N-1 and scores on --test-limit test examples")
-    out = args.out or "data/experiments/strategies"
+    out = args.out or EXPERIMENT_OUT
     agg = run_experiment(tasks=tasks, sizes=parse_sizes(args.examples or "50,200,1000,5000"), seeds=args.seeds,
                          out=out, base=args.base, data=args.data, test_limit=args.test_limit,
                          device=resolve_device(args.device), quiet=args.quiet, strategies=strategies,
@@ -370,7 +371,7 @@ def register_study(sub) -> None:
                                       "lr-sweep: one size, default 1000)")
     p.add_argument("--seeds", type=positive, default=3, help="seeds per cell: 0..N-1 (default: 3)")
     p.add_argument("--strategies", help=f"comma list from {','.join(STRATEGIES)} (default: all)")
-    p.add_argument("--out", help="folder (default: data/experiments/strategies; lr-sweep: .../lr-sweep)")
+    p.add_argument("--out", help=f"folder (default: {EXPERIMENT_OUT}; lr-sweep: data/experiments/strategies/lr-sweep)")
     add_budget(p, default="fair", fixed_help="each recipe's own steps (the earlier protocol)")
     p.add_argument("--lrs", help="strategies: an lr sweep's lrs.json, or a comma list of sweeps at different sizes: "
                                  "train each (task, strategy) at the rates tuned at the sweep size nearest N "
@@ -405,7 +406,7 @@ def register_study(sub) -> None:
     p.add_argument("--examples", type=positive, required=True, help="how many training examples you have")
     p.add_argument("--params", type=float, help="your model's parameters (default: the measured model's)")
     p.add_argument("--memory", type=float, help="memory available for training, in MB (10^6 bytes)")
-    p.add_argument("--results", help="experiment folder holding results.json (default: data/experiments/strategies)")
+    p.add_argument("--results", help=f"experiment folder holding results.json (default: {EXPERIMENT_OUT})")
     p.set_defaults(func=cmd_advise)
 
     p = sub.add_parser("notebooks", help="write a Jupyter notebook for every tutorial",

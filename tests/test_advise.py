@@ -232,11 +232,14 @@ def test_the_reason_says_measured_directly_at_the_smallest_and_largest_size(resu
 
 
 def test_the_default_results_are_where_the_experiment_writes_them(tmp_path, monkeypatch):
-    # `minift experiment strategies` writes to --out data/experiments/strategies by default.
+    # `minift experiment strategies` writes to --out data/experiments/strategies/fair by default.
+    from minift.cli_tasks import EXPERIMENT_OUT
+
     monkeypatch.setenv("MINIFT_DATA", str(tmp_path))
-    (tmp_path / "experiments" / "strategies").mkdir(parents=True)
-    (tmp_path / "experiments" / "strategies" / "results.json").write_text(json.dumps(make_results()))
-    assert default_results_dir() == tmp_path / "experiments" / "strategies"
+    (tmp_path / "experiments" / "strategies" / "fair").mkdir(parents=True)
+    (tmp_path / "experiments" / "strategies" / "fair" / "results.json").write_text(json.dumps(make_results()))
+    assert default_results_dir() == tmp_path / "experiments" / "strategies" / "fair"
+    assert Path(EXPERIMENT_OUT).parts == ("data", *default_results_dir().relative_to(tmp_path).parts)
     assert advise("translation", 200)["strategy"] == "layers"
 
 
