@@ -611,6 +611,47 @@ CLAIMS = {
          lambda rows: len(rows) >= 2 and all(_close(a, b) for a, b in rows.values())),
         ("under a 2 GB budget full fine-tuning of 124M weights does not fit, and the advice does",
          "budget_choice_and_fits", lambda v: v[1]["full"] is False and v[1][v[0]] is True),
+        # The committed fair grid (sizes 50, 200, 1000): the figures the lesson's discussion quotes.
+        ("at N=50 full fine-tuning is among the winners on every task: the rule's small-data half fails",
+         "fair: winners among full/layers/prompt at N=50",
+         lambda w: sorted(w) == ["qa", "summarization", "translation"] and all("full" in v for v in w.values())
+         and any("prompt" in v for v in w.values())),
+        ("at N=1000 full fine-tuning is ahead of layers and prompt on every task, intervals apart",
+         "fair: full, layers, prompt at N=1000",
+         lambda t: len(t) == 3 and all(v["full"][0] - v["full"][1] > max(v[s][0] + v[s][1] for s in ("layers", "prompt"))
+                                      for v in t.values())),
+        ("a prompt on translation stays between 1 and 3 BLEU at every size", "fair: translation prompt by size",
+         lambda v: len(v) == 3 and all(1 < x < 3 for x in v)),
+        ("prompt and BitFit are outside the leading tie in at least 8 of 9 cells, the hybrid in none",
+         "fair: cells outside the leading tie, of 9",
+         lambda v: v["prompt"] >= 8 and v["bitfit"] >= 8 and v["hybrid"] == 0 and v["full"] <= 3),
+        ("on summarization at N=1000 the hybrid beats full beyond both intervals at 1.5-2.6x full's CPU",
+         "fair: summarization N=1000 hybrid and full, hybrid/full CPU range",
+         lambda v: v[0][0] - v[0][1] > v[1][0] + v[1][1] and 1.5 < v[2] <= v[3] < 2.6),
+        ("scratch ties full at N=50 on every task and at N=1000 on translation and summarization, never at N=200",
+         "fair: scratch ties full",
+         lambda v: len(v) == 9 and not any(v[f"{t} 200"] for t in ("qa", "summarization", "translation"))
+         and all(v[f"{t} 50"] for t in ("qa", "summarization", "translation"))
+         and v["translation 1000"] and v["summarization 1000"] and not v["qa 1000"]),
+        ("seeds disagree by at most 3 BLEU on translation and by over 6 points on qa and summarization",
+         "fair: largest std between seeds",
+         lambda v: v["translation"] < 3 and v["qa"] > 6 and v["summarization"] > 6),
+        ("the other cells the discussion quotes are the grid's, to the printed digit", "fair: other cells quoted",
+         lambda v: all(abs(v[k][0] - m) < 0.05 and abs(v[k][1] - ci) < 0.05 for k, (m, ci) in {
+             "summarization full 50": (41.9, 2.3), "summarization layers 50": (41.6, 5.9),
+             "summarization prompt 50": (18.0, 1.3), "summarization scratch 50": (26.8, 16.2),
+             "translation scratch 1000": (34.8, 6.0), "summarization scratch 1000": (69.6, 2.6),
+             "qa full 200": (24.1, 16.2)}.items())),
+        ("the N=1000 cells the discussion quotes are the grid's, to the printed digit",
+         ("fair: full, layers, prompt at N=1000", "fair: summarization N=1000 hybrid and full, hybrid/full CPU range"),
+         lambda t, h: all(abs(a - b) < 0.05 for a, b in zip(
+             [*t["translation"]["full"], *t["translation"]["layers"], *t["translation"]["prompt"],
+              *t["qa"]["full"], *t["qa"]["layers"], *t["qa"]["prompt"], *h[0], *h[1]],
+             [42.0, 2.4, 29.2, 3.4, 2.5, 0.6, 37.0, 0.9, 20.9, 4.9, 23.5, 9.5, 84.4, 1.9, 73.0, 2.9]))),
+        ("at N=1000 full fine-tuning raises the world loss by 2-8 nats; a frozen prompt or prefix leaves it",
+         "fair: forgetting at N=1000",
+         lambda v: all(2 < x < 8 for x in v["full"].values())
+         and all(abs(x) < 1e-4 for s in ("prompt", "prefix") for x in v[s].values())),
     ],
     "12_running_on_a_gpu.py": [
         ("FLOPs per token by hand equal bench.flops_per_token",
