@@ -746,6 +746,13 @@ CLAIMS = {
          "prompt_over_full_memory_1M_124M_1.5B", lambda r: r[0] > r[1] > 0.5 > r[2]),
         ("outside the measured sizes every prediction is the nearest measured value", "edge: *",
          lambda rows: len(rows) >= 4 and all(a == b for a, b in rows.values())),
+        ("the fair grid's QA cells the answer quotes, to the printed digit", "fair qa: full, layers, prompt at N=50 and 1000",
+         lambda v: all(abs(a - b) < 0.05 for a, b in zip(
+             [x for k in ("full 50", "layers 50", "prompt 50", "full 1000", "layers 1000", "prompt 1000") for x in v[k]],
+             [16.9, 12.4, 13.6, 8.5, 10.6, 5.0, 37.0, 0.9, 20.9, 4.9, 23.5, 9.5]))),
+        ("on the fair grid's QA the three tie at N=50 and 200; full alone wins at 1000",
+         "fair qa: winners among full/layers/prompt",
+         lambda w: sorted(w["50"]) == sorted(w["200"]) == ["full", "layers", "prompt"] and w["1000"] == ["full"]),
     ],
     "solutions/12_running_on_a_gpu.py": [
         ("attention's share grows with T, and equals the weights' at T = N / (2·L·C)",
