@@ -361,6 +361,7 @@ def test_the_lr_sweep_picks_by_validation_and_never_reads_the_test_split(tiny_se
 
     def run_recipe(recipe, opts):
         trained_lr["now"] = recipe.stages[0].lr
+        trained_lr.setdefault("task_and_size", set()).add((opts.task, opts.examples))
         return real_run(recipe, opts)
 
     # The recipes' rates are full 1e-3 and prompt 0.1; make x3 clearly best for full, x0.3 for prompt.
@@ -379,6 +380,7 @@ def test_the_lr_sweep_picks_by_validation_and_never_reads_the_test_split(tiny_se
                                  base=tiny_setup / "base", val_limit=2, max_steps=1, quiet=True, extend=0)
     assert {s: w["lr_scale"] for s, w in result["winners"]["translation"].items()} == {"full": 3.0, "prompt": 0.3}
     assert result["winners"]["translation"]["full"]["lrs"] == [pytest.approx(3e-3)]
+    assert trained_lr["task_and_size"] == {("translation", 8)}  # every run trains the swept task at the swept N
     assert "test" not in splits and "val" in splits  # validation only: the test split is never loaded
     validation = [e.prompt for e in load_examples(task="translation", split="val", n=2)]
     assert len(scored) == 6 and all(prompts == validation for prompts in scored)
@@ -408,7 +410,8 @@ def test_ladder_step_walks_the_1_3_10_ladder_as_the_cli_writes_it():
     assert experiment.ladder_step(2.0, up=True) == 3.0 and experiment.ladder_step(2.0, up=False) == 1.0
 
 
-def test_the_lr_sweep_extends_a_grid_whose_winner_sits_at_its_edge(tiny_setup, tmp_path, monkeypatch, one_thread):
+def test_the_lr_sweep_extends_a_grid_whose_winner_sits_at_its_edge(tiny_setup, tmp_path, monkeypatch, one_thread,
+                                                                   capsys):
     """A winner at x3 is not known to be tuned: the sweep runs x10, then x30, and stops at the first
     multiplier with a worse neighbour on each side; within `extend` rungs; a resumed sweep reruns nothing."""
     trained_lr = {}
@@ -433,7 +436,9 @@ def test_the_lr_sweep_extends_a_grid_whose_winner_sits_at_its_edge(tiny_setup, t
     sweep = tmp_path / "sweep"
     kwargs = dict(scales=(0.3, 1, 3), strategies=["full", "prompt"], base=tiny_setup / "base", val_limit=2,
                   max_steps=1, quiet=True)
-    result = experiment.lr_sweep(["translation"], 8, sweep, **kwargs, extend=1)
+    result = experiment.lr_sweep(["translation"], 8, sweep, **{**kwargs, "quiet": False}, extend=1)
+    assert capsys.readouterr().err.splitlines()[0] == (
+        "lr sweep: 6 runs, 6 to do (and up to 1 more each way where a winner sits at the edge)")
     runs = lambda: sorted((r["strategy"], r["lr_scale"]) for r in map(json.loads, (sweep / "sweep.jsonl").read_text()
                                                                      .splitlines()))
     # extend=1: one rung each way at most. full: x10 wins, and it is still the top: at the edge.
@@ -461,6 +466,37 @@ def test_the_lr_sweep_extends_a_grid_whose_winner_sits_at_its_edge(tiny_setup, t
     for bad in (-1, 1.5, True):
         with pytest.raises(MiniftError, match="--lr-extend must be a whole number of rungs >= 0"):
             experiment.lr_sweep(["translation"], 8, sweep, **kwargs, extend=bad)
+    # The folder's runs were made with max_steps 1 (and so min_steps 1): another cap is refused, naming the log and the field.
+    with pytest.raises(MiniftError, match=rf"^{re.escape(str(sweep / 'sweep.jsonl'))} holds a run made with another "
+                                          r"protocol or settings \(translation 8 full 0 0.3: protocol.min_steps: 1 there, 2 here\)"):
+        experiment.lr_sweep(["translation"], 8, sweep, **{**kwargs, "max_steps": 2})
+
+
+def test_the_experiment_refuses_a_file_as_its_out_folder_before_any_work(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("kept")
+    monkeypatch.chdir(tmp_path)
+    # The base does not exist either: the --out check comes first, so its message is the one raised.
+    with pytest.raises(MiniftError, match=rf"^{re.escape(str(blocker))}: is a file, not a folder \(the --out folder\)"):
+        run_experiment(["translation"], [8], 1, blocker, base=tmp_path / "no-base", quiet=True, strategies=["full"])
+    assert blocker.read_text() == "kept" and sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_markdown_tables_bold_the_best_value_to_the_printed_digit_and_list_lr_multipliers():
+    table = {"a": {"8": {"v": 10.04}}, "b": {"8": {"v": 10.43}}, "c": {"8": {"v": 10.41}}}
+    text = lambda c: f"{c['v']:.1f}"
+    lines = experiment.markdown_table(table, lambda c: c["v"], text)
+    assert lines == ["| examples | a | b | c |", "|---:|---:|---:|---:|", "| 8 | 10.0 | **10.4** | **10.4** |"]
+    lines = experiment.markdown_table(table, lambda c: c["v"], text, best=min)
+    assert lines[2] == "| 8 | **10.0** | 10.4 | 10.4 |"
+    agg = {"lr_scales_by_size": {"40": {"qa": {"full": 0.3, "prompt": 3.0}}, "8": {"qa": {"full": 1.0, "prompt": 10.0}}},
+           "lr_tuned_at": {"8": 8, "40": 64}}
+    assert experiment.lr_table(agg, "qa", ["full", "prompt"]) == [
+        "Learning rates, qa: each recipe's rates times the multiplier its lr sweep chose, the sweep nearest the "
+        "size on a log scale:", "",
+        "| strategy | N=8 (sweep at 8) | N=40 (sweep at 64) |", "|---|---:|---:|",
+        "| full | x1 | x0.3 |", "| prompt | x10 | x3 |", ""]
+    assert experiment.lr_table({"lr_scales_by_size": agg["lr_scales_by_size"], "lr_tuned_at": {}}, "qa", ["full"]) == []
 
 
 # --- records of another protocol -----------------------------------------------------------------
