@@ -510,6 +510,15 @@ def stage_rows(summary: dict, recipe, n_layer: int) -> list[dict]:
             for s, stage in zip(summary["stages"], recipe.stages)]
 
 
+def run_cpu_seconds(here: float, summary: dict, scoring: float) -> float:
+    """A run's CPU seconds: this process's (``here``: setup, training, scoring), unless part of the
+    training happened in an earlier process (a run killed and resumed, or trained and killed before
+    it was scored): then its stages' own CPU seconds, which add up across resumes, plus the scoring's.
+    (What the earlier process spent loading the base, a few seconds, is not known and not counted.)"""
+    trained = sum(s.get("cpu_seconds") or 0.0 for s in summary.get("stages", []))
+    return max(here, trained + scoring)
+
+
 def run_one(task, n, strategy, seed, out: Path, cfg: dict) -> dict:
     """Train one (task, N, strategy, seed) and score it on the test examples; returns its record."""
     run_dir = out / "runs" / task / str(n) / strategy / f"seed{seed}"
@@ -517,7 +526,7 @@ def run_one(task, n, strategy, seed, out: Path, cfg: dict) -> dict:
     lr_scale = cfg["lr_scales"][sweep_n].get((task, strategy), 1.0) if sweep_n is not None else 1.0
     cpu0 = time.process_time()  # CPU seconds: unlike wall time, not inflated by other processes
     summary, recipe = train_run(task, n, strategy, seed, run_dir, cfg, lr_scale, min(100, cfg["test_limit"]))
-    t0 = time.time()
+    t0, cpu1 = time.time(), time.process_time()
     bundle = load_model(run_dir, device=cfg["device"])
     report = evaluate_examples(bundle, cfg["tests"][task])
     eval_seconds = time.time() - t0
@@ -533,7 +542,8 @@ def run_one(task, n, strategy, seed, out: Path, cfg: dict) -> dict:
             "before": summary.get("before", {}), "test_examples": report["n"],
             "train_seconds": summary["seconds"], "eval_seconds": round(eval_seconds, 2),
             "seconds": round(summary["seconds"] + eval_seconds, 2),
-            "cpu_seconds": round(time.process_time() - cpu0, 2), "threads": torch.get_num_threads(),
+            "cpu_seconds": round(run_cpu_seconds(time.process_time() - cpu0, summary, time.process_time() - cpu1), 2),
+            "threads": torch.get_num_threads(),
             "trainable_params": max(s["trainable_params"] for s in stages),
             "optimizer_state_bytes": max(s["optimizer_state_bytes"] for s in stages),
             "steps": sum(s["steps"] for s in stages), "stages": stages,

@@ -482,6 +482,29 @@ def test_the_experiment_refuses_a_file_as_its_out_folder_before_any_work(tmp_pat
     assert blocker.read_text() == "kept" and sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
 
 
+def test_a_run_trained_in_an_earlier_process_counts_its_training_cpu(tiny_setup, tmp_path, monkeypatch, one_thread):
+    """Killed after training, before scoring: the rerun scores the trained model, and its record's CPU
+    seconds still include the training (the stages' own CPU seconds), not only the scoring."""
+    real = experiment.evaluate_examples
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # the process dies as the scoring starts
+
+    monkeypatch.setattr(experiment, "evaluate_examples", killed)
+    kwargs = dict(max_steps=40, base=tiny_setup / "base", test_limit=1, quiet=True, strategies=["full"])
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(["translation"], [8], 1, tmp_path / "exp", **kwargs)
+    monkeypatch.setattr(experiment, "evaluate_examples", real)
+    run_experiment(["translation"], [8], 1, tmp_path / "exp", **kwargs)
+    (r,) = records(tmp_path / "exp")
+    trained = sum(s["cpu_seconds"] for s in r["stages"])
+    assert trained > 0.1 and r["cpu_seconds"] >= trained
+    # The rule itself: this process's CPU, or the stages' plus the scoring's where that is more.
+    summary = {"stages": [{"cpu_seconds": 30.0}, {"cpu_seconds": 12.5}, {}]}
+    assert experiment.run_cpu_seconds(50.0, summary, 5.0) == 50.0  # trained here: setup + stages + scoring
+    assert experiment.run_cpu_seconds(6.0, summary, 5.0) == 47.5  # trained before: 42.5 + 5 of scoring
+
+
 def test_markdown_tables_bold_the_best_value_to_the_printed_digit_and_list_lr_multipliers():
     table = {"a": {"8": {"v": 10.04}}, "b": {"8": {"v": 10.43}}, "c": {"8": {"v": 10.41}}}
     text = lambda c: f"{c['v']:.1f}"
