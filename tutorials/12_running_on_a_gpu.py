@@ -485,8 +485,9 @@ print("fine-tune it:  minift finetune --base gpt2:/path/to/gpt2 --recipe full --
 #
 # A note on results: bf16 changes the numbers slightly, so a GPU run does not repeat a CPU run
 # bit for bit. How far the metrics move has not been measured here; judge a difference against
-# the spread between seeds, which in the committed strategy grid (300 steps a stage,
-# `data/experiments/strategies/results.md`) is 0.7–1.2 BLEU at 1000 translation pairs.
+# the spread between seeds: in the fair strategy grid
+# (`data/experiments/strategies/fair/results.md`) the standard deviation between three seeds is
+# 1.0–2.4 BLEU at 1000 translation pairs (`full`, `layers`, `hybrid`, `scratch`).
 #
 # ## Exercises
 #
