@@ -126,6 +126,41 @@ def memory_bytes(stages: list[dict], model: dict, params: float) -> dict:
     return peak
 
 
+def grid_lr_scale(results: dict, task: str, strategy: str, examples: int) -> tuple[float, int | None]:
+    """(the learning-rate multiplier the grid trained ``strategy`` on ``task`` at, at the measured size
+    nearest ``examples`` on a log scale; that size), or (1.0, None) where the grid has none."""
+    from minift.experiment import tuned_at
+
+    by_size = results.get("lr_scales_by_size") or {}
+    nearest = tuned_at([int(n) for n in by_size], examples)
+    scale = by_size[str(nearest)].get(task, {}).get(strategy) if nearest is not None else None
+    return (1.0, None) if scale is None else (float(scale), nearest)
+
+
+def tuned_lr_scale(strategy: str, task: str, examples: int, base=None, results_dir=None) -> tuple[float, str]:
+    """(multiplier, why): what ``lr_scale = "tuned"`` means for a run of ``strategy``'s recipe.
+
+    The committed grid's own choice (its lr sweep's winner for that task and strategy, at the
+    sweep nearest the size), so ``minift finetune`` trains a shipped recipe at the rate the
+    experiment measured it at. Rates tuned on the shipped base say nothing about another base, so
+    any other base, a grid that is missing, or a recipe the grid never ran gets x1 (the recipe's
+    own rates), and ``why`` says which.
+    """
+    try:
+        results = load_results(results_dir)
+    except MiniftError as exc:
+        return 1.0, f"the recipe's own rates: {exc}"
+    grid_base = results.get("settings", {}).get("base") or "base"
+    if str(base or "base") != str(grid_base) and not (strategy == "scratch" and base == "scratch"):
+        return 1.0, f"the recipe's own rates: the grid's rates were tuned on the base {grid_base!r}, not {base!r}"
+    scale, size = grid_lr_scale(results, task, strategy, examples)
+    if size is None:
+        return 1.0, f"the recipe's own rates: the grid has no tuned rate for {strategy} on {task}"
+    where = Path(results_dir if results_dir is not None else default_results_dir()) / "results.json"
+    return scale, (f"the multiplier of the recipe's rates the strategy grid trained {strategy} on {task} at, "
+                   f"at N={size}, the measured size nearest {examples} ({where})")
+
+
 def finetune_command(results: dict, task: str, strategy: str, examples: int) -> str:
     """The ``minift finetune`` line that runs the recommended strategy as it was measured."""
     from minift.experiment import ARMS
@@ -139,12 +174,10 @@ def finetune_command(results: dict, task: str, strategy: str, examples: int) -> 
         parts.append(f"--base {settings['base']}")
     protocol = settings.get("protocol") or {}
     if protocol.get("name") == "fair":  # the experiment's budget, and the rate its sweep chose near this N
-        from minift.experiment import protocol_flags, tuned_at
+        from minift.experiment import protocol_flags
 
         parts.append("--protocol fair " + " ".join(protocol_flags(protocol, settings.get("max_steps"))))
-        by_size = results.get("lr_scales_by_size") or {}
-        nearest = tuned_at([int(n) for n in by_size], examples)
-        scale = by_size[str(nearest)].get(task, {}).get(strategy, 1.0) if nearest is not None else 1.0
+        scale, _ = grid_lr_scale(results, task, strategy, examples)
         if scale != 1.0:
             parts.append(f"--lr-scale {scale:g}")
     elif settings.get("max_steps"):

@@ -39,3 +39,13 @@ def positive_float(text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
     return value
+
+
+def lr_scale_arg(text: str) -> float | str:
+    """argparse type of ``--lr-scale``: a number > 0, or ``tuned`` (the strategy grid's own multiplier)."""
+    if text == "tuned":
+        return text
+    try:
+        return positive_float(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0 or 'tuned', got {text!r}") from None

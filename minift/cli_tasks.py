@@ -5,7 +5,7 @@ import json
 import sys
 from pathlib import Path
 
-from minift.args import positive, positive_float
+from minift.args import lr_scale_arg, positive
 from minift.errors import MiniftError
 from minift.tables import print_stage_table  # noqa: F401  (tutorial 09 and the demo print with it)
 
@@ -83,17 +83,30 @@ def finetune_options(args):
 
 
 def cmd_finetune(args):
-    from minift.experiment import apply_protocol, resolve_protocol
+    from minift.experiment import apply_protocol, arm_of, resolve_protocol
     from minift.finetune import run_recipe
     from minift.schedule import load_recipe
 
     check_task(args.task)
     recipe = load_recipe(args.recipe)
+    task = args.task or recipe.task
     # The budget: the recipe's own steps (fixed), or the experiment's (fair), and the rate multiplier;
     # the same two functions shape every cell of `minift experiment`, so its advice can be rerun here.
-    protocol, cap = resolve_protocol(args.protocol, args.epochs, args.min_steps, args.max_steps, args.patience,
-                                     args.min_delta, args.monitor)
-    recipe, opts_cap = apply_protocol(recipe, protocol, cap, args.task or recipe.task, args.lr_scale)
+    # Unless told otherwise, the recipe says which (the shipped ones: fair, at the grid's tuned rates).
+    protocol, cap = resolve_protocol(args.protocol or recipe.protocol, args.epochs, args.min_steps, args.max_steps,
+                                     args.patience, args.min_delta, args.monitor)
+    scale = args.lr_scale if args.lr_scale is not None else recipe.lr_scale
+    if scale == "tuned":
+        from minift.advise import tuned_lr_scale
+        from minift.io import usable_folder
+
+        usable_folder(args.out, "--out run folder")  # a bad --out is the one line printed, before the rate's note
+
+        base = args.base or recipe.base
+        scale, why = tuned_lr_scale(arm_of(recipe.name, base), task, args.examples or recipe.examples or 1000, base)
+        if not args.quiet:
+            print(f"lr x{scale:g}: {why}", file=sys.stderr)
+    recipe, opts_cap = apply_protocol(recipe, protocol, cap, task, scale)
     opts = finetune_options(args)
     opts.max_steps = opts_cap
     try:
@@ -132,14 +145,18 @@ def cmd_demo(args):
     run_demo(args)
 
 
-def add_budget(p, default: str, fixed_help: str) -> None:
+def add_budget(p, default: str | None, fixed_help: str) -> None:
     """The step budget's options, the same for ``finetune`` and ``experiment`` (``experiment.resolve_protocol``
-    reads them): ``finetune --protocol fair`` trains a recipe exactly as the experiment trains one cell."""
-    other = "fixed" if default == "fair" else "fair"
+    reads them): ``finetune --protocol fair`` trains a recipe exactly as the experiment trains one cell.
+    ``default=None``: the recipe's own ``protocol`` field decides (``finetune``)."""
     helps = {"fair": "budgets by epochs with a floor and a cap, early stopping, best weights kept",
              "fixed": fixed_help}
-    p.add_argument("--protocol", choices=["fair", "fixed"], default=default,
-                   help=f"{default} (default): {helps[default]}; {other}: {helps[other]}")
+    if default is None:
+        text = f"default: the recipe's protocol (the shipped recipes say fair); fair: {helps['fair']}; fixed: {fixed_help}"
+    else:
+        other = "fixed" if default == "fair" else "fair"
+        text = f"{default} (default): {helps[default]}; {other}: {helps[other]}"
+    p.add_argument("--protocol", choices=["fair", "fixed"], default=default, help=text)
     p.add_argument("--epochs", type=float, help="fair: passes over the N examples per stage (default: 10)")
     p.add_argument("--min-steps", type=positive, help="fair: the floor on steps per stage (default: 100)")
     p.add_argument("--max-steps", type=positive, help="the cap on steps per stage (fair default: 2000)")
@@ -193,9 +210,11 @@ def register(sub) -> None:
     p.add_argument("--data", help="a JSONL file instead of a generated task")
     p.add_argument("--base", help="override the recipe's base model ('base', a path, 'gpt2:PATH', 'scratch')")
     p.add_argument("--examples", type=positive, help="training examples for every stage")
-    add_budget(p, default="fixed", fixed_help="each stage trains its recipe's own max_steps, --max-steps caps them")
-    p.add_argument("--lr-scale", type=positive_float, default=1.0,
-                   help="multiply every stage's learning rate (what `minift experiment lr-sweep` tunes; default 1)")
+    add_budget(p, default=None, fixed_help="each stage trains its recipe's own max_steps, --max-steps caps them")
+    p.add_argument("--lr-scale", type=lr_scale_arg,
+                   help="multiply every stage's learning rate (what `minift experiment lr-sweep` tunes), or 'tuned': "
+                        "the multiplier the strategy grid chose for the recipe, task and nearest size on the shipped "
+                        "base (default: the recipe's lr_scale; the shipped recipes say tuned)")
     p.add_argument("--seed", type=int)
     p.add_argument("--resume", action="store_true", help="continue a run that was interrupted")
     p.add_argument("--compile", action="store_true",

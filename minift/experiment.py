@@ -85,6 +85,14 @@ from minift.tasks import MAIN_METRIC, load_examples
 ARMS = {**{name: (name, False) for name in strategies.names()}, "hybrid-lora": ("hybrid-lora", False),
         "hybrid": ("hybrid", False), "scratch": ("full", True)}
 STRATEGIES = tuple(ARMS)
+
+
+def arm_of(recipe_name: str, base) -> str:
+    """The grid's arm a run of ``recipe_name`` on ``base`` is: the recipe's own, or the arm that runs
+    it from fresh weights (``scratch``) when the base is ``scratch``; a recipe the grid never ran
+    keeps its name."""
+    fresh = base == "scratch"
+    return next((arm for arm, (recipe, new) in ARMS.items() if recipe == recipe_name and new == fresh), recipe_name)
 RULE_SMALL, RULE_LARGE = ("layers", "prompt"), "full"
 # Records made with another protocol or other settings do not mix (each is compared on resume).
 SETTINGS = ("protocol", "max_steps", "base", "data", "test_limit")

@@ -22,6 +22,7 @@ Tutorial 09 (the hybrid schedule) builds one recipe by hand and runs it.
 from __future__ import annotations
 
 import difflib
+import math
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -39,6 +40,7 @@ else:  # Python 3.10: tomllib arrived in 3.11; tomli is the same parser under it
         tomllib = None
 
 OPTIMIZERS = ("adamw", "sgd")
+PROTOCOLS = ("fixed", "fair")  # a recipe's protocol: experiment.resolve_protocol reads the same two names
 SGD_MOMENTUM = 0.9  # the momentum of an sgd stage that does not give one
 RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
 
@@ -101,6 +103,12 @@ RECIPE_FIELDS = {
     "data": "a JSONL file to use instead of a generated task; --data overrides",
     "examples": "training examples per stage unless a stage says otherwise; --examples overrides",
     "seed": "random seed (default 0); --seed overrides",
+    "protocol": "how `minift finetune` budgets the stages: 'fixed' (each stage's own max_steps) or 'fair' "
+                "(the strategy experiment's: epochs with a floor and a cap, early stopping); default fixed; "
+                "--protocol overrides",
+    "lr_scale": "multiply every stage's lr when `minift finetune` runs it: a number > 0, or 'tuned' (the "
+                "multiplier the strategy grid trained this recipe at, for the task and the nearest size, on "
+                "the shipped base); default 1; --lr-scale overrides",
     "defaults": "a table of stage fields shared by every stage",
     "stages": "the list of [[stages]]",
 }
@@ -120,6 +128,9 @@ class Recipe:
     seed: int = 0
     description: str = ""
     source: str = "<recipe>"
+    # How `minift finetune` budgets and scales the stages (``run_recipe`` runs them as written):
+    protocol: str = "fixed"  # "fixed": each stage's own max_steps; "fair": the strategy experiment's budget
+    lr_scale: float | str = 1.0  # every stage's lr times this; "tuned": the multiplier the grid chose
 
 
 def _expected(f) -> tuple[str, bool]:
@@ -282,9 +293,16 @@ def parse_recipe(doc: dict, source: str) -> Recipe:
             raise MiniftError(f"{source}: recipe.{key} must be a {kind.__name__}, got {doc[key]!r}")
     if doc.get("examples") is not None and doc["examples"] < 1:
         raise MiniftError(f"{source}: recipe.examples must be >= 1")
+    if doc.get("protocol", "fixed") not in PROTOCOLS:
+        raise MiniftError(f"{source}: recipe.protocol must be one of {', '.join(PROTOCOLS)}, got {doc['protocol']!r}")
+    scale = doc.get("lr_scale", 1.0)
+    if scale != "tuned" and (isinstance(scale, bool) or not isinstance(scale, (int, float))
+                             or not math.isfinite(scale) or scale <= 0):
+        raise MiniftError(f"{source}: recipe.lr_scale must be a number > 0 or \"tuned\", got {scale!r}")
     return Recipe(name=doc.get("name", Path(source).stem), stages=stages, base=doc.get("base", "base"),
                   task=doc.get("task", "translation"), data=doc.get("data"), examples=doc.get("examples"),
-                  seed=doc.get("seed", 0), description=doc.get("description", ""), source=source)
+                  seed=doc.get("seed", 0), description=doc.get("description", ""), source=source,
+                  protocol=doc.get("protocol", "fixed"), lr_scale=scale if scale == "tuned" else float(scale))
 
 
 def builtin_recipes() -> list[str]:

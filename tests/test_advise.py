@@ -314,15 +314,77 @@ def test_under_the_fair_protocol_the_command_trains_the_recipe_as_the_experiment
     assert trained["opts"].examples == 200 and trained["recipe"].stages[0].epochs == 5.0
 
 
+def test_tuned_lr_scale_is_the_grids_multiplier_at_the_nearest_size_on_its_own_base_only(tmp_path):
+    from minift.advise import tuned_lr_scale
+
+    results = make_results()
+    results["settings"] = {"base": None, "protocol": {"name": "fair"}}
+    results["lr_scales_by_size"] = {"50": {"translation": {"full": 1.0, "layers": 3.0}},
+                                    "1000": {"translation": {"full": 10.0}}}
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    scale, why = tuned_lr_scale("full", "translation", 700, "base", results_dir=tmp_path)
+    assert scale == 10.0 and "N=1000, the measured size nearest 700" in why and str(tmp_path) in why
+    assert tuned_lr_scale("full", "translation", 150, None, results_dir=tmp_path)[0] == 1.0  # nearer 50 (x3 < x6.7)
+    assert tuned_lr_scale("layers", "translation", 60, "base", results_dir=tmp_path)[0] == 3.0
+    # The rates were tuned on the grid's base: another base, a strategy or task it never ran, no grid: x1.
+    for args, reason in ((("full", "translation", 700, "gpt2:/models/gpt2"), "tuned on the base 'base', not"),
+                         (("layers", "translation", 700, "base"), "no tuned rate for layers on translation"),
+                         (("full", "qa", 700, "base"), "no tuned rate for full on qa")):
+        scale, why = tuned_lr_scale(*args, results_dir=tmp_path)
+        assert scale == 1.0 and why.startswith("the recipe's own rates") and reason in why, why
+    assert tuned_lr_scale("full", "translation", 700, "base", results_dir=tmp_path / "none")[0] == 1.0
+    results["lr_scales_by_size"]["1000"]["translation"]["scratch"] = 3.0  # fresh weights of the base's shape
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    assert tuned_lr_scale("scratch", "translation", 1000, "scratch", results_dir=tmp_path)[0] == 3.0
+
+
+def test_a_shipped_recipe_trains_as_the_grid_trained_it_unless_told_otherwise(monkeypatch, capsys, tmp_path):
+    """The shipped recipes say protocol = "fair" and lr_scale = "tuned": `minift finetune --recipe R`
+    trains the experiment's budget at the committed grid's rate for R, the task and the nearest size;
+    --protocol fixed --lr-scale 1 gives the stages as written."""
+    from minift import cli_tasks, finetune
+    from minift.advise import default_results_dir
+    from minift.cli import build_parser
+    from minift.experiment import apply_protocol, resolve_protocol, tuned_at
+    from minift.schedule import builtin_recipes, load_recipe
+
+    assert {(r.protocol, r.lr_scale) for r in map(load_recipe, builtin_recipes())} == {("fair", "tuned")}
+    grid = json.loads((default_results_dir() / "results.json").read_text())["lr_scales_by_size"]
+    trained = {}
+    monkeypatch.setattr(finetune, "run_recipe", lambda recipe, opts: trained.update(recipe=recipe, opts=opts) or {})
+    monkeypatch.setattr(cli_tasks, "print_stage_table", lambda summary: None)
+
+    def run(*flags):
+        args = build_parser().parse_args(["finetune", *flags, "--out", str(tmp_path / "run")])
+        args.func(args)
+
+    for recipe, task, n, flags in (("full", "translation", 1000, []), ("lora", "qa", 300, ["--task", "qa"]),
+                                   ("full", "summarization", 60, ["--task", "summarization", "--base", "scratch"])):
+        run("--recipe", recipe, "--examples", str(n), *flags)
+        arm = "scratch" if "scratch" in flags else recipe
+        scale = grid[str(tuned_at([int(k) for k in grid], n))][task][arm]
+        want, _ = apply_protocol(load_recipe(recipe), resolve_protocol("fair")[0], 2000, task, scale)
+        assert trained["recipe"].stages == want.stages, (recipe, task, n)
+        assert f"lr x{scale:g}: the multiplier of the recipe's rates the strategy grid trained {arm} on {task}" in (
+            capsys.readouterr().err)
+    run("--recipe", "full", "--protocol", "fixed", "--lr-scale", "1")
+    assert trained["recipe"].stages == load_recipe("full").stages and capsys.readouterr().err == ""
+    run("--recipe", "full", "--base", "elsewhere")  # rates tuned on the shipped base are not applied to another
+    assert [s.lr for s in trained["recipe"].stages] == [s.lr for s in load_recipe("full").stages]
+    assert "lr x1: the recipe's own rates: the grid's rates were tuned on the base 'base'" in capsys.readouterr().err
+
+
 def test_finetune_refuses_a_fair_budget_field_without_the_fair_protocol_and_a_bad_lr_scale(capsys, tmp_path):
     from minift.cli import main
 
-    assert main(["finetune", "--recipe", "full", "--epochs", "5", "--out", str(tmp_path / "r")]) == 2
+    # The shipped recipes say protocol = "fair"; --protocol fixed trains their own steps, and refuses --epochs.
+    assert main(["finetune", "--recipe", "full", "--protocol", "fixed", "--epochs", "5", "--out",
+                 str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "--epochs belongs to the fair protocol" in err
-    for bad in ("0", "-1", "nan", "x"):
+    for bad in ("0", "-1", "nan", "x", "Tuned"):
         assert main(["finetune", "--recipe", "full", "--lr-scale", bad, "--out", str(tmp_path / "r")]) == 2
-        assert "argument --lr-scale: expected a number" in capsys.readouterr().err
+        assert "argument --lr-scale: expected a number > 0 or 'tuned'" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
 

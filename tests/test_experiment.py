@@ -924,3 +924,11 @@ def test_the_report_shows_a_hybrids_trainable_params_stage_by_stage_and_links_on
     assert "Equal compute" not in md
     experiment.write_markdown(tmp_path / "r.md", {**agg, "compute_examples": 50}, "cmd", 2, {"qa": 5})
     assert "Equal compute: `qa-compute.svg`" in (tmp_path / "r.md").read_text()
+
+
+def test_arm_of_names_the_grid_arm_a_run_of_a_recipe_is():
+    assert experiment.arm_of("full", "base") == "full" and experiment.arm_of("full", None) == "full"
+    assert experiment.arm_of("full", "scratch") == "scratch"  # the full recipe from fresh weights
+    assert experiment.arm_of("hybrid", "gpt2:/m") == "hybrid"
+    assert experiment.arm_of("layers", "scratch") == "layers"  # the grid has no fresh-weights layers arm
+    assert experiment.arm_of("my-recipe", "base") == "my-recipe"

@@ -62,7 +62,25 @@ BAD = [
      r"stages\[1\]\.momentum = 0.5: only an 'sgd' stage uses it"),
     ('[[stages]]\noptimizer = "sgd"\nmomentum = 1.0\n', r"stages\[0\]\.momentum = 1.0: must be in \[0, 1\)"),
     ('[[stages]]\noptimizer = "sgd"\nmomentum = -0.1\n', r"stages\[0\]\.momentum = -0.1: must be in \[0, 1\)"),
+    ('protocol = "fast"\n[[stages]]\n', r"recipe\.protocol must be one of fixed, fair, got 'fast'$"),
+    ('protocol = 1\n[[stages]]\n', r"recipe\.protocol must be one of fixed, fair, got 1$"),
+    ('lr_scale = 0\n[[stages]]\n', r"recipe\.lr_scale must be a number > 0 or \"tuned\", got 0$"),
+    ('lr_scale = "Tuned"\n[[stages]]\n', r"recipe\.lr_scale must be a number > 0 or \"tuned\", got 'Tuned'$"),
+    ('lr_scale = true\n[[stages]]\n', r"recipe\.lr_scale must be a number > 0 or \"tuned\", got True$"),
+    ('lr_scale = nan\n[[stages]]\n', r"recipe\.lr_scale must be a number > 0 or \"tuned\", got nan$"),
 ]
+
+
+def test_a_recipe_names_how_minift_finetune_budgets_and_scales_it(tmp_path):
+    path = tmp_path / "r.toml"
+    path.write_text('[[stages]]\n')
+    plain = load_recipe(path)
+    assert (plain.protocol, plain.lr_scale) == ("fixed", 1.0)  # a user's recipe trains as written
+    path.write_text('protocol = "fair"\nlr_scale = 3\n[[stages]]\n')
+    r = load_recipe(path)
+    assert (r.protocol, r.lr_scale) == ("fair", 3.0) and isinstance(r.lr_scale, float)
+    path.write_text('lr_scale = "tuned"\n[[stages]]\n')
+    assert load_recipe(path).lr_scale == "tuned"
 
 
 def test_an_unknown_strategy_is_refused_listing_every_registered_one(tmp_path):

@@ -34,7 +34,6 @@ import torch
 
 import minift
 from minift import advise, experiment
-from minift.checkpoint import data_dir
 from minift.course import claim, header, lesson_seed, output_dir, pick, show, smoke
 from minift.errors import MiniftError
 from minift.strategies.layers import select_parameters
