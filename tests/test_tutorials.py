@@ -641,7 +641,12 @@ CLAIMS = {
              "summarization full 50": (41.9, 2.3), "summarization layers 50": (41.6, 5.9),
              "summarization prompt 50": (18.0, 1.3), "summarization scratch 50": (26.8, 16.2),
              "translation scratch 1000": (34.8, 6.0), "summarization scratch 1000": (69.6, 2.6),
-             "qa full 200": (24.1, 16.2)}.items())),
+             "qa full 200": (24.1, 16.2), "translation lora 1000": (18.2, 5.9),
+             "translation prefix 1000": (14.9, 1.1)}.items())),
+        ("LoRA and prefix lead or tie on QA at every size and on translation at 50 and 200, nowhere else; "
+         "hybrid-lora in all cells but translation at 1000", "fair: cells in the leading tie, by arm",
+         lambda v: v["lora"] == v["prefix"] == ["qa 50", "qa 200", "qa 1000", "translation 50", "translation 200"]
+         and len(v["hybrid-lora"]) == 8 and "translation 1000" not in v["hybrid-lora"] and len(v["hybrid"]) == 9),
         ("the N=1000 cells the discussion quotes are the grid's, to the printed digit",
          ("fair: full, layers, prompt at N=1000", "fair: summarization N=1000 hybrid and full, hybrid/full CPU range"),
          lambda t, h: all(abs(a - b) < 0.05 for a, b in zip(
