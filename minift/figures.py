@@ -12,9 +12,9 @@ what ships with minift, in a few seconds on one core:
   stage, from ``GradualUnfreezer.schedule()`` (lesson 07, section 7);
 * ``loss-base-pretraining.svg``: the loss curves of the shipped base's pretraining, from its
   committed ``data/base/log.jsonl`` (lesson 05);
-* ``strategies-TASK.svg``: the committed strategy comparison (metric against training-set size,
-  mean ± 95 % interval over seeds), redrawn from ``data/experiments/strategies/results.json``
-  (lesson 11); skipped when that file is absent.
+* ``strategies-TASK.svg``: the committed strategy comparison under the fair protocol (metric
+  against training-set size, mean ± 95 % interval over seeds), redrawn from
+  ``data/experiments/strategies/fair/results.json`` (lesson 11); skipped when that file is absent.
 
 ``attention_maps`` computes the weights the heat maps show: for each block, the softmax of
 ``q kᵀ / √hs`` under the causal mask, from the block's own ``c_attn`` applied to the input its
@@ -123,7 +123,9 @@ def write_figures(out_dir: str | os.PathLike) -> list[Path]:
     if (base_run / "log.jsonl").is_file():
         written.append(plot_run(base_run, out / "loss-base-pretraining.svg"))
 
-    results = data_dir() / "experiments" / "strategies" / "results.json"
+    from minift.advise import default_results_dir
+
+    results = default_results_dir() / "results.json"  # the fair grid, the one lesson 11 and `advise` read
     if results.is_file():
         written += _strategy_charts(results, out)
     return written

@@ -14,6 +14,7 @@ and, around them: ``figures.attention_maps`` gives the weights a block's attenti
 and prints the path otherwise (never importing IPython), and ``minift course figures --out DIR``
 writes every figure as parseable SVG.
 """
+import json
 import math
 import re
 import sys
@@ -362,6 +363,12 @@ def test_course_figures_writes_every_figure_as_svg(tmp_path, capsys):
         "strategies-translation.svg"} <= set(names)
     for name in names:
         assert parse((out / name).read_text(encoding="utf-8")).tag == NS + "svg"
+    # The strategy charts are the fair grid's: every arm it ran, the hybrid through LoRA among them.
+    from minift.advise import default_results_dir
+
+    arms = json.loads((default_results_dir() / "results.json").read_text())["results"]["translation"]
+    chart = (out / "strategies-translation.svg").read_text(encoding="utf-8")
+    assert "hybrid-lora" in arms and all(f">{arm}<" in chart for arm in arms), chart[:300]
     # The timeline is the one lesson 07 draws: block 3 from step 0, one more every 50 steps, 300 in all.
     root = parse((out / "unfreezing.svg").read_text(encoding="utf-8"))
     step_of = axis(root, "xtick")
