@@ -323,9 +323,9 @@ def test_tuned_lr_scale_is_the_grids_multiplier_at_the_nearest_size_on_its_own_b
                                     "1000": {"translation": {"full": 10.0}}}
     (tmp_path / "results.json").write_text(json.dumps(results))
     scale, why = tuned_lr_scale("full", "translation", 700, "base", results_dir=tmp_path)
-    assert scale == 10.0 and "N=1000, the measured size nearest 700" in why and str(tmp_path) in why
+    assert scale == 10.0 and "N=1000, the measured size nearest 700" in why and str(tmp_path / "results.json") in why
     assert tuned_lr_scale("full", "translation", 150, None, results_dir=tmp_path)[0] == 1.0  # nearer 50 (x3 < x6.7)
-    assert tuned_lr_scale("layers", "translation", 60, "base", results_dir=tmp_path)[0] == 3.0
+    assert tuned_lr_scale("layers", "translation", 60, None, results_dir=tmp_path)[0] == 3.0  # None: the shipped base
     # The rates were tuned on the grid's base: another base, a strategy or task it never ran, no grid: x1.
     for args, reason in ((("full", "translation", 700, "gpt2:/models/gpt2"), "tuned on the base 'base', not"),
                          (("layers", "translation", 700, "base"), "no tuned rate for layers on translation"),
@@ -336,6 +336,12 @@ def test_tuned_lr_scale_is_the_grids_multiplier_at_the_nearest_size_on_its_own_b
     results["lr_scales_by_size"]["1000"]["translation"]["scratch"] = 3.0  # fresh weights of the base's shape
     (tmp_path / "results.json").write_text(json.dumps(results))
     assert tuned_lr_scale("scratch", "translation", 1000, "scratch", results_dir=tmp_path)[0] == 3.0
+    # A grid run on another base tunes rates for that base, not for the shipped one.
+    results["settings"]["base"] = "/models/other"
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    assert tuned_lr_scale("full", "translation", 1000, "/models/other", results_dir=tmp_path)[0] == 10.0
+    scale, why = tuned_lr_scale("full", "translation", 1000, None, results_dir=tmp_path)
+    assert scale == 1.0 and "tuned on the base '/models/other', not None" in why
 
 
 def test_a_shipped_recipe_trains_as_the_grid_trained_it_unless_told_otherwise(monkeypatch, capsys, tmp_path):
