@@ -150,8 +150,11 @@ def tuned_lr_scale(strategy: str, task: str, examples: int, base=None, results_d
         results = load_results(results_dir)
     except MiniftError as exc:
         return 1.0, f"the recipe's own rates: {exc}"
+    from minift.experiment import ARMS
+
     grid_base = results.get("settings", {}).get("base") or "base"
-    if str(base or "base") != str(grid_base) and not (strategy == "scratch" and base == "scratch"):
+    fresh = ARMS.get(strategy, ("", False))[1]  # an arm from fresh weights runs on "scratch", of the grid's shape
+    if str(base or "base") != str(grid_base) and not (fresh and base == "scratch"):
         return 1.0, f"the recipe's own rates: the grid's rates were tuned on the base {grid_base!r}, not {base!r}"
     scale, size = grid_lr_scale(results, task, strategy, examples)
     if size is None:

@@ -84,7 +84,7 @@ def finetune_options(args):
 
 def cmd_finetune(args):
     from minift.experiment import apply_protocol, arm_of, resolve_protocol
-    from minift.finetune import run_recipe
+    from minift.finetune import DEFAULT_EXAMPLES, run_recipe
     from minift.schedule import load_recipe
 
     check_task(args.task)
@@ -101,9 +101,9 @@ def cmd_finetune(args):
         from minift.io import usable_folder
 
         usable_folder(args.out, "--out run folder")  # a bad --out is the one line printed, before the rate's note
-
         base = args.base or recipe.base
-        scale, why = tuned_lr_scale(arm_of(recipe.name, base), task, args.examples or recipe.examples or 1000, base)
+        size = args.examples or recipe.examples or DEFAULT_EXAMPLES
+        scale, why = tuned_lr_scale(arm_of(recipe.name, base), task, size, base)
         if not args.quiet:
             print(f"lr x{scale:g}: {why}", file=sys.stderr)
     recipe, opts_cap = apply_protocol(recipe, protocol, cap, task, scale)

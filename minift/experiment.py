@@ -85,14 +85,6 @@ from minift.tasks import MAIN_METRIC, load_examples
 ARMS = {**{name: (name, False) for name in strategies.names()}, "hybrid-lora": ("hybrid-lora", False),
         "hybrid": ("hybrid", False), "scratch": ("full", True)}
 STRATEGIES = tuple(ARMS)
-
-
-def arm_of(recipe_name: str, base) -> str:
-    """The grid's arm a run of ``recipe_name`` on ``base`` is: the recipe's own, or the arm that runs
-    it from fresh weights (``scratch``) when the base is ``scratch``; a recipe the grid never ran
-    keeps its name."""
-    fresh = base == "scratch"
-    return next((arm for arm, (recipe, new) in ARMS.items() if recipe == recipe_name and new == fresh), recipe_name)
 RULE_SMALL, RULE_LARGE = ("layers", "prompt"), "full"
 # Records made with another protocol or other settings do not mix (each is compared on resume).
 SETTINGS = ("protocol", "max_steps", "base", "data", "test_limit")
@@ -109,6 +101,14 @@ FAIR = {"epochs": 10.0, "min_steps": 100, "max_steps": 2000, "patience": 4, "min
 MONITORS = ("val_loss", "main_metric")  # main_metric: each task's own (bleu, rougeL, f1)
 OLD_PROTOCOL = {"name": "fixed", "lr_source": "recipes"}  # what a record without a protocol was made with
 DAGGER = "†"
+
+
+def arm_of(recipe_name: str, base) -> str:
+    """The grid's arm a run of ``recipe_name`` on ``base`` is: the recipe's own, or the arm that runs
+    it from fresh weights (``scratch``) when the base is ``scratch``; a recipe the grid never ran
+    keeps its name."""
+    fresh = base == "scratch"
+    return next((arm for arm, (recipe, new) in ARMS.items() if recipe == recipe_name and new == fresh), recipe_name)
 
 
 # --- statistics ----------------------------------------------------------------------------------

@@ -200,10 +200,13 @@ def stage_train_config(stage: Stage) -> TrainConfig:
     return TrainConfig(**{k: getattr(stage, k) for k in TrainConfig.field_names()})
 
 
+DEFAULT_EXAMPLES = 1000  # training examples of a stage when neither --examples, the stage nor the recipe says
+
+
 def stage_train_size(recipe: Recipe, stage: Stage, opts: RunOptions) -> int:
     """How many training examples a stage draws from: --examples (the experiment's knob) overrides
     every stage; then the stage's own, then the recipe's, else 1000."""
-    return opts.examples or stage.examples or recipe.examples or 1000
+    return opts.examples or stage.examples or recipe.examples or DEFAULT_EXAMPLES
 
 
 def encode_stage_examples(bundle: ModelBundle, examples, row_prompts) -> tuple[list, int, int]:
