@@ -304,8 +304,9 @@ if have_committed:
 #   sweep at N = 1000 gave the hybrid x3 (lr 0.003) and full x10 (lr 0.01), and the hybrid is
 #   ahead *before its second stage starts*: validation loss 0.174, 0.212 and 0.124 (seeds 0, 1, 2)
 #   against full's 0.308, 0.357 and 0.362. There the lead is the rate, not the schedule: full
-#   trained at x3 scores 84.0 ± 3.9 BLEU (the experiment README's control, with its commands). A
-#   rate tuned at one size is not tuned at five times the data.
+#   trained at x3 does as well as the hybrids (the control in
+#   `data/experiments/strategies/README.md`, with its commands and scores). A rate tuned at one
+#   size is not tuned at five times the data.
 # - **Pretraining is worth most at small N, and least on the tasks that look like its text.**
 #   `scratch` (the full recipe from random weights) is behind `full` at N = 200 on every task; at
 #   N = 50 its seeds scatter so widely (summarization 26.8 ± 16.2) that the intervals overlap; at
