@@ -179,7 +179,7 @@ for task, table in results["results"].items():
 
 # %%
 header("3. The figures the discussion quotes")
-MEASURED = (50, 200, 1000, 5000)  # the complete sizes (N = 20000 is still running); a statement below is about these
+MEASURED = (50, 200, 1000, 5000)  # the complete sizes (N = 20000 is not run yet); a statement below is about these
 
 
 def cell(task, strategy, n):
