@@ -295,9 +295,9 @@ if have_committed:
 #   at every size (N = 5000: 54.9 ± 2.2 and 60.4 ± 3.5 ROUGE-L against 86.2 ± 2.9), and QA at
 #   5000 (LoRA 35.0 ± 8.5 F1; prefix 41.7 ± 24.3, whose seeds scatter so widely that its interval
 #   reaches full's 67.5 ± 3.6: a tie by our rule, not a result).
-# - **The hybrid schedule leads or ties in every cell** (all 12): with `hybrid-lora` alone on
-#   summarization at N = 1000 (84.4 ± 1.9 against `full`'s 73.0 ± 2.9) and on translation at
-#   5000 (81.7 ± 2.3 against 69.5 ± 1.0), at 1.3–2.4x `full`'s CPU seconds. Its first stage *is* a full
+# - **The hybrid schedule leads or ties in every cell** (all 12), and the two hybrids lead alone
+#   on summarization at N = 1000 (`hybrid` 84.4 ± 1.9 against `full`'s 73.0 ± 2.9) and on
+#   translation at 5000 (81.7 ± 2.3 against 69.5 ± 1.0), at 1.3–2.4x `full`'s CPU seconds. Its first stage *is* a full
 #   fine-tune, so ask what it has that the full arm lacks. On summarization the sweep gave both
 #   the same rate (lr 0.003), and the hybrid's first stage is the full arm's run (the same
 #   validation losses, seed by seed): its later stages earn the lead. On translation at 5000 the
@@ -307,14 +307,15 @@ if have_committed:
 #   trained at x3 does as well as the hybrids (the control in
 #   `data/experiments/strategies/README.md`, with its commands and scores). A rate tuned at one
 #   size is not tuned at five times the data.
-# - **Pretraining is worth most at small N, and least on the tasks that look like its text.**
+# - **Pretraining is worth most at small N, and on QA.**
 #   `scratch` (the full recipe from random weights) is behind `full` at N = 200 on every task; at
 #   N = 50 its seeds scatter so widely (summarization 26.8 ± 16.2) that the intervals overlap; at
 #   N = 1000 and 5000 it ties `full` on translation (34.8 ± 6.0 and 67.8 ± 2.1 against 42.0 ± 2.4
 #   and 69.5 ± 1.0) and summarization (69.6 ± 2.6 and 83.1 ± 2.0 against 73.0 ± 2.9 and
 #   86.2 ± 2.9), while on QA it stays far behind (18.6 ± 18.0 against 67.5 ± 3.6 at 5000). Our base
-#   saw only the world's plain text, which a thousand translation or summary pairs teach a fresh
-#   model too; answering a question is what the pairs alone do not teach it.
+#   saw only the world's plain text, and from a thousand translation or summary pairs a fresh
+#   model learns most of what it would have brought; on QA the same pairs teach a fresh model
+#   far less than they teach the base.
 # - **One seed decides nothing at the small end.** The standard deviation between three seeds
 #   reaches 3.4 BLEU on translation and 9.8 F1 on QA (`full` at N = 200: 24.1 ± 16.2): a 2-point
 #   gap from one seed is a coin toss, and the miniature's verdict with it.
