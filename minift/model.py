@@ -200,7 +200,10 @@ class CausalSelfAttention(nn.Module):
             #   past == 0  training and the first pass of generation: plain causal, S = T;
             #   T == 1     one new token after a cache or a prefix: it may look at every key.
             # (With past > 0 and T > 1, is_causal would be wrong: SDPA aligns it top-left, as if S = T.)
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=(past == 0 and T > 1))
+            # is_causal reads only `past`, a Python int: with T = S = 1 the causal mask is the
+            # 1 x 1 mask that lets the query see its key, so `past == 0` alone is exact, and a test
+            # of T (symbolic under torch.compile once lengths vary) would break the graph.
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=past == 0)
         else:
             if mask is None:
                 # Query i (the key after the past ones) may look at keys 0 .. past + i.

@@ -183,3 +183,27 @@ def test_lm_loss_ignores_masked_targets():
 def test_config_that_does_not_fit_names_the_field(field, kw):
     with pytest.raises(MiniftError, match=field):
         GPTConfig(**kw).validate()
+
+
+def test_the_model_compiles_into_one_graph_for_every_sequence_length():
+    """torch.compile(fullgraph=True, dynamic=True): any graph break is an error, and the sequence
+    length is symbolic, as it becomes after a batch of another length is seen. A condition on the
+    length passed to SDPA (``is_causal=T > 1``) is a SymBool that SDPA refuses: dynamo breaks the
+    graph there and, inside the block loop, drops the whole forward back to eager without a word.
+    Backend aot_eager: dynamo and AOT autograd trace, no C++ is generated (seconds)."""
+    torch._dynamo.reset()
+    model = tiny("sdpa").train()
+    compiled = torch.compile(model, backend="aot_eager", fullgraph=True, dynamic=True)
+    for T in (9, 14, 1):  # T == 1: one query, the plain causal case all the same
+        idx = torch.randint(0, 61, (2, T))
+        model.zero_grad()
+        eager = model(idx)
+        lm_loss(eager, idx).backward()
+        eager_grads = [p.grad.clone() for p in model.parameters()]
+        model.zero_grad()
+        logits = compiled(idx)
+        lm_loss(logits, idx).backward()
+        torch.testing.assert_close(logits, eager)
+        for a, b in zip(eager_grads, [p.grad for p in model.parameters()], strict=True):
+            torch.testing.assert_close(b, a)
+    torch._dynamo.reset()
