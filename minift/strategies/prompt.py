@@ -201,7 +201,10 @@ def build_prefix(prompts: dict, names: list, device=None):
         rows.append(torch.cat([weight.new_zeros(pad, n_embd), weight], 0))
         mask[row, pad:] = True
     prefix = torch.stack(rows)  # (B, Pmax, C): stack, not in-place writes, so grads reach each prompt
-    return prefix, (None if bool(mask.all()) else mask)
+    # Whether any slot is padding is known from the lengths, Python ints: reading it off the mask
+    # tensor (bool(mask.all())) would make torch.compile break the graph at every batch.
+    padded = any(n is None or prompts[n].n_tokens < p_max for n in names)
+    return prefix, (mask if padded else None)
 
 
 def _check_known(prompts: dict, names: list) -> None:
@@ -237,7 +240,8 @@ def build_prefix_kv(prompts: dict, names: list, n_head: int, device=None):
         rows.append(torch.cat([kv.new_zeros(*kv.shape[:3], pad, kv.size(4)), kv], 3))
         mask[row, pad:] = True
     kv = torch.stack(rows)  # (B, L, 2, nh, Pmax, hs); stack keeps every row's graph
-    return [(kv[:, layer, 0], kv[:, layer, 1]) for layer in range(kv.size(1))], (None if bool(mask.all()) else mask)
+    padded = any(n is None or used[n].size(3) < p_max for n in names)  # from the lengths, as in build_prefix
+    return [(kv[:, layer, 0], kv[:, layer, 1]) for layer in range(kv.size(1))], (mask if padded else None)
 
 
 def forward_with_prompts(model, prompts: dict, input_ids: torch.Tensor, prompt_names: list,
