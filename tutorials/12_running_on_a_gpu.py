@@ -275,10 +275,19 @@ print(f"{n_tensors} parameter tensors: loop {loop_s * 1000:.2f} ms/step, foreach
 # a schedule that changes it every step would recompile every step (`tests/test_optim.py` checks
 # that it compiles once and still equals `torch.optim.AdamW`).
 #
-# PyTorch may warn of a *graph break* at `int(positions.max())` in `GPT.forward_embeds`: the
-# model checks on the host that no position exceeds the block, which needs the value on the CPU.
-# The compiler then makes two graphs instead of one, and on a GPU that check waits for the GPU
-# to catch up once per forward pass — the `.item()` rule of section 1, in the library itself.
+# What the compiler cannot trace becomes a *graph break*: it compiles the code before it and
+# after it as separate graphs and runs the Python in between eagerly, and where it cannot resume
+# (a break inside the loop over blocks) it runs the whole function eagerly. The numbers stay
+# right, so nothing fails; only the speed is lost. Two breaks minift once had, both invisible in
+# its results: `bool(mask.all())` on the soft prompts' padding mask reads a tensor back to
+# Python (the `.item()` rule of section 1), and `is_causal=T > 1` in the attention is, once the
+# compiler makes the sequence length symbolic (after the second batch length it sees), a
+# symbolic bool that SDPA refuses, which sent the whole forward back to eager. The cures: decide
+# from Python numbers (the prompts' lengths, the cache's length), and skip host-side checks while
+# compiling (`GPT.forward_embeds` checks positions against the block only when not). To see
+# breaks, run with `TORCH_LOGS=graph_breaks`, or compile with `fullgraph=True`, which makes any
+# break an error: `tests/test_model.py` compiles the model that way over three lengths, and
+# `tests/test_finetune.py` counts the breaks (none) of a `--compile` stage of every strategy.
 
 # %%
 header("5. torch.compile")
