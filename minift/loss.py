@@ -64,6 +64,20 @@ CHUNK_ROWS = 2048
 AUTOCAST_TAKES_DEVICE = hasattr(torch, "get_autocast_dtype")  # torch >= 2.4
 
 
+def row_chunks(n_rows, chunk_rows: int) -> list[tuple]:
+    """The (start, end) bounds of the chunks of rows, R at a time.
+
+    One chunk when the rows fit in one, without a Python ``range``: under ``torch.compile`` with
+    dynamic shapes n_rows = B·T is a symbol, and ``range`` over a symbol forces it to one value,
+    so every new padded length T would compile the whole step again (8 recompiles, then dynamo
+    gives up and runs eagerly). ``n_rows <= chunk_rows`` is a guard on a range of sizes instead,
+    one graph for all of them (``tests/test_chunked_loss.py`` counts the graphs).
+    """
+    if n_rows <= chunk_rows:
+        return [(0, n_rows)]
+    return [(start, min(start + chunk_rows, n_rows)) for start in range(0, n_rows, chunk_rows)]
+
+
 def matmul_dtype(h: torch.Tensor, weight: torch.Tensor) -> torch.dtype:
     """The dtype ``F.linear(h, weight)`` would compute in here: autocast's if it is on, else the inputs'.
 
@@ -94,8 +108,7 @@ class LinearCrossEntropy(torch.autograd.Function):
             w = weight.to(dtype)
             total = torch.zeros((), dtype=torch.float32, device=h.device)
             lse_parts = []
-            for start in range(0, n_rows, chunk_rows):
-                end = min(start + chunk_rows, n_rows)
+            for start, end in row_chunks(n_rows, chunk_rows):
                 z = (h[start:end].to(dtype) @ w.t()).float()  # (R, V)
                 lse = torch.logsumexp(z, dim=1)  # (R,)
                 picked = z.gather(1, targets[start:end, None]).squeeze(1)  # z[n, y_n], (R,)
@@ -115,8 +128,7 @@ class LinearCrossEntropy(torch.autograd.Function):
         scale = graded.to(torch.float32) * grad_total.to(torch.float32)  # (N,): 0 on ignored rows
         with torch.autocast(h.device.type, enabled=False):
             w = weight.to(dtype)
-            for start in range(0, n_rows, chunk_rows):
-                end = min(start + chunk_rows, n_rows)
+            for start, end in row_chunks(n_rows, chunk_rows):
                 hc = h[start:end].to(dtype)
                 z = (hc @ w.t()).float()  # the chunk's logits again, (R, V)
                 dz = torch.exp(z - lse[start:end, None])  # softmax(z)

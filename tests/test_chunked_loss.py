@@ -190,3 +190,33 @@ def test_bench_refuses_an_unknown_section_and_a_bad_chunk_list(capsys):
     assert "unknown section 'los'" in capsys.readouterr().err
     assert main(["bench", "--device", "cpu", "--only", "loss", "--chunk-rows", "64,x"]) == 2
     assert "--chunk-rows must be a comma list of integers" in capsys.readouterr().err
+
+
+def test_compiling_the_training_loss_keeps_one_graph_for_every_padded_length():
+    """Fine-tuning batches are padded to their longest example, so T changes at every step. Under
+    torch.compile the chunked loss must not fix T: a Python range over the rows (B·T, a symbol
+    once the shape is dynamic) once did, and every new length compiled the whole step again (the
+    bench's compiled fine-tuning step spent 17 s a step compiling). One graph for the first
+    shape, one dynamic graph for all the others; the chunked path (rows > chunk_rows) still gives
+    the same value."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    model = tiny_gpt(seed=2)
+    module = Trainable(model, {})
+    torch._dynamo.reset()
+    counters.clear()
+    compiled = torch.compile(module, backend="aot_eager")
+    lengths = (9, 14, 20, 11, 30, 17)
+    for T in lengths:
+        ids = torch.randint(0, 61, (3, T))
+        targets = torch.randint(0, 61, (3, T))
+        loss = compiled(ids, [None] * 3, targets=targets)
+        torch.testing.assert_close(loss, module(ids, [None] * 3, targets=targets))
+        loss.backward()
+    graphs = counters["stats"]["unique_graphs"]
+    torch._dynamo.reset()
+    assert graphs == 2, f"{graphs} graphs for {len(lengths)} lengths"
+    h, w = torch.randn(50, 16), torch.randn(61, 16)
+    y = torch.randint(0, 61, (50,))
+    torch.testing.assert_close(linear_cross_entropy(h, w, y, chunk_rows=7), F.cross_entropy(h @ w.t(), y))
