@@ -288,6 +288,16 @@ print(f"{n_tensors} parameter tensors: loop {loop_s * 1000:.2f} ms/step, foreach
 # breaks, run with `TORCH_LOGS=graph_breaks`, or compile with `fullgraph=True`, which makes any
 # break an error: `tests/test_model.py` compiles the model that way over three lengths, and
 # `tests/test_finetune.py` counts the breaks (none) of a `--compile` stage of every strategy.
+#
+# A subtler cost is the *recompile*. A compiled graph is guarded by the shapes it was built for;
+# fine-tuning batches are padded to their longest example, so T changes at every step, and after
+# the second length dynamo builds one graph with T as a symbol. Python code that needs T's value
+# undoes that: `for start in range(0, B * T, R)` in the chunked loss forced the symbol to a number,
+# so every new length compiled the whole step again (at commit 0f5ab5b, `minift bench --only
+# finetune --threads 2 --compile` timed 17,167 ms a step on a 2-core CPU, eager 155; after 8
+# recompiles dynamo gives up and runs the step eagerly). The cure is the same rule: branch on a comparison
+# (`if B * T <= R`, a guard on a range of sizes), not on the value. `TORCH_LOGS=recompiles` names
+# the guard that failed; `tests/test_chunked_loss.py` counts the graphs (two for six lengths).
 
 # %%
 header("5. torch.compile")
