@@ -298,6 +298,8 @@ print(f"{n_tensors} parameter tensors: loop {loop_s * 1000:.2f} ms/step, foreach
 # recompiles dynamo gives up and runs the step eagerly). The cure is the same rule: branch on a comparison
 # (`if B * T <= R`, a guard on a range of sizes), not on the value. `TORCH_LOGS=recompiles` names
 # the guard that failed; `tests/test_chunked_loss.py` counts the graphs (two for six lengths).
+# With the cure (commit da904f4), the same command times 100.7 ms a step compiled against 124.4
+# eager on a quiet 2-core CPU (3,020 against 2,493 graded tokens/s): compiled is now the faster.
 
 # %%
 header("5. torch.compile")
